@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+)
+
+// binary is the privicore binary built once for the process tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "privicore-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "privicore")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build privicore: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// engineProcess is `privicore serve` running as a real process.
+type engineProcess struct {
+	cmd  *exec.Cmd
+	url  string
+	out  *bytes.Buffer
+	mu   *sync.Mutex
+	done chan struct{}
+}
+
+// startServe runs the binary's serve command on dataDir and waits until it
+// answers /health.
+func startServe(t testing.TB, dataDir string) *engineProcess {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(binary, "serve", "--addr", addr, "--ws-addr", "-", "--data-dir", dataDir)
+	cmd.Env = append(os.Environ(), "PRIVICORE_LOG_LEVEL=debug")
+	p := &engineProcess{cmd: cmd, url: "http://" + addr, out: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+	}()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); pw.Close(); close(p.done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := http.Get(p.url + "/health"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("serve exited early:\n%s", p.output())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve did not become healthy:\n%s", p.output())
+	return nil
+}
+
+func (p *engineProcess) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// post sends a JSON body and returns status and decoded body.
+func post(url string, body any, token string) (int, map[string]any, error) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("X-DPT-AUTHORIZATION", token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m, nil
+}
+
+// commandStatus reads a command's status from the utility endpoint.
+func commandStatus(t testing.TB, base, id string) (int, string) {
+	t.Helper()
+	res, err := http.Get(base + "/utility/request-command-id-status/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var st struct {
+		CommandStatus int `json:"command_status"`
+		Body          string
+	}
+	json.NewDecoder(res.Body).Decode(&st)
+	return st.CommandStatus, st.Body
+}
+
+const strongPassword = "Tr0ub4dor&3-correct-horse-battery"
+
+// TestKill9LosesNoAcceptedCommand submits register-profile commands to a
+// real engine process, kills it with SIGKILL while commands are in flight,
+// restarts it on the same data dir and checks that every command that got a
+// 202 completed exactly once.
+func TestKill9LosesNoAcceptedCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	dataDir := t.TempDir()
+	accepted := map[string]string{} // command id → username
+	sawPending := false
+	for round := 0; round < 5 && !sawPending; round++ {
+		p := startServe(t, dataDir)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		ctx, cancel := context.WithCancel(context.Background())
+		for w := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ctx.Err() == nil; i++ {
+					name := fmt.Sprintf("kill-%d-%d-%d", round, w, i)
+					status, body, err := post(p.url+"/profile/register-profile", map[string]string{"username": name, "password": strongPassword}, "")
+					if err != nil || status != http.StatusAccepted {
+						return // the process is gone
+					}
+					mu.Lock()
+					accepted[body["commandId"].(string)] = name
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(1500 * time.Millisecond)
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		cancel()
+		wg.Wait()
+
+		// What did the kill leave behind? Read the database directly.
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "privicore.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pending int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM commands WHERE status = 1`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		t.Logf("round %d: %d commands accepted so far, %d pending at the kill", round, len(accepted), pending)
+		sawPending = pending > 0
+	}
+	if !sawPending {
+		t.Fatal("no command was in flight at any kill; the test proved nothing")
+	}
+
+	p := startServe(t, dataDir)
+	deadline := time.Now().Add(30 * time.Second)
+	for id, name := range accepted {
+		for {
+			st, body := commandStatus(t, p.url, id)
+			if st == 2 {
+				break
+			}
+			if st == 3 || st == 0 || time.Now().After(deadline) {
+				t.Fatalf("command %s (%s): status %d %q after restart\n%s", id, name, st, body, p.output())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Exactly once: one profile per accepted registration, no more.
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "privicore.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var profiles int
+	db.QueryRow(`SELECT COUNT(*) FROM profiles`).Scan(&profiles)
+	if profiles != len(accepted) {
+		t.Fatalf("%d profiles for %d accepted registrations", profiles, len(accepted))
+	}
+}
+
+// TestServeShutsDownGracefullyAndKeepsState stops the engine with SIGTERM and
+// restarts it on the same data dir.
+func TestServeShutsDownGracefullyAndKeepsState(t *testing.T) {
+	dataDir := t.TempDir()
+	p := startServe(t, dataDir)
+	if !strings.Contains(p.output(), "API listening on http://") {
+		t.Fatalf("serve does not say where it listens:\n%s", p.output())
+	}
+	status, body, err := post(p.url+"/profile/register-profile", map[string]string{"username": "graceful", "password": strongPassword}, "")
+	if err != nil || status != 202 {
+		t.Fatalf("register: %d %v", status, err)
+	}
+	id := body["commandId"].(string)
+	for st, _ := commandStatus(t, p.url, id); st != 2; st, _ = commandStatus(t, p.url, id) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM:\n%s", code, p.output())
+	}
+	if !strings.Contains(p.output(), "stopped") {
+		t.Fatalf("no shutdown message:\n%s", p.output())
+	}
+	p2 := startServe(t, dataDir)
+	status, _, _ = post(p2.url+"/profile/authenticate", map[string]string{"username": "graceful", "password": strongPassword}, "")
+	if status != 200 {
+		t.Fatalf("authenticate after restart: %d", status)
+	}
+	// Nothing secret reached the log.
+	for _, out := range []string{p.output(), p2.output()} {
+		if strings.Contains(out, strongPassword) {
+			t.Fatalf("a secret reached the log:\n%s", out)
+		}
+	}
+}
+
+// cli runs the privicore binary as a user would, with its own config dir.
+func cli(t testing.TB, configDir, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "PRIVICORE_CONFIG_DIR="+configDir)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// TestNewUserWithTheBinary is the first ten minutes of a new user: start the
+// engine, register, log in, make and register a key (whose ack arrives on
+// the socket), ask who they are.
+func TestNewUserWithTheBinary(t *testing.T) {
+	p := startServe(t, t.TempDir())
+	conf := t.TempDir()
+	server := "--server=" + p.url
+
+	out, err := cli(t, conf, strongPassword+"\n", "profile", "register", server, "--username", "newbie", "--password-stdin")
+	if err != nil {
+		t.Fatalf("profile register: %v\n%s", err, out)
+	}
+	out, err = cli(t, conf, strongPassword+"\n", "login", server, "--username", "newbie", "--password-stdin")
+	if err != nil || !strings.Contains(out, "newbie") {
+		t.Fatalf("login: %v\n%s", err, out)
+	}
+	st, err := os.Stat(filepath.Join(conf, "config.json"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("config file: %v %v", st, err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "newbie.key")
+	out, err = cli(t, conf, "", "key", "generate", "--out", keyFile)
+	if err != nil || len(strings.TrimSpace(out)) != 200 {
+		t.Fatalf("key generate: %v\n%s", err, out)
+	}
+	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+	out, err = cli(t, conf, "", "key", "register", server, "--key", keyFile)
+	if err != nil || !strings.Contains(out, "registered") {
+		t.Fatalf("key register: %v\n%s", err, out)
+	}
+	out, err = cli(t, conf, "", "profile", "whoami", server)
+	if err != nil || !strings.Contains(out, "newbie") {
+		t.Fatalf("whoami: %v\n%s", err, out)
+	}
+	// The token is in the config file; it must never reach the engine's log.
+	raw, _ := os.ReadFile(filepath.Join(conf, "config.json"))
+	var saved struct{ Token string }
+	json.Unmarshal(raw, &saved)
+	if !strings.HasPrefix(saved.Token, "T-") {
+		t.Fatalf("no token saved: %s", raw)
+	}
+	if log := p.output(); strings.Contains(log, saved.Token) || strings.Contains(log, strongPassword) {
+		t.Fatalf("a secret reached the engine log:\n%s", log)
+	}
+	out, err = cli(t, conf, "", "profile", "logout", server)
+	if err != nil {
+		t.Fatalf("logout: %v\n%s", err, out)
+	}
+	if status, _, _ := post(p.url+"/profile/revoke-authorization-token", nil, saved.Token); status != 401 {
+		t.Fatalf("token still alive after logout: %d", status)
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/privicore/privicore/internal/engine"
+)
+
+// newServeCmd is `privicore serve`: the engine. Every flag can also be set
+// by a PRIVICORE_* environment variable (flag wins).
+func newServeCmd(e *env) *cobra.Command {
+	var cfg engine.Config
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the engine (HTTP API, WebSocket channel proxy, command processor)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			eng, err := engine.New(e.ctx, cfg)
+			if err != nil {
+				return err
+			}
+			if err := eng.Listen(); err != nil {
+				eng.Close()
+				return err
+			}
+			fmt.Fprintf(e.stdout, "privicore: API listening on http://%s (WebSocket proxy at ws://%s/ws)\n", eng.Addr(), eng.Addr())
+			if ws := eng.WSAddr(); ws != "" {
+				fmt.Fprintf(e.stdout, "privicore: WebSocket proxy listening on ws://%s/\n", ws)
+			}
+			fmt.Fprintf(e.stdout, "privicore: data in %s\n", cfg.DataDir)
+			err = eng.Serve(e.ctx)
+			fmt.Fprintln(e.stdout, "privicore: stopped")
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", envOr(e, "PRIVICORE_ADDR", "127.0.0.1:8009"), "API listen address (env PRIVICORE_ADDR)")
+	f.StringVar(&cfg.WSAddr, "ws-addr", envOr(e, "PRIVICORE_WS_ADDR", "127.0.0.1:8083"), `WebSocket proxy listen address, "-" for none; it is also at /ws on --addr (env PRIVICORE_WS_ADDR)`)
+	f.StringVar(&cfg.DataDir, "data-dir", envOr(e, "PRIVICORE_DATA_DIR", "./privicore-data"), "directory for the database and key files (env PRIVICORE_DATA_DIR)")
+	f.StringVar(&cfg.Database, "database", envOr(e, "PRIVICORE_DATABASE", ""), "database: a SQLite file path (default privicore.db in --data-dir) (env PRIVICORE_DATABASE)")
+	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
+	f.StringVar(&logLevel, "log-level", envOr(e, "PRIVICORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PRIVICORE_LOG_LEVEL)")
+	return cmd
+}
+
+// envOr returns the environment variable name, or def when unset.
+func envOr(e *env, name, def string) string {
+	if v := strings.TrimSpace(e.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// envDuration is envOr for durations; a bad value falls back to def.
+func envDuration(e *env, name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(e.getenv(name)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}

@@ -1,0 +1,353 @@
+// Package command is the engine's asynchronous command model: a command is
+// recorded durably before its 202, executed exactly once by a handler whose
+// state change commits together with the command's final status, and its
+// outcome is published on the profile's channel. Commands left pending by a
+// crash are resumed on start.
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/privicore/privicore"
+)
+
+// EventCommand is the data.type of a command outcome event.
+const EventCommand = "X-DPT-CAB-ID"
+
+// BodySucceeded is the ack body of a command whose handler returned none.
+const BodySucceeded = "Command completed successfully"
+
+// ReasonFailed is the rejection reason of a command that failed for a
+// transient reason more than MaxAttempts times.
+const ReasonFailed = "command.failed"
+
+// Result is what a handler returns on success.
+type Result struct {
+	// Body is the ack body: "" means "Command completed successfully".
+	Body string
+	// Notify names a profile, besides the command's own, to send the outcome to.
+	Notify string
+	// After runs once the outcome is committed (e.g. closing revoked sockets).
+	After func()
+}
+
+// Handler executes one command type inside the transaction that also
+// records the command's outcome. A *privicore.Error from the handler (other
+// than EUNAVAILABLE and EINTERNAL) rejects the command with its Reason; any
+// other error is transient and the command is retried. Handlers must only
+// change state through q, so that a rejection leaves nothing applied.
+type Handler func(ctx context.Context, q privicore.Queries, c *privicore.Command) (Result, error)
+
+// Publisher delivers events to a profile's channel.
+type Publisher interface {
+	Publish(profileID string, data any)
+}
+
+// Event is the data of an X-DPT-CAB-ID event.
+type Event struct {
+	Type          string                  `json:"type"`
+	ID            string                  `json:"id"`
+	CommandStatus privicore.CommandStatus `json:"command_status"`
+	Body          string                  `json:"body"`
+}
+
+// Options configures a Processor.
+type Options struct {
+	Workers     int           // concurrent executions; default 64
+	QueueSize   int           // per-worker queue; default 1024
+	MaxAttempts int           // transient failures before rejection; default 5
+	Sweep       time.Duration // how often pending commands are re-read from the store; default 2s
+	Logger      *slog.Logger
+}
+
+// Processor runs commands.
+type Processor struct {
+	store    privicore.Store
+	pub      Publisher
+	log      *slog.Logger
+	opts     Options
+	handlers map[string]Handler
+	now      func() time.Time
+
+	mu       sync.Mutex
+	inflight map[string]bool
+	queues   []chan *privicore.Command
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	started  bool
+}
+
+// New returns a Processor over store that publishes outcomes through pub.
+func New(store privicore.Store, pub Publisher, opts Options) *Processor {
+	if opts.Workers <= 0 {
+		opts.Workers = 64
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1024
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 5
+	}
+	if opts.Sweep <= 0 {
+		opts.Sweep = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, handlers: map[string]Handler{},
+		now: func() time.Time { return time.Now().UTC() }, inflight: map[string]bool{}, stop: make(chan struct{})}
+	for range opts.Workers {
+		p.queues = append(p.queues, make(chan *privicore.Command, opts.QueueSize))
+	}
+	return p
+}
+
+// Handle registers the handler of a command type. It must be called before
+// Start.
+func (p *Processor) Handle(typ string, h Handler) {
+	if _, dup := p.handlers[typ]; dup {
+		panic("command: duplicate handler " + typ)
+	}
+	p.handlers[typ] = h
+}
+
+// NewID returns a fresh command id (UUIDv7).
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// Submit records a command of typ for profileID with payload (marshaled to
+// JSON) and queues it. It returns once the command is durable: the caller
+// may then answer 202.
+func (p *Processor) Submit(ctx context.Context, profileID, typ string, payload any) (*privicore.Command, error) {
+	return p.SubmitWithID(ctx, NewID(), profileID, typ, payload)
+}
+
+// SubmitWithID is Submit with a caller-chosen id.
+func (p *Processor) SubmitWithID(ctx context.Context, id, profileID, typ string, payload any) (*privicore.Command, error) {
+	if _, ok := p.handlers[typ]; !ok {
+		return nil, fmt.Errorf("command: no handler for %q", typ)
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	now := p.now()
+	c := &privicore.Command{ID: id, ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandPending, CreatedAt: now, UpdatedAt: now}
+	if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
+		return nil, err
+	}
+	p.enqueue(c)
+	return c, nil
+}
+
+// enqueue hands c to its worker unless it is already queued or running. A
+// full queue leaves it to the sweeper: it is durable either way.
+func (p *Processor) enqueue(c *privicore.Command) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.started || p.inflight[c.ID] {
+		return
+	}
+	// Commands of one profile go to one worker, in order.
+	key := c.ProfileID
+	if key == "" {
+		key = c.ID
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	select {
+	case p.queues[int(h.Sum32())%len(p.queues)] <- c:
+		p.inflight[c.ID] = true
+	default:
+	}
+}
+
+// Start resumes pending commands and starts the workers and the sweeper.
+func (p *Processor) Start(ctx context.Context) error {
+	p.mu.Lock()
+	p.started = true
+	p.mu.Unlock()
+	for i := range p.queues {
+		p.wg.Add(1)
+		go p.worker(p.queues[i])
+	}
+	p.wg.Add(1)
+	go p.sweeper()
+	return p.sweep(ctx)
+}
+
+// Stop stops the workers after their current command. Queued commands stay
+// pending in the store and are resumed by the next Start.
+func (p *Processor) Stop() {
+	p.mu.Lock()
+	if !p.started {
+		p.mu.Unlock()
+		return
+	}
+	p.started = false
+	p.mu.Unlock()
+	close(p.stop)
+	p.wg.Wait()
+}
+
+// sweep queues every pending command not already queued.
+func (p *Processor) sweep(ctx context.Context) error {
+	const page = 1000
+	cmds, err := p.store.PendingCommands(ctx, page)
+	if err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		p.enqueue(c)
+	}
+	return nil
+}
+
+func (p *Processor) sweeper() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.opts.Sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			if err := p.sweep(context.Background()); err != nil {
+				p.log.Warn("command sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+func (p *Processor) worker(q chan *privicore.Command) {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case c := <-q:
+			p.execute(c)
+			p.mu.Lock()
+			delete(p.inflight, c.ID)
+			p.mu.Unlock()
+		}
+	}
+}
+
+var errAlreadyFinished = errors.New("command already finished")
+
+// execute runs c once: handler and final status in one write; on rejection
+// the handler's changes roll back and only the rejection is recorded.
+func (p *Processor) execute(c *privicore.Command) {
+	ctx := context.Background()
+	h := p.handlers[c.Type]
+	var res Result
+	var herr error
+	err := p.store.Write(ctx, func(q privicore.Queries) error {
+		cur, err := q.FindCommand(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != privicore.CommandPending {
+			return errAlreadyFinished
+		}
+		if h == nil {
+			herr = privicore.Reject("command.unknown_type", "no handler for %s", c.Type)
+			return herr
+		}
+		res, herr = h(ctx, q, c)
+		if herr != nil {
+			return herr
+		}
+		if res.Body == "" {
+			res.Body = BodySucceeded
+		}
+		return q.FinishCommand(ctx, c.ID, privicore.CommandSucceeded, res.Body, p.now())
+	})
+	switch {
+	case err == nil:
+		p.publish(c, privicore.CommandSucceeded, res.Body, res.Notify)
+		if res.After != nil {
+			res.After()
+		}
+	case errors.Is(err, errAlreadyFinished):
+	case herr != nil && isRejection(herr):
+		p.reject(ctx, c, reasonOf(herr))
+	default:
+		p.retry(ctx, c, err)
+	}
+}
+
+func isRejection(err error) bool {
+	var e *privicore.Error
+	return errors.As(err, &e) && e.Code != privicore.EUNAVAILABLE && e.Code != privicore.EINTERNAL
+}
+
+func reasonOf(err error) string {
+	if r := privicore.ErrorReason(err); r != "" {
+		return r
+	}
+	return "command.rejected"
+}
+
+// reject records the rejection; if even that fails the command stays pending
+// and the sweeper brings it back.
+func (p *Processor) reject(ctx context.Context, c *privicore.Command, reason string) {
+	err := p.store.Write(ctx, func(q privicore.Queries) error {
+		return q.FinishCommand(ctx, c.ID, privicore.CommandRejected, reason, p.now())
+	})
+	if err != nil {
+		if privicore.ErrorCode(err) != privicore.ECONFLICT {
+			p.log.Warn("recording a rejection failed", "command", c.ID, "err", err)
+		}
+		return
+	}
+	p.publish(c, privicore.CommandRejected, reason, "")
+}
+
+// retry counts a transient failure; past MaxAttempts the command is rejected.
+func (p *Processor) retry(ctx context.Context, c *privicore.Command, cause error) {
+	p.log.Warn("command failed, will retry", "command", c.ID, "type", c.Type, "attempt", c.Attempts+1, "err", cause)
+	c.Attempts++
+	if c.Attempts >= p.opts.MaxAttempts {
+		p.reject(ctx, c, ReasonFailed)
+		return
+	}
+	_ = p.store.Write(ctx, func(q privicore.Queries) error { return q.MarkCommandAttempt(ctx, c.ID, p.now()) })
+	// The sweeper re-queues it once this execution has left the in-flight set.
+}
+
+func (p *Processor) publish(c *privicore.Command, status privicore.CommandStatus, body, notify string) {
+	if p.pub == nil {
+		return
+	}
+	ev := Event{Type: EventCommand, ID: c.ID, CommandStatus: status, Body: body}
+	if c.ProfileID != "" {
+		p.pub.Publish(c.ProfileID, ev)
+	}
+	if notify != "" && notify != c.ProfileID {
+		p.pub.Publish(notify, ev)
+	}
+}
+
+// Status returns command id as seen by callerProfileID: "" means the caller
+// presented no token (a command id is an unguessable capability); otherwise
+// another profile's command is ENOTFOUND.
+func (p *Processor) Status(ctx context.Context, id, callerProfileID string) (*privicore.Command, error) {
+	c, err := p.store.FindCommand(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if callerProfileID != "" && c.ProfileID != callerProfileID {
+		return nil, privicore.Errorf(privicore.ENOTFOUND, "command not found")
+	}
+	return c, nil
+}

@@ -1,0 +1,244 @@
+package command_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/sqlstore"
+)
+
+// recorder is a Publisher that keeps what it got.
+type recorder struct {
+	mu     sync.Mutex
+	events map[string][]command.Event
+	got    chan command.Event
+}
+
+func newRecorder() *recorder {
+	return &recorder{events: map[string][]command.Event{}, got: make(chan command.Event, 1000)}
+}
+
+func (r *recorder) Publish(profileID string, data any) {
+	ev := data.(command.Event)
+	r.mu.Lock()
+	r.events[profileID] = append(r.events[profileID], ev)
+	r.mu.Unlock()
+	r.got <- ev
+}
+
+func (r *recorder) wait(t *testing.T, id string) command.Event {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-r.got:
+			if ev.ID == id {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no event for %s", id)
+		}
+	}
+}
+
+func openStore(t *testing.T, path string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func profileRow(id string) *privicore.Profile {
+	now := time.Now().UTC()
+	return &privicore.Profile{ID: id, Username: id, PasswordHash: "h", CreatedAt: now, UpdatedAt: now}
+}
+
+func TestSuccessRejectionAndRollback(t *testing.T) {
+	ctx := context.Background()
+	db := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer db.Close()
+	rec := newRecorder()
+	p := command.New(db, rec, command.Options{Workers: 4})
+	p.Handle("create", func(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+		var name string
+		if err := decode(c, &name); err != nil {
+			return command.Result{}, err
+		}
+		if err := q.CreateProfile(ctx, profileRow(name)); err != nil {
+			return command.Result{}, err
+		}
+		if name == "refuse" {
+			return command.Result{}, privicore.Reject("test.refused", "no")
+		}
+		return command.Result{Body: "made " + name, Notify: "observer"}, nil
+	})
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+
+	ok, err := p.Submit(ctx, "owner", "create", "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := rec.wait(t, ok.ID)
+	if ev.CommandStatus != privicore.CommandSucceeded || ev.Body != "made kept" || ev.Type != "X-DPT-CAB-ID" {
+		t.Fatalf("event %+v", ev)
+	}
+	bad, _ := p.Submit(ctx, "owner", "create", "refuse")
+	ev = rec.wait(t, bad.ID)
+	if ev.CommandStatus != privicore.CommandRejected || ev.Body != "test.refused" {
+		t.Fatalf("rejection event %+v", ev)
+	}
+	// The rejected handler's insert was rolled back; the other committed.
+	if _, err := db.FindProfileByID(ctx, "refuse"); privicore.ErrorCode(err) != privicore.ENOTFOUND {
+		t.Fatalf("rejected command left state behind: %v", err)
+	}
+	if _, err := db.FindProfileByID(ctx, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := p.Status(ctx, bad.ID, "")
+	if c.Status != privicore.CommandRejected || c.Body != "test.refused" {
+		t.Fatalf("stored %+v", c)
+	}
+	if _, err := p.Status(ctx, bad.ID, "someone-else"); privicore.ErrorCode(err) != privicore.ENOTFOUND {
+		t.Fatalf("another profile read the command: %v", err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.events["observer"]) != 1 || len(rec.events["owner"]) != 2 {
+		t.Fatalf("events by profile: %v", rec.events)
+	}
+}
+
+func TestTransientFailuresAreRetriedThenRejected(t *testing.T) {
+	ctx := context.Background()
+	db := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer db.Close()
+	rec := newRecorder()
+	p := command.New(db, rec, command.Options{Workers: 1, Sweep: 20 * time.Millisecond, MaxAttempts: 3})
+	var mu sync.Mutex
+	calls := map[string]int{}
+	p.Handle("flaky", func(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[c.ID]++
+		var mode string
+		decode(c, &mode)
+		if mode == "always" || calls[c.ID] < 2 {
+			return command.Result{}, errors.New("database hiccup")
+		}
+		return command.Result{}, nil
+	})
+	p.Start(ctx)
+	defer p.Stop()
+	once, _ := p.Submit(ctx, "x", "flaky", "once")
+	always, _ := p.Submit(ctx, "x", "flaky", "always")
+	if ev := rec.wait(t, once.ID); ev.CommandStatus != privicore.CommandSucceeded {
+		t.Fatalf("retried command: %+v", ev)
+	}
+	if ev := rec.wait(t, always.ID); ev.CommandStatus != privicore.CommandRejected || ev.Body != command.ReasonFailed {
+		t.Fatalf("hopeless command: %+v", ev)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls[always.ID] != 3 {
+		t.Fatalf("hopeless command ran %d times, want MaxAttempts=3", calls[always.ID])
+	}
+}
+
+func TestPendingCommandsResumeAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	db := openStore(t, path)
+	var ran sync.WaitGroup
+	handler := func(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+		var name string
+		decode(c, &name)
+		return command.Result{}, q.CreateProfile(ctx, profileRow(name))
+	}
+	// A processor that never starts: its commands are recorded but not run,
+	// as after a crash between the 202 and the execution.
+	p := command.New(db, nil, command.Options{})
+	p.Handle("create", handler)
+	var ids []string
+	for _, n := range []string{"a", "b", "c"} {
+		c, err := p.Submit(ctx, "owner", "create", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	db.Close()
+
+	db = openStore(t, path)
+	defer db.Close()
+	rec := newRecorder()
+	p = command.New(db, rec, command.Options{})
+	p.Handle("create", handler)
+	ran.Add(1)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	for _, id := range ids {
+		if ev := rec.wait(t, id); ev.CommandStatus != privicore.CommandSucceeded {
+			t.Fatalf("resumed %s: %+v", id, ev)
+		}
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := db.FindProfileByID(ctx, n); err != nil {
+			t.Fatalf("profile %s: %v", n, err)
+		}
+	}
+}
+
+func TestCommandsOfOneProfileRunInOrder(t *testing.T) {
+	ctx := context.Background()
+	db := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer db.Close()
+	rec := newRecorder()
+	p := command.New(db, rec, command.Options{Workers: 8})
+	var mu sync.Mutex
+	var order []int
+	p.Handle("n", func(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+		var n int
+		decode(c, &n)
+		mu.Lock()
+		order = append(order, n)
+		mu.Unlock()
+		return command.Result{}, nil
+	})
+	p.Start(ctx)
+	defer p.Stop()
+	var last string
+	for i := range 50 {
+		c, _ := p.Submit(ctx, "same-profile", "n", i)
+		last = c.ID
+	}
+	rec.wait(t, last)
+	mu.Lock()
+	defer mu.Unlock()
+	for i, n := range order {
+		if n != i {
+			t.Fatalf("order %v", order)
+		}
+	}
+}
+
+func TestSubmitUnknownTypeFails(t *testing.T) {
+	db := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer db.Close()
+	p := command.New(db, nil, command.Options{})
+	if _, err := p.Submit(context.Background(), "x", "nope", nil); err == nil {
+		t.Fatal("submitted a command nobody handles")
+	}
+}

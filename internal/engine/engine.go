@@ -1,0 +1,234 @@
+// Package engine assembles the Privicore engine from its parts: the
+// database, the command processor, the domain services, the HTTP API and
+// the WebSocket channel proxy. cmd/privicore serve and the tests both run it.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/httpapi"
+	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/profile"
+	"github.com/privicore/privicore/internal/sqlstore"
+	"github.com/privicore/privicore/internal/wsproxy"
+	"golang.org/x/time/rate"
+)
+
+// Config is the engine's configuration.
+type Config struct {
+	Addr     string // API listener; default 127.0.0.1:8009
+	WSAddr   string // separate WebSocket proxy listener; default 127.0.0.1:8083; "-" for none (it is also at /ws on Addr)
+	DataDir  string // database and key files; default ./privicore-data
+	Database string // database DSN; default the SQLite file privicore.db in DataDir
+
+	TokenTTL      time.Duration // authorization token lifetime; default 8h
+	AuthUserRate  rate.Limit    // authenticate attempts per username; default 1 per 6 s
+	AuthUserBurst int           // default 10
+	AuthAddrRate  rate.Limit    // authenticate attempts per client address; default 5/s
+	AuthAddrBurst int           // default 50
+
+	ChannelBufferTTL time.Duration // how long events wait for a socket; default 60s
+	PingInterval     time.Duration // WebSocket keepalive; default 25s
+	ShutdownTimeout  time.Duration // graceful shutdown bound; default 10s
+	Logger           *slog.Logger  // default: discard
+}
+
+func (c *Config) defaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8009"
+	}
+	if c.WSAddr == "" {
+		c.WSAddr = "127.0.0.1:8083"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "privicore-data"
+	}
+	if c.Database == "" {
+		c.Database = filepath.Join(c.DataDir, "privicore.db")
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Engine is a running engine.
+type Engine struct {
+	cfg       Config
+	log       *slog.Logger
+	Store     *sqlstore.DB
+	Commands  *command.Processor
+	Profiles  *profile.Service
+	Hub       *wsproxy.Hub
+	EngineKey string // the engine's signed public key
+
+	handler   http.Handler
+	listeners []net.Listener
+	servers   []*http.Server
+	stopBg    chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New opens the data dir and database, creates the engine key on first
+// start, and resumes pending commands. Call Listen, then Serve.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	cfg.defaults()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	priv, created, err := keys.LoadOrCreatePrivateKeyFile(filepath.Join(cfg.DataDir, "engine.key"))
+	if err != nil {
+		return nil, fmt.Errorf("engine key: %w", err)
+	}
+	if created {
+		cfg.Logger.Info("created the engine key", "file", filepath.Join(cfg.DataDir, "engine.key"))
+	}
+	store, err := sqlstore.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), stopBg: make(chan struct{})}
+
+	verifier := &lateVerifier{}
+	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: verifier, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval})
+	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger})
+	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
+		UserRate: cfg.AuthUserRate, UserBurst: cfg.AuthUserBurst, AddrRate: cfg.AuthAddrRate, AddrBurst: cfg.AuthAddrBurst}, e.Hub.CloseToken)
+	verifier.v = e.Profiles
+
+	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Channels: e.Hub.Handler(),
+		EngineKey: e.EngineKey, Logger: cfg.Logger}
+	e.handler = api.Handler()
+
+	if err := e.Commands.Start(ctx); err != nil {
+		e.Hub.Close()
+		store.Close()
+		return nil, fmt.Errorf("resume commands: %w", err)
+	}
+	e.wg.Add(1)
+	go e.janitor()
+	return e, nil
+}
+
+// lateVerifier breaks the hub ↔ profile service construction cycle.
+type lateVerifier struct{ v wsproxy.TokenVerifier }
+
+func (l *lateVerifier) VerifyChannelToken(ctx context.Context, token string) (string, string, time.Time, error) {
+	return l.v.VerifyChannelToken(ctx, token)
+}
+
+// janitor removes long-expired tokens once an hour.
+func (e *Engine) janitor() {
+	defer e.wg.Done()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stopBg:
+			return
+		case <-t.C:
+			if err := e.Profiles.Sweep(context.Background()); err != nil {
+				e.log.Warn("token sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// Handler is the API (with the WebSocket proxy at /ws).
+func (e *Engine) Handler() http.Handler { return e.handler }
+
+// Listen binds the API and WebSocket listeners.
+func (e *Engine) Listen() error {
+	ln, err := net.Listen("tcp", e.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", e.cfg.Addr, err)
+	}
+	e.listeners = append(e.listeners, ln)
+	e.servers = append(e.servers, e.newServer(e.handler))
+	if e.cfg.WSAddr != "-" {
+		ws, err := net.Listen("tcp", e.cfg.WSAddr)
+		if err != nil {
+			ln.Close()
+			e.listeners = nil
+			e.servers = nil
+			return fmt.Errorf("listen %s: %w", e.cfg.WSAddr, err)
+		}
+		e.listeners = append(e.listeners, ws)
+		e.servers = append(e.servers, e.newServer(e.Hub.Handler()))
+	}
+	return nil
+}
+
+func (e *Engine) newServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(e.log.Handler(), slog.LevelDebug)}
+}
+
+// Addr is the API's bound address (after Listen).
+func (e *Engine) Addr() string { return e.listeners[0].Addr().String() }
+
+// WSAddr is the WebSocket proxy's bound address, "" if it has none.
+func (e *Engine) WSAddr() string {
+	if len(e.listeners) < 2 {
+		return ""
+	}
+	return e.listeners[1].Addr().String()
+}
+
+// Serve serves until ctx ends, then shuts down gracefully.
+func (e *Engine) Serve(ctx context.Context) error {
+	errc := make(chan error, len(e.servers))
+	for i, srv := range e.servers {
+		go func(srv *http.Server, ln net.Listener) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}(srv, e.listeners[i])
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	if cerr := e.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close stops the servers (waiting up to ShutdownTimeout for requests in
+// flight), the sockets, the command processor and the database. Commands not
+// yet executed stay recorded and resume at the next start.
+func (e *Engine) Close() error {
+	var err error
+	e.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
+		defer cancel()
+		e.Hub.Close()
+		for _, srv := range e.servers {
+			if serr := srv.Shutdown(ctx); serr != nil && err == nil {
+				err = serr
+			}
+		}
+		close(e.stopBg)
+		e.wg.Wait()
+		e.Commands.Stop()
+		if cerr := e.Store.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	})
+	return err
+}

@@ -1,0 +1,177 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/privicore/privicore"
+)
+
+// params is a request's fields, whatever the encoding: JSON, urlencoded or
+// multipart form, with the query string as a fallback. Every POST accepts
+// all three with the same field names (spec §0).
+type params struct {
+	json  map[string]any
+	form  url.Values
+	query url.Values
+}
+
+// maxMultipartMemory bounds multipart parsing held in memory.
+const maxMultipartMemory = 4 << 20
+
+// bind reads r's body (at most limit bytes) into params. A malformed body
+// is EINVALID; an oversized one too.
+func bind(w http.ResponseWriter, r *http.Request, limit int64) (*params, error) {
+	p := &params{query: r.URL.Query()}
+	if r.Body == nil || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return p, nil
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch ct {
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			return nil, bodyError(err)
+		}
+		p.form = r.PostForm
+	case "multipart/form-data":
+		if err := r.ParseMultipartForm(maxMultipartMemory); err != nil {
+			return nil, bodyError(err)
+		}
+		p.form = url.Values(r.MultipartForm.Value)
+	default:
+		// JSON, declared or not; an empty body is no fields.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, bodyError(err)
+		}
+		if len(strings.TrimSpace(string(body))) == 0 {
+			return p, nil
+		}
+		var m map[string]any
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.UseNumber()
+		if err := dec.Decode(&m); err != nil {
+			return nil, privicore.Invalid("body", "must be a JSON object, a urlencoded form or a multipart form")
+		}
+		p.json = m
+	}
+	return p, nil
+}
+
+func bodyError(err error) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return privicore.Invalid("body", fmt.Sprintf("must be at most %d bytes", tooBig.Limit))
+	}
+	return privicore.Invalid("body", "could not be read: "+err.Error())
+}
+
+// raw returns the first present value among names: a JSON value, or a form
+// or query string.
+func (p *params) raw(names ...string) (any, bool) {
+	for _, n := range names {
+		if p.json != nil {
+			if v, ok := p.json[n]; ok && v != nil {
+				return v, true
+			}
+		}
+		if p.form != nil {
+			if vs, ok := p.form[n]; ok && len(vs) > 0 {
+				return vs[0], true
+			}
+		}
+		if vs, ok := p.query[n]; ok && len(vs) > 0 {
+			return vs[0], true
+		}
+	}
+	return nil, false
+}
+
+// String returns the first present field among names as text (numbers and
+// booleans in JSON are turned to text; arrays and objects count as absent).
+func (p *params) String(names ...string) string {
+	v, ok := p.raw(names...)
+	if !ok {
+		return ""
+	}
+	switch v := v.(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case bool:
+		return strconv.FormatBool(v)
+	}
+	return ""
+}
+
+// Int returns the first present field among names as an integer; ok is
+// false when absent, err set when present but not an integer.
+func (p *params) Int(names ...string) (n int64, ok bool, err error) {
+	s := strings.TrimSpace(p.String(names...))
+	if s == "" {
+		if _, present := p.raw(names...); present {
+			return 0, true, errors.New("must be an integer")
+		}
+		return 0, false, nil
+	}
+	n, err = strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, true, errors.New("must be an integer")
+	}
+	return n, true, nil
+}
+
+// Strings returns an array field: a JSON array, repeated `name[]=` or
+// `name=` form fields, or one comma-separated value.
+func (p *params) Strings(name string) []string {
+	if p.json != nil {
+		switch v := p.json[name].(type) {
+		case []any:
+			out := make([]string, 0, len(v))
+			for _, e := range v {
+				switch e := e.(type) {
+				case string:
+					out = append(out, e)
+				case json.Number:
+					out = append(out, e.String())
+				}
+			}
+			return out
+		case string:
+			return splitComma(v)
+		}
+	}
+	for _, src := range []url.Values{p.form, p.query} {
+		if src == nil {
+			continue
+		}
+		if vs := src[name+"[]"]; len(vs) > 0 {
+			return vs
+		}
+		if vs := src[name]; len(vs) > 1 {
+			return vs
+		} else if len(vs) == 1 {
+			return splitComma(vs[0])
+		}
+	}
+	return nil
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}

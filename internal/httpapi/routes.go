@@ -1,0 +1,53 @@
+package httpapi
+
+import "net/http"
+
+// Handler returns the API with every route. The WebSocket channel proxy is
+// also served at /ws. Each line: method and path, who may call, handler.
+func (s *Server) Handler() http.Handler {
+	if s.Logger == nil {
+		panic("httpapi: Server.Logger is nil")
+	}
+	mux := http.NewServeMux()
+	handle := func(pattern string, h http.Handler) { mux.Handle(pattern, h) }
+
+	// §1 WebSocket channel proxy and command status.
+	if s.Channels != nil {
+		handle("GET /ws", s.Channels)
+	}
+	handle("GET /request-status/{commandId}", s.optionalAuth(s.requestStatus))
+	handle("POST /request-status/{commandId}", s.optionalAuth(s.requestStatus))
+	handle("GET /utility/request-command-id-status/{commandId}", s.optionalAuth(s.commandIDStatus))
+
+	// §2 Utility.
+	handle("GET /health", http.HandlerFunc(s.health))
+	handle("GET /utility/check-server-health", http.HandlerFunc(s.health))
+
+	// §3 Profile.
+	handle("POST /profile/register-profile", http.HandlerFunc(s.registerProfile))
+	handle("POST /profile/authenticate", http.HandlerFunc(s.authenticate))
+	handle("GET /profile/retrieve-profile-id", s.authed(anyProfile, s.retrieveProfileID))
+	handle("POST /profile/change-password", s.authed(activeProfile, s.changePassword))
+	handle("POST /profile/generate-token-qr", s.authed(activeProfile, s.generateQRToken))
+	handle("POST /profile/generate-qr-token-for-authorization", s.authed(activeProfile, s.generateQRToken))
+	handle("POST /profile/reauthorize-authorization-token", s.authed(activeProfile, s.reauthorize))
+	handle("POST /profile/revoke-authorization-token", s.authed(anyProfile, s.revoke))
+	handle("POST /profile/authorization-token/expiry", s.authed(anyProfile, s.tokenExpiry))
+	handle("GET /profile/retrieve-token-expiry", s.authed(anyProfile, s.tokenExpiry))
+	// The older four-step flow.
+	handle("POST /profile/attempt-authentication", http.HandlerFunc(s.attemptAuthentication))
+	handle("POST /profile/retrieve-temp-token", http.HandlerFunc(s.retrieveTempToken))
+	handle("POST /profile/request-authorization-token", http.HandlerFunc(s.requestAuthorizationToken))
+	handle("POST /profile/retrieve-authorization-token", http.HandlerFunc(s.retrieveAuthorizationToken))
+
+	// §4 Public key.
+	handle("GET /generate-keys", http.HandlerFunc(s.generateKeys))
+	handle("GET /public-key/generate-keys", http.HandlerFunc(s.generateKeys))
+	handle("POST /public-key/register-public-key", http.HandlerFunc(s.registerPublicKey))
+	handle("GET /public-key/retrieve-public-key", s.authed(activeProfile, s.retrievePublicKey))
+	handle("GET /dptcab/public-key", s.authed(activeProfile, s.engineKey))
+	handle("GET /public-key/retrieve-cab-public-key", s.authed(activeProfile, s.engineKey))
+
+	handle("/", http.HandlerFunc(notFound))
+	return s.middleware(mux)
+}

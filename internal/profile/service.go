@@ -1,0 +1,556 @@
+// Package profile holds the rules of profiles, their authorization tokens
+// and their public keys: registration, authentication (with brute-force
+// limits), password changes, token issue/reauthorize/revoke, QR enrollment
+// tokens, the legacy four-step token flow, and public key registration.
+package profile
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/password"
+	"github.com/privicore/privicore/internal/ratelimit"
+)
+
+// Command types handled by this package.
+const (
+	CmdRegister          = "profile.register"
+	CmdChangePassword    = "profile.change_password"
+	CmdRequestAuthToken  = "profile.request_authorization_token"
+	CmdRegisterPublicKey = "publickey.register"
+)
+
+// Rejection reasons of this package.
+const (
+	ReasonUsernameTaken     = "profile.username_taken"
+	ReasonWrongPassword     = "profile.wrong_password"
+	ReasonPublicKeyRequired = "profile.public_key_required"
+	ReasonDeviceNotFound    = "device.not_found"
+)
+
+// Token lifetimes and bounds.
+const (
+	MinTTL       = 60 * time.Second
+	MaxTTL       = 2592000 * time.Second // 30 days
+	QRTTL        = 5 * time.Minute
+	TempTTL      = 60 * time.Second
+	ActionTTL    = 60 * time.Second
+	MaxPassBytes = 1024
+)
+
+// Config tunes the service.
+type Config struct {
+	TokenTTL time.Duration // default lifetime of authorization tokens; default 8h
+	// Authenticate limits: per username and per client address.
+	UserRate  rate.Limit // default one attempt per 6 s
+	UserBurst int        // default 10
+	AddrRate  rate.Limit // default 5 per second
+	AddrBurst int        // default 50
+	Logger    *slog.Logger
+}
+
+// Service implements the profile rules.
+type Service struct {
+	store    privicore.Store
+	cmds     *command.Processor
+	cfg      Config
+	byUser   *ratelimit.Limiter
+	byAddr   *ratelimit.Limiter
+	onRevoke func(tokenID string)
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// New returns the service and registers its command handlers with cmds.
+// onRevoke is called with the id of every revoked token (to close sockets
+// joined with it).
+func New(store privicore.Store, cmds *command.Processor, cfg Config, onRevoke func(tokenID string)) *Service {
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 8 * time.Hour
+	}
+	if cfg.UserRate == 0 {
+		cfg.UserRate = rate.Every(6 * time.Second)
+	}
+	if cfg.UserBurst == 0 {
+		cfg.UserBurst = 10
+	}
+	if cfg.AddrRate == 0 {
+		cfg.AddrRate = 5
+	}
+	if cfg.AddrBurst == 0 {
+		cfg.AddrBurst = 50
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if onRevoke == nil {
+		onRevoke = func(string) {}
+	}
+	s := &Service{store: store, cmds: cmds, cfg: cfg, onRevoke: onRevoke, log: cfg.Logger,
+		byUser: ratelimit.New(cfg.UserRate, cfg.UserBurst, 100000),
+		byAddr: ratelimit.New(cfg.AddrRate, cfg.AddrBurst, 100000),
+		now:    func() time.Time { return time.Now().UTC() }}
+	cmds.Handle(CmdRegister, s.handleRegister)
+	cmds.Handle(CmdChangePassword, s.handleChangePassword)
+	cmds.Handle(CmdRequestAuthToken, s.handleRequestAuthToken)
+	cmds.Handle(CmdRegisterPublicKey, s.handleRegisterPublicKey)
+	return s
+}
+
+// Auth is an authenticated caller: the profile and the token it presented.
+type Auth struct {
+	Profile *privicore.Profile
+	Token   *privicore.Token
+}
+
+// errInvalidToken is the one answer for a missing, unknown, expired or revoked token.
+var errInvalidToken = privicore.Errorf(privicore.EUNAUTHORIZED, "invalid token")
+
+// errInvalidCredentials is the one answer for a wrong username or password.
+var errInvalidCredentials = privicore.Errorf(privicore.EUNAUTHORIZED, "invalid credentials")
+
+// ---- registration ----
+
+// RegisterInput is a register-profile request.
+type RegisterInput struct {
+	Username   string
+	Password   string
+	GivenName  string
+	FamilyName string
+}
+
+type registerPayload struct {
+	ProfileID    string `json:"profileId"`
+	Username     string `json:"username"`
+	GivenName    string `json:"givenName"`
+	FamilyName   string `json:"familyName"`
+	PasswordHash string `json:"passwordHash"`
+}
+
+// Register validates in and submits a register-profile command. A username
+// taken case-insensitively is ECONFLICT now, or the rejection
+// profile.username_taken if another registration wins the race. The ack body
+// is the new profile id.
+func (s *Service) Register(ctx context.Context, in RegisterInput) (*privicore.Command, error) {
+	in.Username = strings.TrimSpace(in.Username)
+	v := privicore.ValidationErrors{}
+	if n := utf8.RuneCountInString(in.Username); n < 3 || n > 254 {
+		v.Add("username", "must be 3 to 254 characters")
+	} else if strings.ContainsFunc(in.Username, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		v.Add("username", "must not contain control characters")
+	}
+	checkPassword(v, "password", in.Password)
+	if utf8.RuneCountInString(in.GivenName) > 255 {
+		v.Add("givenName", "must be at most 255 characters")
+	}
+	if utf8.RuneCountInString(in.FamilyName) > 255 {
+		v.Add("familyName", "must be at most 255 characters")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.FindProfileByUsername(ctx, in.Username); err == nil {
+		return nil, &privicore.Error{Code: privicore.ECONFLICT, Reason: ReasonUsernameTaken, Message: "username is taken"}
+	} else if privicore.ErrorCode(err) != privicore.ENOTFOUND {
+		return nil, err
+	}
+	hash, err := password.Hash(in.Password)
+	if err != nil {
+		return nil, err
+	}
+	id := ulid.Make().String()
+	return s.cmds.Submit(ctx, id, CmdRegister, registerPayload{ProfileID: id, Username: in.Username,
+		GivenName: in.GivenName, FamilyName: in.FamilyName, PasswordHash: hash})
+}
+
+func checkPassword(v privicore.ValidationErrors, field, pw string) {
+	if pw == "" {
+		v.Add(field, "is required")
+	} else if len(pw) > MaxPassBytes {
+		v.Add(field, "must be at most 1024 bytes")
+	} else if err := password.CheckStrength(pw); err != nil {
+		v.Add(field, err.Error())
+	}
+}
+
+func (s *Service) handleRegister(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+	var p registerPayload
+	if err := json.Unmarshal(c.Payload, &p); err != nil {
+		return command.Result{}, privicore.Reject("command.bad_payload", "bad payload")
+	}
+	now := s.now()
+	err := q.CreateProfile(ctx, &privicore.Profile{ID: p.ProfileID, Username: p.Username, GivenName: p.GivenName,
+		FamilyName: p.FamilyName, PasswordHash: p.PasswordHash, CreatedAt: now, UpdatedAt: now})
+	if privicore.ErrorCode(err) == privicore.ECONFLICT {
+		return command.Result{}, privicore.Reject(ReasonUsernameTaken, "username is taken")
+	} else if err != nil {
+		return command.Result{}, err
+	}
+	return command.Result{Body: p.ProfileID}, nil
+}
+
+// ---- authentication ----
+
+// checkCredentials applies the rate limits, then verifies username and
+// password. Unknown usernames cost the same time as known ones.
+func (s *Service) checkCredentials(ctx context.Context, username, pw, addr string) (*privicore.Profile, error) {
+	if ok, wait := s.byAddr.Allow(addr); !ok {
+		return nil, rateLimited(wait)
+	}
+	if ok, wait := s.byUser.Allow(strings.ToLower(strings.TrimSpace(username))); !ok {
+		return nil, rateLimited(wait)
+	}
+	if username == "" || pw == "" || len(pw) > MaxPassBytes {
+		return nil, errInvalidCredentials
+	}
+	p, err := s.store.FindProfileByUsername(ctx, username)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
+		password.VerifyDummy(pw)
+		return nil, errInvalidCredentials
+	} else if err != nil {
+		return nil, err
+	}
+	ok, err := password.Verify(p.PasswordHash, pw)
+	if err != nil || !ok {
+		return nil, errInvalidCredentials
+	}
+	return p, nil
+}
+
+func rateLimited(wait time.Duration) error {
+	return &privicore.Error{Code: privicore.ERATELIMIT, Message: "too many attempts, retry later", RetryAfter: wait}
+}
+
+// Authenticate checks username and password (rate-limited per username and
+// per client address addr) and issues an authorization token with the
+// default lifetime. It returns the token's secret, shown only now.
+func (s *Service) Authenticate(ctx context.Context, username, pw, addr string) (string, *privicore.Token, error) {
+	p, err := s.checkCredentials(ctx, username, pw, addr)
+	if err != nil {
+		return "", nil, err
+	}
+	return s.issue(ctx, p.ID, privicore.TokenAuth, prefixAuth, s.cfg.TokenTTL, "", "")
+}
+
+// ProfileByCredentials returns the profile for username and password, under
+// the same limits as Authenticate (for endpoints that take credentials in
+// the body).
+func (s *Service) ProfileByCredentials(ctx context.Context, username, pw, addr string) (*privicore.Profile, error) {
+	return s.checkCredentials(ctx, username, pw, addr)
+}
+
+// issue stores a new token and returns its secret.
+func (s *Service) issue(ctx context.Context, profileID string, kind privicore.TokenKind, prefix string, ttl time.Duration, role, ref string) (string, *privicore.Token, error) {
+	secret := newSecret(prefix)
+	now := s.now()
+	t := &privicore.Token{ID: HashSecret(secret), ProfileID: profileID, Kind: kind, Role: role, Ref: ref,
+		Scope: []string{"all"}, CreatedAt: now, ExpiresAt: now.Add(ttl).Truncate(time.Second)}
+	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.CreateToken(ctx, t) }); err != nil {
+		return "", nil, err
+	}
+	return secret, t, nil
+}
+
+// lookup returns the valid token of kind for secret.
+func (s *Service) lookup(ctx context.Context, secret string, kind privicore.TokenKind) (*privicore.Token, error) {
+	if secret == "" || len(secret) > 256 {
+		return nil, errInvalidToken
+	}
+	t, err := s.store.FindToken(ctx, HashSecret(secret))
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
+		return nil, errInvalidToken
+	} else if err != nil {
+		return nil, err
+	}
+	if t.Kind != kind || !t.Valid(s.now()) || !t.UsedAt.IsZero() {
+		return nil, errInvalidToken
+	}
+	return t, nil
+}
+
+// Authorize resolves an X-DPT-AUTHORIZATION secret to its caller. Any
+// missing, unknown, expired or revoked token is EUNAUTHORIZED.
+func (s *Service) Authorize(ctx context.Context, secret string) (*Auth, error) {
+	t, err := s.lookup(ctx, secret, privicore.TokenAuth)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.store.FindProfileByID(ctx, t.ProfileID)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
+		return nil, errInvalidToken
+	} else if err != nil {
+		return nil, err
+	}
+	return &Auth{Profile: p, Token: t}, nil
+}
+
+// RequireActive returns EFORBIDDEN profile.public_key_required unless the
+// caller's profile has registered its public key.
+func RequireActive(a *Auth) error {
+	if !a.Profile.Active() {
+		return privicore.Forbidden(ReasonPublicKeyRequired, "register the profile's public key first")
+	}
+	return nil
+}
+
+// VerifyChannelToken implements wsproxy.TokenVerifier.
+func (s *Service) VerifyChannelToken(ctx context.Context, secret string) (string, string, time.Time, error) {
+	t, err := s.lookup(ctx, secret, privicore.TokenAuth)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	return t.ProfileID, t.ID, t.ExpiresAt, nil
+}
+
+// Reauthorize issues a fresh token for the caller with the given ttl
+// (60 s … 30 days); the presented token keeps its own expiry.
+func (s *Service) Reauthorize(ctx context.Context, a *Auth, ttl time.Duration) (string, *privicore.Token, error) {
+	if ttl < MinTTL || ttl > MaxTTL {
+		return "", nil, privicore.Invalid("ttl", "must be a number of seconds from 60 to 2592000")
+	}
+	return s.issue(ctx, a.Profile.ID, privicore.TokenAuth, prefixAuth, ttl, "", "")
+}
+
+// Revoke kills the caller's token at once: later requests get 401 and the
+// sockets joined with it are closed.
+func (s *Service) Revoke(ctx context.Context, a *Auth) error {
+	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.RevokeToken(ctx, a.Token.ID, s.now()) }); err != nil {
+		return err
+	}
+	s.onRevoke(a.Token.ID)
+	return nil
+}
+
+// Device roles a QR token may carry.
+var qrRoles = map[string]bool{"": true, "storage": true, "authenticator": true}
+
+// GenerateQRToken issues a single-use device enrollment token (5 minutes),
+// optionally carrying the role to grant the enrolled device.
+func (s *Service) GenerateQRToken(ctx context.Context, a *Auth, role string) (string, *privicore.Token, error) {
+	if !qrRoles[role] {
+		return "", nil, privicore.Invalid("role", "must be storage or authenticator")
+	}
+	return s.issue(ctx, a.Profile.ID, privicore.TokenQR, prefixQR, QRTTL, role, "")
+}
+
+// QRToken returns the valid, unused enrollment token for secret.
+func (s *Service) QRToken(ctx context.Context, secret string) (*privicore.Token, error) {
+	return s.lookup(ctx, secret, privicore.TokenQR)
+}
+
+// ---- change password ----
+
+type changePasswordPayload struct {
+	// Checked is the SHA-256 of the password hash the current password was
+	// verified against, or "" if it did not match. The plaintext never
+	// reaches the command log.
+	Checked string `json:"checked"`
+	NewHash string `json:"newHash"`
+}
+
+func hashOfHash(h string) string {
+	sum := sha256.Sum256([]byte(h))
+	return hex.EncodeToString(sum[:])
+}
+
+// ChangePassword submits a password change. A weak new password is
+// EINVALID now; a wrong current password is the rejection
+// profile.wrong_password. Issued tokens stay valid.
+func (s *Service) ChangePassword(ctx context.Context, a *Auth, current, next string) (*privicore.Command, error) {
+	v := privicore.ValidationErrors{}
+	if current == "" {
+		v.Add("currentPassword", "is required")
+	}
+	checkPassword(v, "newPassword", next)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	p := a.Profile
+	var checked string
+	if ok, err := password.Verify(p.PasswordHash, current); err == nil && ok && len(current) <= MaxPassBytes {
+		checked = hashOfHash(p.PasswordHash)
+	}
+	newHash, err := password.Hash(next)
+	if err != nil {
+		return nil, err
+	}
+	return s.cmds.Submit(ctx, p.ID, CmdChangePassword, changePasswordPayload{Checked: checked, NewHash: newHash})
+}
+
+func (s *Service) handleChangePassword(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+	var pl changePasswordPayload
+	if err := json.Unmarshal(c.Payload, &pl); err != nil {
+		return command.Result{}, privicore.Reject("command.bad_payload", "bad payload")
+	}
+	p, err := q.FindProfileByID(ctx, c.ProfileID)
+	if err != nil {
+		return command.Result{}, err
+	}
+	// The password must still be the one the current password was checked against.
+	if pl.Checked == "" || subtle.ConstantTimeCompare([]byte(pl.Checked), []byte(hashOfHash(p.PasswordHash))) != 1 {
+		return command.Result{}, privicore.Reject(ReasonWrongPassword, "current password is wrong")
+	}
+	p.PasswordHash = pl.NewHash
+	p.UpdatedAt = s.now()
+	return command.Result{}, q.UpdateProfile(ctx, p)
+}
+
+// ---- legacy four-step flow ----
+
+// AttemptAuthentication is step 1: it checks credentials (rate-limited) and
+// returns a single-use action id valid for 60 s.
+func (s *Service) AttemptAuthentication(ctx context.Context, username, pw, addr string) (string, error) {
+	p, err := s.checkCredentials(ctx, username, pw, addr)
+	if err != nil {
+		return "", err
+	}
+	secret, _, err := s.issue(ctx, p.ID, privicore.TokenAction, prefixAction, ActionTTL, "", "")
+	return secret, err
+}
+
+// RetrieveTempToken is step 2: it spends the action id and returns a
+// temporary token (single use, 60 s).
+func (s *Service) RetrieveTempToken(ctx context.Context, actionID string) (string, error) {
+	t, err := s.spend(ctx, actionID, privicore.TokenAction)
+	if err != nil {
+		return "", err
+	}
+	secret, _, err := s.issue(ctx, t.ProfileID, privicore.TokenTemp, prefixTemp, TempTTL, "", "")
+	return secret, err
+}
+
+// spend marks a single-use token used and returns it.
+func (s *Service) spend(ctx context.Context, secret string, kind privicore.TokenKind) (*privicore.Token, error) {
+	t, err := s.lookup(ctx, secret, kind)
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Write(ctx, func(q privicore.Queries) error { return q.UseToken(ctx, t.ID, s.now()) })
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
+		return nil, errInvalidToken
+	}
+	return t, err
+}
+
+type requestAuthTokenPayload struct {
+	TempTokenID string   `json:"tempTokenId"`
+	Scope       []string `json:"scope"`
+}
+
+// RequestAuthorizationToken is step 3: with a temporary token it submits a
+// command asking for an authorization token.
+func (s *Service) RequestAuthorizationToken(ctx context.Context, tempSecret string, scope []string) (*privicore.Command, error) {
+	t, err := s.lookup(ctx, tempSecret, privicore.TokenTemp)
+	if err != nil {
+		return nil, err
+	}
+	return s.cmds.Submit(ctx, t.ProfileID, CmdRequestAuthToken, requestAuthTokenPayload{TempTokenID: t.ID, Scope: scope})
+}
+
+func (s *Service) handleRequestAuthToken(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+	var pl requestAuthTokenPayload
+	if err := json.Unmarshal(c.Payload, &pl); err != nil {
+		return command.Result{}, privicore.Reject("command.bad_payload", "bad payload")
+	}
+	t, err := q.FindToken(ctx, pl.TempTokenID)
+	if err != nil || !t.Valid(s.now()) || !t.UsedAt.IsZero() {
+		return command.Result{}, privicore.Reject("profile.token_expired", "temporary token expired")
+	}
+	return command.Result{}, nil
+}
+
+// RetrieveAuthorizationToken is step 4: with the temporary token and the
+// id of its succeeded step-3 command, it spends the temporary token and
+// issues an authorization token.
+func (s *Service) RetrieveAuthorizationToken(ctx context.Context, tempSecret, commandID string) (string, *privicore.Token, error) {
+	t, err := s.lookup(ctx, tempSecret, privicore.TokenTemp)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := s.store.FindCommand(ctx, commandID)
+	if err != nil || c.ProfileID != t.ProfileID || c.Type != CmdRequestAuthToken {
+		return "", nil, privicore.Errorf(privicore.ENOTFOUND, "authorization token request not found")
+	}
+	var pl requestAuthTokenPayload
+	if json.Unmarshal(c.Payload, &pl) != nil || pl.TempTokenID != t.ID {
+		return "", nil, privicore.Errorf(privicore.ENOTFOUND, "authorization token request not found")
+	}
+	if c.Status != privicore.CommandSucceeded {
+		return "", nil, privicore.Errorf(privicore.ECONFLICT, "the authorization token request has not succeeded")
+	}
+	if _, err := s.spend(ctx, tempSecret, privicore.TokenTemp); err != nil {
+		return "", nil, err
+	}
+	return s.issue(ctx, t.ProfileID, privicore.TokenAuth, prefixAuth, s.cfg.TokenTTL, "", "")
+}
+
+// ---- public keys ----
+
+type publicKeyPayload struct {
+	PublicKey        string `json:"publicKey"`
+	DeviceIdentifier string `json:"deviceIdentifier,omitempty"`
+}
+
+// RegisterPublicKey validates a signed public key (EINVALID on publicKey
+// for any length, hex, tag or checksum problem) and submits its
+// registration for profile p, replacing an existing key. With a
+// deviceIdentifier the key is a device's: only for a pending or approved
+// device of the caller.
+func (s *Service) RegisterPublicKey(ctx context.Context, p *privicore.Profile, publicKey, deviceIdentifier string) (*privicore.Command, error) {
+	publicKey = strings.ToLower(strings.TrimSpace(publicKey))
+	if publicKey == "" {
+		return nil, privicore.Invalid("publicKey", "is required")
+	}
+	if _, err := keys.ParseSigned(publicKey); err != nil {
+		return nil, privicore.Invalid("publicKey", err.Error())
+	}
+	return s.cmds.Submit(ctx, p.ID, CmdRegisterPublicKey, publicKeyPayload{PublicKey: publicKey, DeviceIdentifier: deviceIdentifier})
+}
+
+func (s *Service) handleRegisterPublicKey(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+	var pl publicKeyPayload
+	if err := json.Unmarshal(c.Payload, &pl); err != nil {
+		return command.Result{}, privicore.Reject("command.bad_payload", "bad payload")
+	}
+	if pl.DeviceIdentifier != "" {
+		// Devices arrive with the device lifecycle; until then none exists.
+		return command.Result{}, privicore.Reject(ReasonDeviceNotFound, "device not found")
+	}
+	p, err := q.FindProfileByID(ctx, c.ProfileID)
+	if err != nil {
+		return command.Result{}, err
+	}
+	p.PublicKey = pl.PublicKey
+	p.UpdatedAt = s.now()
+	return command.Result{}, q.UpdateProfile(ctx, p)
+}
+
+// PublicKey returns the caller's registered key (ENOTFOUND if none). With a
+// deviceIdentifier, the key of that device of the caller.
+func (s *Service) PublicKey(ctx context.Context, a *Auth, deviceIdentifier string) (string, error) {
+	if deviceIdentifier != "" || a.Profile.PublicKey == "" {
+		return "", privicore.Errorf(privicore.ENOTFOUND, "no public key registered")
+	}
+	return a.Profile.PublicKey, nil
+}
+
+// Sweep deletes tokens that expired more than a day ago.
+func (s *Service) Sweep(ctx context.Context) error {
+	return s.store.Write(ctx, func(q privicore.Queries) error {
+		_, err := q.DeleteExpiredTokens(ctx, s.now().Add(-24*time.Hour))
+		return err
+	})
+}

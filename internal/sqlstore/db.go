@@ -1,0 +1,332 @@
+// Package sqlstore is the engine's persistence: one portable schema served
+// by SQLite (embedded default, WAL mode, pure Go driver) or PostgreSQL.
+//
+// Every write goes through DB.Write, which group-commits: concurrent writes
+// share one transaction and one fsync, each in its own savepoint.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver
+	_ "modernc.org/sqlite"             // SQLite driver
+
+	"github.com/privicore/privicore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// maxBatch bounds how many writes share one commit.
+const maxBatch = 256
+
+// dialect is the SQL flavour behind a DB.
+type dialect int
+
+const (
+	sqlite dialect = iota
+	postgres
+)
+
+// DB is the engine's database. It implements privicore.Store.
+type DB struct {
+	db      *sql.DB
+	dialect dialect
+	queries // reads outside a transaction
+
+	writes   chan *writeReq
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+var _ privicore.Store = (*DB)(nil)
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(privicore.Queries) error
+	err  error
+	done chan struct{}
+}
+
+// Open opens the database named by dsn and applies pending migrations. A dsn
+// starting with postgres:// or postgresql:// is PostgreSQL; anything else is
+// the path of a SQLite file (created with its directory if missing).
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	d := &DB{writes: make(chan *writeReq, 4*maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		d.dialect = postgres
+		if d.db, err = sql.Open("pgx", dsn); err != nil {
+			return nil, err
+		}
+		d.db.SetMaxOpenConns(32)
+	} else {
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("database directory: %w", err)
+		}
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", "immediate")
+		if d.db, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
+			return nil, err
+		}
+		d.db.SetMaxOpenConns(8)
+		d.db.SetMaxIdleConns(8)
+	}
+	d.queries = queries{q: d.db, d: d.dialect}
+	if err := d.db.PingContext(ctx); err != nil {
+		d.db.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := d.migrate(ctx); err != nil {
+		d.db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	go d.writer()
+	return d, nil
+}
+
+// migrate applies the embedded migrations not yet recorded.
+func (d *DB) migrate(ctx context.Context) error {
+	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version, err := strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: bad name", name)
+		}
+		var n int
+		if err := d.db.QueryRowContext(ctx, rebind(d.dialect, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		tx, err := d.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, stmt := range strings.Split(stripComments(string(body)), ";") {
+			if strings.TrimSpace(stmt) == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migration %s: %w", name, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, rebind(d.dialect, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, time.Now().UnixNano()); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// errClosed is returned by Write after Close.
+var errClosed = &privicore.Error{Code: privicore.EUNAVAILABLE, Message: "database closed"}
+
+// Write implements privicore.Store: fn runs in a savepoint of a transaction
+// shared with other concurrent writes; Write returns once that transaction is
+// durably committed (or fn failed and was rolled back).
+func (d *DB) Write(ctx context.Context, fn func(privicore.Queries) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	select {
+	case d.writes <- req:
+	case <-d.stop:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, wait for the outcome even if ctx ends: the caller must
+	// learn whether its write was committed.
+	select {
+	case <-req.done:
+		return req.err
+	case <-d.done:
+		select {
+		case <-req.done:
+			return req.err
+		default:
+			return errClosed
+		}
+	}
+}
+
+// writer is the single goroutine that writes: it batches queued requests
+// into one transaction (group commit).
+func (d *DB) writer() {
+	defer close(d.done)
+	for {
+		var first *writeReq
+		select {
+		case first = <-d.writes:
+		case <-d.stop:
+			// Drain what was queued before Close so no accepted write is dropped.
+			for {
+				select {
+				case r := <-d.writes:
+					d.commit([]*writeReq{r})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*writeReq{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-d.writes:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		d.commit(batch)
+	}
+}
+
+// commit runs one batch in one transaction.
+func (d *DB) commit(batch []*writeReq) {
+	finish := func(err error) {
+		for _, r := range batch {
+			if r.err == nil {
+				r.err = err
+			}
+			close(r.done)
+		}
+	}
+	ctx := context.Background()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		finish(unavailable(err))
+		return
+	}
+	q := queries{q: tx, d: d.dialect}
+	ran := 0
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			r.err = unavailable(err)
+			continue
+		}
+		if err := runFn(r.fn, q); err != nil {
+			r.err = err
+			if _, rbErr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); rbErr != nil {
+				// The transaction is unusable: fail the whole batch.
+				tx.Rollback()
+				for _, o := range batch {
+					if o.err == nil {
+						o.err = unavailable(rbErr)
+					}
+				}
+				finish(nil)
+				return
+			}
+		} else {
+			ran++
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT w"); err != nil && r.err == nil {
+			r.err = unavailable(err)
+		}
+	}
+	if ran == 0 {
+		tx.Rollback()
+		finish(nil)
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		finish(unavailable(err))
+		return
+	}
+	finish(nil)
+}
+
+// runFn calls fn, turning a panic into an error so one bad write cannot take
+// the writer down.
+func runFn(fn func(privicore.Queries) error, q privicore.Queries) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write panicked: %v", r)
+		}
+	}()
+	return fn(q)
+}
+
+func unavailable(err error) error {
+	return &privicore.Error{Code: privicore.EUNAVAILABLE, Message: "database: " + err.Error()}
+}
+
+// Ping implements privicore.Store.
+func (d *DB) Ping(ctx context.Context) error {
+	var one int
+	return d.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// Close stops the writer after it has committed what was queued, then closes
+// the database.
+func (d *DB) Close() error {
+	d.stopOnce.Do(func() { close(d.stop) })
+	<-d.done
+	return d.db.Close()
+}
+
+// SQL returns the underlying *sql.DB, for tests and maintenance tools.
+func (d *DB) SQL() *sql.DB { return d.db }
+
+// isUniqueViolation reports whether err is a unique-constraint failure.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "SQLSTATE 23505") || strings.Contains(s, "duplicate key")
+}
+
+var errNoRows = sql.ErrNoRows
+
+func isNoRows(err error) bool { return errors.Is(err, errNoRows) }

@@ -1,0 +1,152 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/sqlstore"
+)
+
+func open(t *testing.T, path string) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func profile(id, username string) *privicore.Profile {
+	now := time.Now().UTC()
+	return &privicore.Profile{ID: id, Username: username, PasswordHash: "h", CreatedAt: now, UpdatedAt: now}
+}
+
+func TestWriteIsolatesFailingWritesInABatch(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	defer db.Close()
+
+	// Many concurrent writes share commits; the failing ones roll back alone.
+	var wg sync.WaitGroup
+	errs := make([]error, 200)
+	for i := range errs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = db.Write(ctx, func(q privicore.Queries) error {
+				if err := q.CreateProfile(ctx, profile(fmt.Sprintf("p%03d", i), fmt.Sprintf("user%03d", i))); err != nil {
+					return err
+				}
+				if i%2 == 1 {
+					return errors.New("refused") // rolls back the insert above
+				}
+				return nil
+			})
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		_, findErr := db.FindProfileByID(ctx, fmt.Sprintf("p%03d", i))
+		if i%2 == 0 {
+			if err != nil || findErr != nil {
+				t.Fatalf("write %d: err=%v find=%v, want committed", i, err, findErr)
+			}
+		} else if err == nil || privicore.ErrorCode(findErr) != privicore.ENOTFOUND {
+			t.Fatalf("write %d: err=%v find=%v, want rolled back", i, err, findErr)
+		}
+	}
+}
+
+func TestUsernameUniqueCaseInsensitively(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	defer db.Close()
+	if err := db.Write(ctx, func(q privicore.Queries) error { return q.CreateProfile(ctx, profile("a", "Alice")) }); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Write(ctx, func(q privicore.Queries) error { return q.CreateProfile(ctx, profile("b", "aLICE")) })
+	if privicore.ErrorCode(err) != privicore.ECONFLICT || privicore.ErrorReason(err) != "profile.username_taken" {
+		t.Fatalf("duplicate username: %v", err)
+	}
+	p, err := db.FindProfileByUsername(ctx, "ALICE")
+	if err != nil || p.ID != "a" || p.Username != "Alice" {
+		t.Fatalf("find: %+v %v", p, err)
+	}
+}
+
+func TestCommandFinishesOnceAndSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	db := open(t, path)
+	now := time.Now().UTC()
+	c := &privicore.Command{ID: "c1", Type: "x", Payload: []byte(`{"a":1}`), Status: privicore.CommandPending, CreatedAt: now, UpdatedAt: now}
+	if err := db.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, path)
+	defer db.Close()
+	pending, err := db.PendingCommands(ctx, 10)
+	if err != nil || len(pending) != 1 || string(pending[0].Payload) != `{"a":1}` {
+		t.Fatalf("pending after reopen: %v %v", pending, err)
+	}
+	finish := func() error {
+		return db.Write(ctx, func(q privicore.Queries) error { return q.FinishCommand(ctx, "c1", privicore.CommandSucceeded, "ok", now) })
+	}
+	if err := finish(); err != nil {
+		t.Fatal(err)
+	}
+	if err := finish(); privicore.ErrorCode(err) != privicore.ECONFLICT {
+		t.Fatalf("second finish: %v, want conflict", err)
+	}
+	got, _ := db.FindCommand(ctx, "c1")
+	if got.Status != privicore.CommandSucceeded || got.Body != "ok" {
+		t.Fatalf("command: %+v", got)
+	}
+}
+
+func TestTokensSingleUseAndRevocation(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	defer db.Close()
+	now := time.Now().UTC()
+	tok := &privicore.Token{ID: "h1", ProfileID: "p", Kind: privicore.TokenQR, Role: "storage", Scope: []string{"all"}, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	w := func(fn func(q privicore.Queries) error) error { return db.Write(ctx, fn) }
+	if err := w(func(q privicore.Queries) error { return q.CreateToken(ctx, tok) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := w(func(q privicore.Queries) error { return q.UseToken(ctx, "h1", now) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := w(func(q privicore.Queries) error { return q.UseToken(ctx, "h1", now) }); privicore.ErrorCode(err) != privicore.ENOTFOUND {
+		t.Fatalf("second use: %v", err)
+	}
+	if err := w(func(q privicore.Queries) error { return q.RevokeToken(ctx, "h1", now) }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.FindToken(ctx, "h1")
+	if err != nil || got.Valid(now) || got.Role != "storage" || len(got.Scope) != 1 {
+		t.Fatalf("token: %+v %v", got, err)
+	}
+	n, err := db.DeleteExpiredTokens(ctx, now.Add(2*time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("delete expired: %d %v", n, err)
+	}
+}
+
+func TestWriteAfterCloseIsUnavailable(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	db.Close()
+	err := db.Write(context.Background(), func(q privicore.Queries) error { return nil })
+	if privicore.ErrorCode(err) != privicore.EUNAVAILABLE {
+		t.Fatalf("write after close: %v", err)
+	}
+}

@@ -1,0 +1,168 @@
+// Package privicore holds the domain types of the Privicore engine, the
+// interfaces its storage implements, and its one error type.
+//
+// The rules live in the internal domain packages (internal/profile,
+// internal/command, …); persistence in internal/sqlstore; the wire in
+// internal/httpapi and internal/wsproxy.
+package privicore
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Profile is an actor of the engine: a username, a password and a signed
+// public key. A profile without a public key is not active: it may only
+// authenticate, register its key, read its id and token expiry and revoke
+// its token (other protected endpoints answer EFORBIDDEN with reason
+// profile.public_key_required).
+type Profile struct {
+	ID           string    // ULID
+	Username     string    // as registered; unique case-insensitively
+	GivenName    string    //
+	FamilyName   string    //
+	PasswordHash string    // argon2id PHC string; never leaves the engine
+	PublicKey    string    // signed public key (200 hex), "" until registered
+	CreatedAt    time.Time //
+	UpdatedAt    time.Time //
+}
+
+// Active reports whether the profile has registered its public key.
+func (p *Profile) Active() bool { return p.PublicKey != "" }
+
+// TokenKind says what a stored token is for.
+type TokenKind string
+
+// Token kinds.
+const (
+	TokenAuth   TokenKind = "auth"   // X-DPT-AUTHORIZATION token ("T-…")
+	TokenQR     TokenKind = "qr"     // device enrollment token (single use, 5 minutes)
+	TokenAction TokenKind = "action" // attempt-authentication action id (legacy flow step 1)
+	TokenTemp   TokenKind = "temp"   // temporary token of the legacy flow (single use, 60 s)
+)
+
+// Token is a stored secret. Only its hash (ID) is kept; the secret itself is
+// shown once, when issued.
+type Token struct {
+	ID        string    // hex SHA-256 of the secret
+	ProfileID string    //
+	Kind      TokenKind //
+	Role      string    // QR tokens: the device role to grant
+	Scope     []string  // granted scopes ("all" for a profile's own tokens)
+	Ref       string    // kind-specific link (e.g. the temp token's request command)
+	CreatedAt time.Time //
+	ExpiresAt time.Time //
+	RevokedAt time.Time // zero while valid
+	UsedAt    time.Time // single-use tokens: zero until spent
+}
+
+// Valid reports whether the token may be used at now.
+func (t *Token) Valid(now time.Time) bool {
+	return t.RevokedAt.IsZero() && now.Before(t.ExpiresAt)
+}
+
+// CommandStatus is the state of an asynchronous command, as sent in
+// command_status.
+type CommandStatus int
+
+// Command states.
+const (
+	CommandPending   CommandStatus = 1
+	CommandSucceeded CommandStatus = 2
+	CommandRejected  CommandStatus = 3
+)
+
+// String returns the status word used by the status endpoints.
+func (s CommandStatus) String() string {
+	switch s {
+	case CommandSucceeded:
+		return "succeeded"
+	case CommandRejected:
+		return "rejected"
+	default:
+		return "started"
+	}
+}
+
+// Command is an asynchronous write: recorded durably before the 202, then
+// executed exactly once; its outcome is published to the profile's channel.
+type Command struct {
+	ID        string          // UUIDv7; the X-DPT-CAB-ID
+	ProfileID string          // the acting profile ("" for public commands such as register-profile)
+	Type      string          // handler name, e.g. "profile.register"
+	Payload   json.RawMessage // handler input; never holds a plaintext secret
+	Status    CommandStatus   //
+	Body      string          // success: the result; rejection: the reason key
+	Attempts  int             // executions that failed for a transient reason
+	CreatedAt time.Time       //
+	UpdatedAt time.Time       //
+}
+
+// ProfileStore persists profiles.
+type ProfileStore interface {
+	// CreateProfile inserts p. A username taken case-insensitively is
+	// ECONFLICT.
+	CreateProfile(ctx context.Context, p *Profile) error
+	// UpdateProfile writes the mutable fields of p (names, password hash,
+	// public key, UpdatedAt).
+	UpdateProfile(ctx context.Context, p *Profile) error
+	// FindProfileByID returns the profile or ENOTFOUND.
+	FindProfileByID(ctx context.Context, id string) (*Profile, error)
+	// FindProfileByUsername looks up case-insensitively; ENOTFOUND if none.
+	FindProfileByUsername(ctx context.Context, username string) (*Profile, error)
+}
+
+// TokenStore persists token hashes.
+type TokenStore interface {
+	// CreateToken inserts t.
+	CreateToken(ctx context.Context, t *Token) error
+	// FindToken returns the token with the given hash, or ENOTFOUND.
+	FindToken(ctx context.Context, id string) (*Token, error)
+	// RevokeToken sets RevokedAt if not already set.
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+	// UseToken marks a single-use token spent; it returns ENOTFOUND if the
+	// token does not exist or was already spent.
+	UseToken(ctx context.Context, id string, at time.Time) error
+	// DeleteExpiredTokens removes tokens that expired before t and returns
+	// how many went.
+	DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error)
+}
+
+// CommandStore persists commands.
+type CommandStore interface {
+	// CreateCommand inserts c (status pending).
+	CreateCommand(ctx context.Context, c *Command) error
+	// FindCommand returns the command or ENOTFOUND.
+	FindCommand(ctx context.Context, id string) (*Command, error)
+	// FinishCommand moves a pending command to status with body. It returns
+	// ECONFLICT if the command is no longer pending (it already finished), so
+	// a command takes effect at most once.
+	FinishCommand(ctx context.Context, id string, status CommandStatus, body string, at time.Time) error
+	// MarkCommandAttempt records one failed attempt of a pending command.
+	MarkCommandAttempt(ctx context.Context, id string, at time.Time) error
+	// PendingCommands lists pending commands, oldest first.
+	PendingCommands(ctx context.Context, limit int) ([]*Command, error)
+}
+
+// Queries is everything the engine reads and writes.
+type Queries interface {
+	ProfileStore
+	TokenStore
+	CommandStore
+}
+
+// Store is the engine's database. Its Queries methods read outside a
+// transaction; every write goes through Write.
+type Store interface {
+	Queries
+	// Write runs fn in a transaction. Concurrent calls are group-committed:
+	// several fns share one commit (one fsync), each inside its own
+	// savepoint, so an fn that returns an error is rolled back alone. Write
+	// returns once the commit is durable, with fn's error or the commit's.
+	Write(ctx context.Context, fn func(q Queries) error) error
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close stops the writer and closes the database.
+	Close() error
+}
