@@ -99,7 +99,9 @@ func TestCommandFinishesOnceAndSurvivesReopen(t *testing.T) {
 		t.Fatalf("pending after reopen: %v %v", pending, err)
 	}
 	finish := func() error {
-		return db.Write(ctx, func(q privicore.Queries) error { return q.FinishCommand(ctx, "c1", privicore.CommandSucceeded, "ok", now) })
+		return db.Write(ctx, func(q privicore.Queries) error {
+			return q.FinishCommand(ctx, "c1", privicore.CommandSucceeded, "ok", now)
+		})
 	}
 	if err := finish(); err != nil {
 		t.Fatal(err)

@@ -321,8 +321,14 @@ func (c *conn) enqueue(msg []byte) {
 	case <-c.done:
 	case c.send <- msg:
 	default:
-		go c.close(websocket.StatusPolicyViolation, "too slow: event queue full")
+		go c.abort()
 	}
+}
+
+// abort drops a connection that cannot keep up: no flush, no handshake.
+func (c *conn) abort() {
+	c.close(websocket.StatusPolicyViolation, "too slow: event queue full")
+	c.ws.CloseNow()
 }
 
 // close ends the connection: the writer flushes what is queued (so a final
