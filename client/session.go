@@ -180,6 +180,7 @@ func (s *Session) joined() {
 // serve reads events until the connection fails or the session closes.
 func (s *Session) serve(conn *websocket.Conn) {
 	defer conn.CloseNow()
+	connCtx, stopPing := context.WithCancel(s.ctx)
 	pingDone := make(chan struct{})
 	go func() {
 		defer close(pingDone)
@@ -187,7 +188,7 @@ func (s *Session) serve(conn *websocket.Conn) {
 		defer t.Stop()
 		for {
 			select {
-			case <-s.ctx.Done():
+			case <-connCtx.Done():
 				return
 			case <-t.C:
 				ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
@@ -200,7 +201,7 @@ func (s *Session) serve(conn *websocket.Conn) {
 			}
 		}
 	}()
-	defer func() { <-pingDone }()
+	defer func() { stopPing(); <-pingDone }()
 	for {
 		_, b, err := conn.Read(s.ctx)
 		if err != nil {

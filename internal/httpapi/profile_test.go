@@ -34,7 +34,7 @@ func TestRegisterAuthenticateAndProfileID(t *testing.T) {
 		t.Fatalf("token %q", tok.AuthorizationToken)
 	}
 	exp, err := time.Parse(time.RFC3339, tok.ExpiresAt)
-	if err != nil || exp.Sub(time.Now()) < 7*time.Hour || exp.Sub(time.Now()) > 8*time.Hour+time.Minute {
+	if err != nil || time.Until(exp) < 7*time.Hour || time.Until(exp) > 8*time.Hour+time.Minute {
 		t.Fatalf("expiresAt %q (%v), want ~8h", tok.ExpiresAt, err)
 	}
 

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/privicore/privicore/internal/enginetest"
+)
+
+// runCLI runs the program in-process with its own config dir.
+func runCLI(t *testing.T, confDir, stdin string, args ...string) (string, error) {
+	t.Helper()
+	env := map[string]string{"PRIVICORE_CONFIG_DIR": confDir}
+	var out bytes.Buffer
+	err := run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &out)
+	return out.String(), err
+}
+
+func TestCLIInProcess(t *testing.T) {
+	e := enginetest.Start(t)
+	conf := t.TempDir()
+	srv := "--server=" + e.URL
+
+	if _, err := runCLI(t, conf, "", "profile", "whoami", srv); err == nil || !strings.Contains(err.Error(), "not logged in") {
+		t.Fatalf("whoami before login: %v", err)
+	}
+	if _, err := runCLI(t, conf, "x\n", "profile", "register", srv, "--password-stdin"); err == nil || !strings.Contains(err.Error(), "--username") {
+		t.Fatalf("register without username: %v", err)
+	}
+	if _, err := runCLI(t, conf, "", "profile", "register", srv, "--username", "cli-user"); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("register without a password: %v", err)
+	}
+	out, err := runCLI(t, conf, "weak\n", "profile", "register", srv, "--username", "cli-user", "--password-stdin")
+	if err == nil || !strings.Contains(err.Error(), "422") || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("weak password: %v %s", err, out)
+	}
+	if out, err := runCLI(t, conf, strongPassword+"\n", "profile", "register", srv, "--username", "cli-user", "--password-stdin"); err != nil {
+		t.Fatalf("register: %v %s", err, out)
+	}
+	if out, err := runCLI(t, conf, strongPassword+"\n", "login", srv, "--username", "cli-user", "--password-stdin"); err != nil {
+		t.Fatalf("login: %v %s", err, out)
+	}
+	if st, err := os.Stat(filepath.Join(conf, "config.json")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("config: %v %v", st, err)
+	}
+	key := filepath.Join(t.TempDir(), "k.key")
+	if _, err := runCLI(t, conf, "", "key", "generate", "--out", key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, conf, "", "key", "generate", "--out", key); err == nil {
+		t.Fatal("key generate overwrote a key file")
+	}
+	// Inactive profile: passwd is refused with the reason.
+	_, err = runCLI(t, conf, strongPassword+"\nAn0ther!strong-passphrase-here\n", "profile", "passwd", "--passwords-stdin")
+	if err == nil || !strings.Contains(err.Error(), "profile.public_key_required") {
+		t.Fatalf("passwd without a key: %v", err)
+	}
+	if out, err := runCLI(t, conf, "", "key", "register", "--key", key); err != nil {
+		t.Fatalf("key register: %v %s", err, out)
+	}
+	_, err = runCLI(t, conf, "wrong\nAn0ther!strong-passphrase-here\n", "profile", "passwd", "--passwords-stdin")
+	if err == nil || !strings.Contains(err.Error(), "profile.wrong_password") {
+		t.Fatalf("passwd with a wrong current password: %v", err)
+	}
+	if out, err := runCLI(t, conf, strongPassword+"\nAn0ther!strong-passphrase-here\n", "profile", "passwd", "--passwords-stdin"); err != nil || !strings.Contains(out, "changed") {
+		t.Fatalf("passwd: %v %s", err, out)
+	}
+	if _, err := runCLI(t, conf, strongPassword+"\n", "login", "--username", "cli-user", "--password-stdin"); err == nil {
+		t.Fatal("the old password still logs in")
+	}
+	if out, err := runCLI(t, conf, "", "profile", "logout"); err != nil || !strings.Contains(out, "Logged out") {
+		t.Fatalf("logout: %v %s", err, out)
+	}
+	if _, err := runCLI(t, conf, "", "profile", "whoami"); err == nil {
+		t.Fatal("whoami after logout")
+	}
+}
