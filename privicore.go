@@ -150,6 +150,7 @@ type Queries interface {
 	ProfileStore
 	TokenStore
 	CommandStore
+	DeviceStore
 }
 
 // Store is the engine's database. Its Queries methods read outside a
@@ -165,4 +166,58 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close stops the writer and closes the database.
 	Close() error
+}
+
+// Device roles and states.
+const (
+	RoleNone          = "none"
+	RoleStorage       = "storage"
+	RoleAuthenticator = "authenticator"
+
+	DevicePending  = "pending"
+	DeviceApproved = "approved"
+)
+
+// Device is third-party software enrolled under a profile: a storage device,
+// an authenticator or a plain signer. Its key pair is generated on the
+// device; the engine holds only the public key. Only the owner acts on it;
+// another profile's device behaves as a missing one.
+type Device struct {
+	ID               string         // deviceIdentifier (UUID)
+	ProfileID        string         // the owner
+	RequestCommandID string         // the request-unique-identifier command
+	Name             string         //
+	DisplayName      string         //
+	Tags             []string       //
+	Meta             map[string]any //
+	Role             string         // RoleNone, RoleStorage, RoleAuthenticator
+	State            string         // DevicePending, DeviceApproved
+	PublicKey        string         // signed public key (200 hex), "" until registered
+	ClientID         string         // bus user name, set once approved
+	SecretHash       string         // hex SHA-256 of the current bus client secret
+	QRTokenID        string         // the enrollment token it was requested with, if any
+	QRRole           string         // the role that token grants on approval
+	LastSeenAt       time.Time      //
+	CreatedAt        time.Time      //
+	UpdatedAt        time.Time      //
+}
+
+// DeviceStore persists devices.
+type DeviceStore interface {
+	// CreateDevice inserts d.
+	CreateDevice(ctx context.Context, d *Device) error
+	// UpdateDevice writes every mutable field of d.
+	UpdateDevice(ctx context.Context, d *Device) error
+	// DeleteDevice removes the device.
+	DeleteDevice(ctx context.Context, id string) error
+	// FindDevice returns the device or ENOTFOUND.
+	FindDevice(ctx context.Context, id string) (*Device, error)
+	// FindDeviceByClientID returns the device with that bus user, or ENOTFOUND.
+	FindDeviceByClientID(ctx context.Context, clientID string) (*Device, error)
+	// FindDeviceByRequest returns the device created by a request command, or ENOTFOUND.
+	FindDeviceByRequest(ctx context.Context, commandID string) (*Device, error)
+	// ListDevices returns the profile's devices, oldest first; role "" means any.
+	ListDevices(ctx context.Context, profileID, role string) ([]*Device, error)
+	// TouchDevice sets LastSeenAt.
+	TouchDevice(ctx context.Context, id string, at time.Time) error
 }

@@ -66,7 +66,7 @@ type engineProcess struct {
 func startServe(t testing.TB, dataDir string) *engineProcess {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(binary, "serve", "--addr", addr, "--ws-addr", "-", "--data-dir", dataDir)
+	cmd := exec.Command(binary, "serve", "--addr", addr, "--ws-addr", "-", "--bus-addr", freeAddr(t), "--data-dir", dataDir)
 	cmd.Env = append(os.Environ(), "PRIVICORE_LOG_LEVEL=debug")
 	p := &engineProcess{cmd: cmd, url: "http://" + addr, out: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	pr, pw := io.Pipe()
@@ -221,10 +221,21 @@ func TestKill9LosesNoAcceptedCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var profiles int
+	// A command may be recorded and then the process killed before its 202
+	// left: so compare with the recorded commands, which include the accepted.
+	var profiles, commands, unfinished int
 	db.QueryRow(`SELECT COUNT(*) FROM profiles`).Scan(&profiles)
-	if profiles != len(accepted) {
-		t.Fatalf("%d profiles for %d accepted registrations", profiles, len(accepted))
+	db.QueryRow(`SELECT COUNT(*) FROM commands WHERE type = 'profile.register'`).Scan(&commands)
+	db.QueryRow(`SELECT COUNT(*) FROM commands WHERE status <> 2`).Scan(&unfinished)
+	if profiles != commands || unfinished != 0 || commands < len(accepted) {
+		t.Fatalf("%d profiles for %d recorded registrations (%d accepted, %d unfinished)", profiles, commands, len(accepted), unfinished)
+	}
+	for _, name := range accepted {
+		var n int
+		db.QueryRow(`SELECT COUNT(*) FROM profiles WHERE username = ?`, name).Scan(&n)
+		if n != 1 {
+			t.Fatalf("accepted registration %s applied %d times", name, n)
+		}
 	}
 }
 

@@ -38,6 +38,7 @@ func newServeCmd(e *env) *cobra.Command {
 			if ws := eng.WSAddr(); ws != "" {
 				fmt.Fprintf(e.stdout, "privicore: WebSocket proxy listening on ws://%s/\n", ws)
 			}
+			fmt.Fprintf(e.stdout, "privicore: device bus at %s\n", eng.Bus.URL())
 			fmt.Fprintf(e.stdout, "privicore: data in %s\n", cfg.DataDir)
 			err = eng.Serve(e.ctx)
 			fmt.Fprintln(e.stdout, "privicore: stopped")
@@ -49,6 +50,8 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.WSAddr, "ws-addr", envOr(e, "PRIVICORE_WS_ADDR", "127.0.0.1:8083"), `WebSocket proxy listen address, "-" for none; it is also at /ws on --addr (env PRIVICORE_WS_ADDR)`)
 	f.StringVar(&cfg.DataDir, "data-dir", envOr(e, "PRIVICORE_DATA_DIR", "./privicore-data"), "directory for the database and key files (env PRIVICORE_DATA_DIR)")
 	f.StringVar(&cfg.Database, "database", envOr(e, "PRIVICORE_DATABASE", ""), "database: a SQLite file path (default privicore.db in --data-dir) (env PRIVICORE_DATABASE)")
+	f.StringVar(&cfg.BusAddr, "bus-addr", envOr(e, "PRIVICORE_BUS_ADDR", "127.0.0.1:4222"), "device bus (embedded NATS) listen address (env PRIVICORE_BUS_ADDR)")
+	f.StringVar(&cfg.NATSURL, "nats-url", envOr(e, "PRIVICORE_NATS_URL", ""), "use this external NATS instead of the embedded one (env PRIVICORE_NATS_URL)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
 	f.StringVar(&logLevel, "log-level", envOr(e, "PRIVICORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PRIVICORE_LOG_LEVEL)")
 	return cmd

@@ -15,7 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/httpapi"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/profile"
@@ -37,6 +39,9 @@ type Config struct {
 	AuthAddrRate  rate.Limit    // authenticate attempts per client address; default 5/s
 	AuthAddrBurst int           // default 50
 
+	BusAddr string // device listener of the embedded NATS server; default 127.0.0.1:4222
+	NATSURL string // connect to this NATS instead of embedding one
+
 	ChannelBufferTTL time.Duration // how long events wait for a socket; default 60s
 	PingInterval     time.Duration // WebSocket keepalive; default 25s
 	ShutdownTimeout  time.Duration // graceful shutdown bound; default 10s
@@ -56,6 +61,9 @@ func (c *Config) defaults() {
 	if c.Database == "" {
 		c.Database = filepath.Join(c.DataDir, "privicore.db")
 	}
+	if c.BusAddr == "" {
+		c.BusAddr = "127.0.0.1:4222"
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
@@ -71,6 +79,8 @@ type Engine struct {
 	Store     *sqlstore.DB
 	Commands  *command.Processor
 	Profiles  *profile.Service
+	Devices   *device.Service
+	Bus       *bus.Bus
 	Hub       *wsproxy.Hub
 	EngineKey string // the engine's signed public key
 
@@ -108,13 +118,23 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserRate: cfg.AuthUserRate, UserBurst: cfg.AuthUserBurst, AddrRate: cfg.AuthAddrRate, AddrBurst: cfg.AuthAddrBurst}, e.Hub.CloseToken)
 	verifier.v = e.Profiles
+	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
+	e.Profiles.SetDeviceKeys(e.Devices)
+	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, Logger: cfg.Logger}, e.Devices)
+	if err != nil {
+		e.Hub.Close()
+		store.Close()
+		return nil, err
+	}
+	e.Devices.SetBus(e.Bus)
 
-	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Channels: e.Hub.Handler(),
-		EngineKey: e.EngineKey, Logger: cfg.Logger}
+	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Channels: e.Hub.Handler(),
+		EngineKey: e.EngineKey, Logger: cfg.Logger, Checks: map[string]func(context.Context) error{"bus": e.Bus.Ping}}
 	e.handler = api.Handler()
 
 	if err := e.Commands.Start(ctx); err != nil {
 		e.Hub.Close()
+		e.Bus.Close()
 		store.Close()
 		return nil, fmt.Errorf("resume commands: %w", err)
 	}
@@ -226,6 +246,7 @@ func (e *Engine) Close() error {
 		close(e.stopBg)
 		e.wg.Wait()
 		e.Commands.Stop()
+		e.Bus.Close()
 		if cerr := e.Store.Close(); cerr != nil && err == nil {
 			err = cerr
 		}

@@ -47,6 +47,9 @@ func StartWith(t testing.TB, cfg engine.Config) *Engine {
 	if cfg.WSAddr == "" {
 		cfg.WSAddr = "127.0.0.1:0"
 	}
+	if cfg.BusAddr == "" {
+		cfg.BusAddr = "127.0.0.1:0"
+	}
 	if cfg.AuthUserRate == 0 {
 		cfg.AuthUserRate, cfg.AuthUserBurst = rate.Inf, 1
 	}

@@ -175,3 +175,86 @@ func splitComma(s string) []string {
 	}
 	return out
 }
+
+// Object returns an object field: a JSON object, a JSON string holding one
+// (forms), or bracketed form keys (`meta[file][fileName]=…`). present is
+// false when the field is absent; a present field that is no object is an
+// error.
+func (p *params) Object(name string) (obj map[string]any, present bool, err error) {
+	if p.json != nil {
+		if v, ok := p.json[name]; ok && v != nil {
+			if m, ok := v.(map[string]any); ok {
+				return m, true, nil
+			}
+			if s, ok := v.(string); ok {
+				return parseObject(s)
+			}
+			return nil, true, errors.New("must be an object")
+		}
+	}
+	for _, src := range []url.Values{p.form, p.query} {
+		if src == nil {
+			continue
+		}
+		if vs, ok := src[name]; ok && len(vs) > 0 {
+			return parseObject(vs[0])
+		}
+		out := map[string]any{}
+		for key, vs := range src {
+			if !strings.HasPrefix(key, name+"[") || len(vs) == 0 {
+				continue
+			}
+			path := strings.Split(strings.TrimSuffix(strings.TrimPrefix(key, name+"["), "]"), "][")
+			cur := out
+			for i, part := range path {
+				if part == "" {
+					return nil, true, errors.New("has an empty key")
+				}
+				if i == len(path)-1 {
+					cur[part] = vs[0]
+					break
+				}
+				next, ok := cur[part].(map[string]any)
+				if !ok {
+					next = map[string]any{}
+					cur[part] = next
+				}
+				cur = next
+			}
+		}
+		if len(out) > 0 {
+			return out, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+func parseObject(s string) (map[string]any, bool, error) {
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, true, errors.New("must be a JSON object")
+	}
+	return m, true, nil
+}
+
+// Has reports whether any of names is present.
+func (p *params) Has(names ...string) bool {
+	for _, n := range names {
+		if _, ok := p.raw(n); ok {
+			return true
+		}
+		if p.json != nil {
+			if _, ok := p.json[n]; ok {
+				return true
+			}
+		}
+		for _, src := range []url.Values{p.form, p.query} {
+			if _, ok := src[n+"[]"]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/profile"
 )
@@ -249,7 +250,26 @@ func (s *Server) registerPublicKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var owner *privicore.Profile
-	if r.Header.Get(authHeader) != "" || p.String("username") == "" {
+	if secret := r.Header.Get(authHeader); profile.IsQRToken(secret) {
+		// A device enrolling with a QR token registers its own key.
+		a, err := s.Profiles.AuthorizeQR(r.Context(), secret)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		dev := p.String("deviceIdentifier", "deviceId")
+		if err := device.CheckID("deviceIdentifier", dev); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		c, err := s.Profiles.RegisterKey(r.Context(), a.Profile.ID, p.String("publicKey", "public_key"), dev, a.Token.ID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeAccepted(w, c)
+		return
+	} else if secret != "" || p.String("username") == "" {
 		a, err := s.Profiles.Authorize(r.Context(), r.Header.Get(authHeader))
 		if err != nil {
 			s.fail(w, r, err)
@@ -264,7 +284,18 @@ func (s *Server) registerPublicKey(w http.ResponseWriter, r *http.Request) {
 		}
 		owner = prof
 	}
-	c, err := s.Profiles.RegisterPublicKey(r.Context(), owner, p.String("publicKey", "public_key"), p.String("deviceIdentifier", "deviceId"))
+	dev := p.String("deviceIdentifier", "deviceId")
+	if dev != "" {
+		if err := device.CheckID("deviceIdentifier", dev); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if !owner.Active() {
+			s.fail(w, r, privicore.Forbidden(profile.ReasonPublicKeyRequired, "register the profile's public key first"))
+			return
+		}
+	}
+	c, err := s.Profiles.RegisterPublicKey(r.Context(), owner, p.String("publicKey", "public_key"), dev)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -278,7 +309,13 @@ func (s *Server) retrievePublicKey(w http.ResponseWriter, r *http.Request) {
 	if dev == "" {
 		dev = q.Get("deviceId")
 	}
-	key, err := s.Profiles.PublicKey(r.Context(), authFrom(r), dev)
+	var key string
+	var err error
+	if dev != "" && s.Devices != nil {
+		key, err = s.Devices.PublicKey(r.Context(), authFrom(r).Profile.ID, dev)
+	} else {
+		key, err = s.Profiles.PublicKey(r.Context(), authFrom(r), dev)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

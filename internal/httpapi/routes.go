@@ -1,6 +1,11 @@
 package httpapi
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/device"
+)
 
 // Handler returns the API with every route. The WebSocket channel proxy is
 // also served at /ws. Each line: method and path, who may call, handler.
@@ -47,6 +52,26 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /public-key/retrieve-public-key", s.authed(activeProfile, s.retrievePublicKey))
 	handle("GET /dptcab/public-key", s.authed(activeProfile, s.engineKey))
 	handle("GET /public-key/retrieve-cab-public-key", s.authed(activeProfile, s.engineKey))
+
+	// §6 Devices.
+	handle("POST /device/request-unique-identifier", s.authedOrQR(s.requestUniqueIdentifier))
+	handle("POST /device/retrieve-unique-identifier", s.authedOrQR(s.retrieveUniqueIdentifier))
+	handle("GET /device/retrieve-device-id/{commandId}", s.authedOrQR(s.retrieveUniqueIdentifier))
+	handle("GET /device/retrieve-profile-devices", s.authed(activeProfile, s.profileDevices))
+	handle("POST /device/configure-meta", s.authed(activeProfile, s.configureDeviceMeta))
+	handle("POST /device/configure-device-meta", s.authed(activeProfile, s.configureDeviceMeta))
+	handle("POST /device/approve-device", s.authed(activeProfile, s.deviceCommand(device.CmdApprove, "")))
+	handle("POST /device/reject-device", s.authed(activeProfile, s.deviceCommand(device.CmdReject, "")))
+	handle("GET /device/retrieve-device-configuration/{deviceIdentifier}", s.authed(activeProfile, s.deviceConfiguration))
+	handle("POST /device/download-device-configuration", s.authed(activeProfile, s.deviceConfiguration))
+	handle("POST /device/remove", s.authed(activeProfile, s.deviceCommand(device.CmdRemove, "")))
+	handle("POST /device/remove-device", s.authed(activeProfile, s.deviceCommand(device.CmdRemove, "")))
+
+	// §7 Storage devices.
+	handle("POST /storage/register", s.authed(activeProfile, s.deviceCommand(device.CmdAssignRole, privicore.RoleStorage)))
+	handle("POST /storage/register-storage-device", s.authed(activeProfile, s.deviceCommand(device.CmdAssignRole, privicore.RoleStorage)))
+	handle("POST /storage/remove", s.authed(activeProfile, s.deviceCommand(device.CmdDropRole, privicore.RoleStorage)))
+	handle("POST /storage/remove-storage", s.authed(activeProfile, s.deviceCommand(device.CmdDropRole, privicore.RoleStorage)))
 
 	handle("/", http.HandlerFunc(notFound))
 	return s.middleware(mux)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/profile"
 )
 
@@ -25,6 +26,7 @@ type Server struct {
 	Store     privicore.Store
 	Commands  *command.Processor
 	Profiles  *profile.Service
+	Devices   *device.Service
 	Channels  http.Handler // the WebSocket channel proxy, served at /ws
 	EngineKey string       // the engine's signed public key (200 hex)
 	Logger    *slog.Logger

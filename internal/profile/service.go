@@ -70,6 +70,7 @@ type Service struct {
 	byUser   *ratelimit.Limiter
 	byAddr   *ratelimit.Limiter
 	onRevoke func(tokenID string)
+	devices  DeviceKeys
 	now      func() time.Time
 	log      *slog.Logger
 }
@@ -346,9 +347,39 @@ func (s *Service) GenerateQRToken(ctx context.Context, a *Auth, role string) (st
 	return s.issue(ctx, a.Profile.ID, privicore.TokenQR, prefixQR, QRTTL, role, "")
 }
 
-// QRToken returns the valid, unused enrollment token for secret.
-func (s *Service) QRToken(ctx context.Context, secret string) (*privicore.Token, error) {
-	return s.lookup(ctx, secret, privicore.TokenQR)
+// IsQRToken reports whether secret has the form of an enrollment token.
+func IsQRToken(secret string) bool { return strings.HasPrefix(secret, prefixQR) }
+
+// AuthorizeQR resolves an enrollment token (spent or not, until it
+// expires) to its owner. Use SpendQR to bind it to a new device.
+func (s *Service) AuthorizeQR(ctx context.Context, secret string) (*Auth, error) {
+	if secret == "" || len(secret) > 256 {
+		return nil, errInvalidToken
+	}
+	t, err := s.store.FindToken(ctx, HashSecret(secret))
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
+		return nil, errInvalidToken
+	} else if err != nil {
+		return nil, err
+	}
+	if t.Kind != privicore.TokenQR || !t.Valid(s.now()) {
+		return nil, errInvalidToken
+	}
+	p, err := s.store.FindProfileByID(ctx, t.ProfileID)
+	if err != nil {
+		return nil, errInvalidToken
+	}
+	return &Auth{Profile: p, Token: t}, nil
+}
+
+// SpendQR marks an enrollment token used; a token already used is
+// EUNAUTHORIZED (one QR token enrolls one device).
+func (s *Service) SpendQR(ctx context.Context, t *privicore.Token) error {
+	err := s.store.Write(ctx, func(q privicore.Queries) error { return q.UseToken(ctx, t.ID, s.now()) })
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
+		return errInvalidToken
+	}
+	return err
 }
 
 // ---- change password ----
@@ -502,7 +533,17 @@ func (s *Service) RetrieveAuthorizationToken(ctx context.Context, tempSecret, co
 type publicKeyPayload struct {
 	PublicKey        string `json:"publicKey"`
 	DeviceIdentifier string `json:"deviceIdentifier,omitempty"`
+	QRTokenID        string `json:"qrTokenId,omitempty"`
 }
+
+// DeviceKeys registers a device's public key inside a command; the device
+// service implements it.
+type DeviceKeys interface {
+	RegisterKey(ctx context.Context, q privicore.Queries, profileID, deviceID, qrTokenID, publicKey string) error
+}
+
+// SetDeviceKeys connects the device service (set once, before Start).
+func (s *Service) SetDeviceKeys(d DeviceKeys) { s.devices = d }
 
 // RegisterPublicKey validates a signed public key (EINVALID on publicKey
 // for any length, hex, tag or checksum problem) and submits its
@@ -510,6 +551,12 @@ type publicKeyPayload struct {
 // deviceIdentifier the key is a device's: only for a pending or approved
 // device of the caller.
 func (s *Service) RegisterPublicKey(ctx context.Context, p *privicore.Profile, publicKey, deviceIdentifier string) (*privicore.Command, error) {
+	return s.RegisterKey(ctx, p.ID, publicKey, deviceIdentifier, "")
+}
+
+// RegisterKey is RegisterPublicKey for profileID; with qrTokenID (a device
+// enrolling with a QR token) the device must be the one bound to that token.
+func (s *Service) RegisterKey(ctx context.Context, profileID, publicKey, deviceIdentifier, qrTokenID string) (*privicore.Command, error) {
 	publicKey = strings.ToLower(strings.TrimSpace(publicKey))
 	if publicKey == "" {
 		return nil, privicore.Invalid("publicKey", "is required")
@@ -517,7 +564,7 @@ func (s *Service) RegisterPublicKey(ctx context.Context, p *privicore.Profile, p
 	if _, err := keys.ParseSigned(publicKey); err != nil {
 		return nil, privicore.Invalid("publicKey", err.Error())
 	}
-	return s.cmds.Submit(ctx, p.ID, CmdRegisterPublicKey, publicKeyPayload{PublicKey: publicKey, DeviceIdentifier: deviceIdentifier})
+	return s.cmds.Submit(ctx, profileID, CmdRegisterPublicKey, publicKeyPayload{PublicKey: publicKey, DeviceIdentifier: deviceIdentifier, QRTokenID: qrTokenID})
 }
 
 func (s *Service) handleRegisterPublicKey(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -526,8 +573,10 @@ func (s *Service) handleRegisterPublicKey(ctx context.Context, q privicore.Queri
 		return command.Result{}, privicore.Reject("command.bad_payload", "bad payload")
 	}
 	if pl.DeviceIdentifier != "" {
-		// Devices arrive with the device lifecycle; until then none exists.
-		return command.Result{}, privicore.Reject(ReasonDeviceNotFound, "device not found")
+		if s.devices == nil {
+			return command.Result{}, privicore.Reject(ReasonDeviceNotFound, "device not found")
+		}
+		return command.Result{}, s.devices.RegisterKey(ctx, q, c.ProfileID, pl.DeviceIdentifier, pl.QRTokenID, pl.PublicKey)
 	}
 	p, err := q.FindProfileByID(ctx, c.ProfileID)
 	if err != nil {

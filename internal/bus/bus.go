@@ -1,0 +1,228 @@
+// Package bus runs the message bus between the engine and its devices: an
+// embedded NATS server (with JetStream, data under the engine's data dir)
+// whose device connections authenticate against the engine's database, each
+// device allowed only its own subjects.
+package bus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// DefaultPrefix starts every privicore subject.
+const DefaultPrefix = "privicore"
+
+// engineUser is the engine's own bus user.
+const engineUser = "privicore-engine"
+
+// DeviceAuthenticator checks a device's bus credentials: it returns the
+// device id when clientID and secret belong to an approved device.
+type DeviceAuthenticator interface {
+	AuthenticateDevice(clientID, secret string) (deviceID string, ok bool)
+}
+
+// Config configures the bus.
+type Config struct {
+	Addr    string // device listener; default 127.0.0.1:4222; port 0 picks one
+	DataDir string // JetStream storage (required for the embedded server)
+	Prefix  string // subject prefix; default DefaultPrefix
+	// NATSURL, when set, connects to an external NATS instead of embedding
+	// one; device authentication is then that cluster's business.
+	NATSURL string
+	Logger  *slog.Logger
+}
+
+// Bus is the engine's side of the bus.
+type Bus struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *server.Server // nil with an external NATS
+	nc     *nats.Conn
+	auth   DeviceAuthenticator
+	secret string // the engine user's password
+	url    string
+}
+
+// Start runs the embedded server (or connects to cfg.NATSURL) and connects
+// the engine.
+func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Bus{cfg: cfg, log: cfg.Logger, auth: auth}
+	if cfg.NATSURL != "" {
+		nc, err := nats.Connect(cfg.NATSURL, nats.Name("privicore-engine"), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, fmt.Errorf("bus: connect %s: %w", cfg.NATSURL, err)
+		}
+		b.nc, b.url = nc, cfg.NATSURL
+		return b, nil
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:4222"
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("bus: address %q: %w", cfg.Addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("bus: port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	var raw [32]byte
+	rand.Read(raw[:])
+	b.secret = hex.EncodeToString(raw[:])
+	opts := &server.Options{
+		ServerName:                 "privicore",
+		Host:                       host,
+		Port:                       port,
+		JetStream:                  true,
+		StoreDir:                   filepath.Join(cfg.DataDir, "bus"),
+		NoSigs:                     true,
+		NoLog:                      true,
+		MaxPayload:                 8 << 20,
+		CustomClientAuthentication: authenticator{b},
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("bus: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("bus: the embedded NATS server did not start")
+	}
+	b.srv = srv
+	b.url = "nats://" + srv.Addr().String()
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.UserInfo(engineUser, b.secret), nats.Name("privicore-engine"), nats.MaxReconnects(-1))
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("bus: engine connection: %w", err)
+	}
+	b.nc = nc
+	return b, nil
+}
+
+// URL is where devices connect (it goes into their configuration bundle).
+func (b *Bus) URL() string { return b.url }
+
+// Prefix is the subject prefix.
+func (b *Bus) Prefix() string { return b.cfg.Prefix }
+
+// Conn is the engine's connection.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// DeviceSubject is the root of a device's subjects: the engine sends to
+// <root>.to.<kind>, the device to <root>.from.<kind>.
+func DeviceSubject(prefix, deviceID string) string { return prefix + ".dev." + deviceID }
+
+// InboxPrefix is the reply inbox prefix a device must use (nats.CustomInboxPrefix).
+func InboxPrefix(deviceID string) string { return "_INBOX_" + deviceID }
+
+// permissions are what one device may do: its own subjects, its own inbox.
+func permissions(prefix, deviceID string) *server.Permissions {
+	root := DeviceSubject(prefix, deviceID)
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{root + ".from.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{root + ".to.>", InboxPrefix(deviceID) + ".>"}},
+		Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
+	}
+}
+
+// authenticator checks every connection to the embedded server.
+type authenticator struct{ b *Bus }
+
+// Check implements server.Authentication.
+func (a authenticator) Check(c server.ClientAuthentication) bool {
+	o := c.GetOpts()
+	if o == nil {
+		return false
+	}
+	if o.Username == engineUser {
+		if len(o.Password) != len(a.b.secret) || !constantEqual(o.Password, a.b.secret) {
+			return false
+		}
+		c.RegisterUser(&server.User{Username: engineUser})
+		return true
+	}
+	id, ok := a.b.auth.AuthenticateDevice(o.Username, o.Password)
+	if !ok {
+		a.b.log.Info("bus connection refused", "client", o.Username)
+		return false
+	}
+	c.RegisterUser(&server.User{Username: o.Username, Permissions: permissions(a.b.cfg.Prefix, id)})
+	return true
+}
+
+func constantEqual(a, b string) bool {
+	var v byte
+	for i := range len(a) {
+		v |= a[i] ^ b[i]
+	}
+	return v == 0
+}
+
+// Disconnect closes every connection of the bus user clientID (a removed
+// device, or one whose secret was replaced).
+func (b *Bus) Disconnect(clientID string) {
+	if b.srv == nil || clientID == "" {
+		return
+	}
+	conns, err := b.srv.Connz(&server.ConnzOptions{User: clientID, Limit: 1024})
+	if err != nil {
+		return
+	}
+	for _, c := range conns.Conns {
+		b.srv.DisconnectClientByID(c.Cid)
+	}
+}
+
+// Online reports whether the bus user clientID has a connection.
+func (b *Bus) Online(clientID string) bool {
+	if b.srv == nil || clientID == "" {
+		return false
+	}
+	conns, err := b.srv.Connz(&server.ConnzOptions{User: clientID, Limit: 1})
+	return err == nil && conns.NumConns > 0
+}
+
+// Ping checks the engine's connection (for /health).
+func (b *Bus) Ping(ctx context.Context) error {
+	if b.nc.Status() != nats.CONNECTED {
+		return fmt.Errorf("bus: %s", b.nc.Status())
+	}
+	deadline, ok := ctx.Deadline()
+	timeout := 2 * time.Second
+	if ok {
+		timeout = time.Until(deadline)
+	}
+	return b.nc.FlushTimeout(timeout)
+}
+
+// Close drains the engine's connection and stops the embedded server.
+func (b *Bus) Close() {
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}
