@@ -36,10 +36,11 @@ type TokenKind string
 
 // Token kinds.
 const (
-	TokenAuth   TokenKind = "auth"   // X-DPT-AUTHORIZATION token ("T-…")
-	TokenQR     TokenKind = "qr"     // device enrollment token (single use, 5 minutes)
-	TokenAction TokenKind = "action" // attempt-authentication action id (legacy flow step 1)
-	TokenTemp   TokenKind = "temp"   // temporary token of the legacy flow (single use, 60 s)
+	TokenAuth     TokenKind = "auth"     // X-DPT-AUTHORIZATION token ("T-…")
+	TokenQR       TokenKind = "qr"       // device enrollment token (single use, 5 minutes)
+	TokenAction   TokenKind = "action"   // attempt-authentication action id (legacy flow step 1)
+	TokenTemp     TokenKind = "temp"     // temporary token of the legacy flow (single use, 60 s)
+	TokenDownload TokenKind = "download" // single-use download URL secret (Ref: the blob)
 )
 
 // Token is a stored secret. Only its hash (ID) is kept; the secret itself is
@@ -151,6 +152,7 @@ type Queries interface {
 	TokenStore
 	CommandStore
 	DeviceStore
+	DataTokenStore
 }
 
 // Store is the engine's database. Its Queries methods read outside a
@@ -220,4 +222,80 @@ type DeviceStore interface {
 	ListDevices(ctx context.Context, profileID, role string) ([]*Device, error)
 	// TouchDevice sets LastSeenAt.
 	TouchDevice(ctx context.Context, id string, at time.Time) error
+}
+
+// Data token states.
+const (
+	TokenReserved = "reserved" // space reserved, no data yet
+	TokenStored   = "stored"   // data on the devices
+)
+
+// DataToken is a reservation and, once exchanged, the record of one
+// payload: its context, meta, the wrapped layer-2 key and its size. The
+// payload itself lives only on the profile's storage devices, as the blob
+// named BlobID.
+type DataToken struct {
+	ID            string         // ULID
+	ProfileID     string         //
+	TempToken     string         // "tmp-…"
+	Token         string         // "dtk-…", "" until permanent
+	ReservationID string         // the reserve-token-space command
+	BlobID        string         // the payload's name on the devices ("" until exchanged; a new one per payload)
+	Context       string         //
+	Meta          map[string]any // "file", "information_security_risk", "data" objects
+	State         string         // TokenReserved, TokenStored
+	Size          int64          // ciphertext bytes (layer 1)
+	WrappedKey    []byte         // layer-2 data key sealed under the master key
+	Application   string         // OAuth application that acted, if any
+	ExpiresAt     time.Time      // reservation / temporary token expiry; zero once permanent
+	CreatedAt     time.Time      //
+	UpdatedAt     time.Time      //
+}
+
+// DataTokenFilter selects data tokens of a profile; empty fields match all.
+type DataTokenFilter struct {
+	Context, Token, FileName, Extension, DataType string
+	Page, PerPage                                 int
+}
+
+// DataTokenStore persists data tokens and where their blobs are.
+type DataTokenStore interface {
+	CreateDataToken(ctx context.Context, t *DataToken) error
+	UpdateDataToken(ctx context.Context, t *DataToken) error
+	DeleteDataToken(ctx context.Context, id string) error
+	// FindDataToken looks a token up by id, temporary or permanent token; ENOTFOUND.
+	FindDataToken(ctx context.Context, idOrToken string) (*DataToken, error)
+	FindDataTokenByReservation(ctx context.Context, commandID string) (*DataToken, error)
+	// FindDataTokenByBlob finds the token whose current payload is blobID.
+	FindDataTokenByBlob(ctx context.Context, blobID string) (*DataToken, error)
+	// ListDataTokens returns one page of the profile's stored tokens and the total.
+	ListDataTokens(ctx context.Context, profileID string, f DataTokenFilter) ([]*DataToken, int, error)
+	// ExpiredDataTokens lists tokens never made permanent whose reservation expired.
+	ExpiredDataTokens(ctx context.Context, before time.Time, limit int) ([]*DataToken, error)
+
+	// AddDeviceBlob records that a device durably holds a blob.
+	AddDeviceBlob(ctx context.Context, deviceID, blobID string, size int64) error
+	RemoveDeviceBlob(ctx context.Context, deviceID, blobID string) error
+	// BlobHolders lists the devices holding a blob.
+	BlobHolders(ctx context.Context, blobID string) ([]string, error)
+	// DeviceBlobStats counts a device's blobs and bytes.
+	DeviceBlobStats(ctx context.Context, deviceID string) (count int, bytes int64, err error)
+
+	// AddOutbox queues op ("store", "delete") of a blob for a device.
+	AddOutbox(ctx context.Context, deviceID, blobID, op string, at time.Time) error
+	RemoveOutbox(ctx context.Context, deviceID, blobID, op string) error
+	// OutboxDevices lists the devices with queued operations.
+	OutboxDevices(ctx context.Context) ([]string, error)
+	// Outbox lists what is queued for a device, oldest first.
+	Outbox(ctx context.Context, deviceID string, limit int) ([]OutboxEntry, error)
+
+	// CommandTimes lists the creation times of the profile's succeeded
+	// commands of the given types in [from, to), by type.
+	CommandTimes(ctx context.Context, profileID string, types []string, from, to time.Time) (map[string][]time.Time, error)
+}
+
+// OutboxEntry is one queued device operation.
+type OutboxEntry struct {
+	DeviceID, BlobID, Op string
+	CreatedAt            time.Time
 }

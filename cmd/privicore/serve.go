@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,8 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.Database, "database", envOr(e, "PRIVICORE_DATABASE", ""), "database: a SQLite file path (default privicore.db in --data-dir) (env PRIVICORE_DATABASE)")
 	f.StringVar(&cfg.BusAddr, "bus-addr", envOr(e, "PRIVICORE_BUS_ADDR", "127.0.0.1:4222"), "device bus (embedded NATS) listen address (env PRIVICORE_BUS_ADDR)")
 	f.StringVar(&cfg.NATSURL, "nats-url", envOr(e, "PRIVICORE_NATS_URL", ""), "use this external NATS instead of the embedded one (env PRIVICORE_NATS_URL)")
+	f.IntVar(&cfg.MinAcks, "min-acks", envInt(e, "PRIVICORE_MIN_ACKS", 1), "storage devices that must write an exchange durably before it succeeds (env PRIVICORE_MIN_ACKS)")
+	f.StringVar(&cfg.PublicURL, "public-url", envOr(e, "PRIVICORE_PUBLIC_URL", ""), "base of the download URLs handed out (default http://<addr>) (env PRIVICORE_PUBLIC_URL)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
 	f.StringVar(&logLevel, "log-level", envOr(e, "PRIVICORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PRIVICORE_LOG_LEVEL)")
 	return cmd
@@ -69,6 +72,14 @@ func envOr(e *env, name, def string) string {
 func envDuration(e *env, name string, def time.Duration) time.Duration {
 	if d, err := time.ParseDuration(e.getenv(name)); err == nil && d > 0 {
 		return d
+	}
+	return def
+}
+
+// envInt is envOr for integers; a bad value falls back to def.
+func envInt(e *env, name string, def int) int {
+	if n, err := strconv.Atoi(e.getenv(name)); err == nil {
+		return n
 	}
 	return def
 }

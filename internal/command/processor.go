@@ -47,6 +47,18 @@ type Result struct {
 // change state through q, so that a rejection leaves nothing applied.
 type Handler func(ctx context.Context, q privicore.Queries, c *privicore.Command) (Result, error)
 
+// Steps is a command type that does I/O (devices, the bus) besides its
+// state change. Prepare runs outside any transaction and may run again if
+// the engine crashes before the command finishes; Apply commits the state
+// change with the command's status; Compensate, if set, runs in the
+// transaction that records a rejection that came after a successful
+// Prepare (e.g. to schedule the removal of what Prepare wrote to devices).
+type Steps struct {
+	Prepare    func(ctx context.Context, c *privicore.Command) (any, error)
+	Apply      func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) (Result, error)
+	Compensate func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error
+}
+
 // Publisher delivers events to a profile's channel.
 type Publisher interface {
 	Publish(profileID string, data any)
@@ -75,8 +87,11 @@ type Processor struct {
 	pub      Publisher
 	log      *slog.Logger
 	opts     Options
-	handlers map[string]Handler
+	handlers map[string]Steps
 	now      func() time.Time
+
+	attachMu sync.Mutex
+	attached map[string]any // in-memory inputs of commands, by id (never persisted)
 
 	mu       sync.Mutex
 	inflight map[string]bool
@@ -103,7 +118,7 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, handlers: map[string]Handler{},
+	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, handlers: map[string]Steps{}, attached: map[string]any{},
 		now: func() time.Time { return time.Now().UTC() }, inflight: map[string]bool{}, stop: make(chan struct{})}
 	for range opts.Workers {
 		p.queues = append(p.queues, make(chan *privicore.Command, opts.QueueSize))
@@ -114,10 +129,47 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 // Handle registers the handler of a command type. It must be called before
 // Start.
 func (p *Processor) Handle(typ string, h Handler) {
+	p.HandleSteps(typ, Steps{Apply: func(ctx context.Context, q privicore.Queries, c *privicore.Command, _ any) (Result, error) {
+		return h(ctx, q, c)
+	}})
+}
+
+// HandleSteps registers a command type that does I/O outside the
+// transaction. It must be called before Start.
+func (p *Processor) HandleSteps(typ string, s Steps) {
 	if _, dup := p.handlers[typ]; dup {
 		panic("command: duplicate handler " + typ)
 	}
-	p.handlers[typ] = h
+	p.handlers[typ] = s
+}
+
+// SubmitAttached is Submit with an in-memory attachment (e.g. a payload the
+// engine must not write to its database) that Prepare reads with Attachment.
+// The attachment does not survive a restart: Prepare must then reject.
+func (p *Processor) SubmitAttached(ctx context.Context, profileID, typ string, payload, attachment any) (*privicore.Command, error) {
+	id := NewID()
+	p.attachMu.Lock()
+	p.attached[id] = attachment
+	p.attachMu.Unlock()
+	c, err := p.SubmitWithID(ctx, id, profileID, typ, payload)
+	if err != nil {
+		p.detach(id)
+	}
+	return c, err
+}
+
+// Attachment returns the in-memory attachment of c, if this process has it.
+func (p *Processor) Attachment(c *privicore.Command) (any, bool) {
+	p.attachMu.Lock()
+	defer p.attachMu.Unlock()
+	a, ok := p.attached[c.ID]
+	return a, ok
+}
+
+func (p *Processor) detach(id string) {
+	p.attachMu.Lock()
+	delete(p.attached, id)
+	p.attachMu.Unlock()
 }
 
 // NewID returns a fresh command id (UUIDv7).
@@ -244,11 +296,37 @@ func (p *Processor) worker(q chan *privicore.Command) {
 
 var errAlreadyFinished = errors.New("command already finished")
 
-// execute runs c once: handler and final status in one write; on rejection
-// the handler's changes roll back and only the rejection is recorded.
+// execute runs c once: Prepare (outside), then Apply and the final status
+// in one write; on rejection Apply's changes roll back and only the
+// rejection (with Compensate's changes) is recorded.
 func (p *Processor) execute(c *privicore.Command) {
 	ctx := context.Background()
-	h := p.handlers[c.Type]
+	h, known := p.handlers[c.Type]
+	if !known {
+		p.reject(ctx, c, Steps{}, nil, "command.unknown_type")
+		return
+	}
+	var prepared any
+	if h.Prepare != nil {
+		cur, err := p.store.FindCommand(ctx, c.ID)
+		if err != nil {
+			p.retry(ctx, c, err)
+			return
+		}
+		if cur.Status != privicore.CommandPending {
+			p.detach(c.ID)
+			return
+		}
+		prepared, err = h.Prepare(ctx, c)
+		if err != nil {
+			if isRejection(err) {
+				p.reject(ctx, c, Steps{}, nil, reasonOf(err))
+			} else {
+				p.retry(ctx, c, err)
+			}
+			return
+		}
+	}
 	var res Result
 	var herr error
 	err := p.store.Write(ctx, func(q privicore.Queries) error {
@@ -259,11 +337,7 @@ func (p *Processor) execute(c *privicore.Command) {
 		if cur.Status != privicore.CommandPending {
 			return errAlreadyFinished
 		}
-		if h == nil {
-			herr = privicore.Reject("command.unknown_type", "no handler for %s", c.Type)
-			return herr
-		}
-		res, herr = h(ctx, q, c)
+		res, herr = h.Apply(ctx, q, c, prepared)
 		if herr != nil {
 			return herr
 		}
@@ -274,13 +348,15 @@ func (p *Processor) execute(c *privicore.Command) {
 	})
 	switch {
 	case err == nil:
+		p.detach(c.ID)
 		p.publish(c, privicore.CommandSucceeded, res.Body, res.Notify)
 		if res.After != nil {
 			res.After()
 		}
 	case errors.Is(err, errAlreadyFinished):
+		p.detach(c.ID)
 	case herr != nil && isRejection(herr):
-		p.reject(ctx, c, reasonOf(herr))
+		p.reject(ctx, c, h, prepared, reasonOf(herr))
 	default:
 		p.retry(ctx, c, err)
 	}
@@ -300,8 +376,13 @@ func reasonOf(err error) string {
 
 // reject records the rejection; if even that fails the command stays pending
 // and the sweeper brings it back.
-func (p *Processor) reject(ctx context.Context, c *privicore.Command, reason string) {
+func (p *Processor) reject(ctx context.Context, c *privicore.Command, h Steps, prepared any, reason string) {
 	err := p.store.Write(ctx, func(q privicore.Queries) error {
+		if h.Compensate != nil && prepared != nil {
+			if err := h.Compensate(ctx, q, c, prepared); err != nil {
+				return err
+			}
+		}
 		return q.FinishCommand(ctx, c.ID, privicore.CommandRejected, reason, p.now())
 	})
 	if err != nil {
@@ -310,6 +391,7 @@ func (p *Processor) reject(ctx context.Context, c *privicore.Command, reason str
 		}
 		return
 	}
+	p.detach(c.ID)
 	p.publish(c, privicore.CommandRejected, reason, "")
 }
 
@@ -318,7 +400,7 @@ func (p *Processor) retry(ctx context.Context, c *privicore.Command, cause error
 	p.log.Warn("command failed, will retry", "command", c.ID, "type", c.Type, "attempt", c.Attempts+1, "err", cause)
 	c.Attempts++
 	if c.Attempts >= p.opts.MaxAttempts {
-		p.reject(ctx, c, ReasonFailed)
+		p.reject(ctx, c, Steps{}, nil, ReasonFailed)
 		return
 	}
 	_ = p.store.Write(ctx, func(q privicore.Queries) error { return q.MarkCommandAttempt(ctx, c.ID, p.now()) })
@@ -348,6 +430,41 @@ func (p *Processor) Status(ctx context.Context, id, callerProfileID string) (*pr
 	}
 	if callerProfileID != "" && c.ProfileID != callerProfileID {
 		return nil, privicore.Errorf(privicore.ENOTFOUND, "command not found")
+	}
+	return c, nil
+}
+
+// Run records a command and applies it in the same transaction, for
+// commands whose effect must be visible at once (e.g. a delete that must
+// stop reads immediately). A rejection from apply is returned as the error,
+// and nothing is recorded; on success the outcome is published as usual.
+func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any, apply func(q privicore.Queries) (Result, error)) (*privicore.Command, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	now := p.now()
+	c := &privicore.Command{ID: NewID(), ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandSucceeded, CreatedAt: now, UpdatedAt: now}
+	var res Result
+	err = p.store.Write(ctx, func(q privicore.Queries) error {
+		var err error
+		if res, err = apply(q); err != nil {
+			return err
+		}
+		if res.Body == "" {
+			res.Body = BodySucceeded
+		}
+		c.Body = res.Body
+		return q.CreateCommand(ctx, c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Published after the caller had time to read the 202: events are
+	// buffered for a profile without a socket and delivered to joined ones.
+	p.publish(c, privicore.CommandSucceeded, res.Body, res.Notify)
+	if res.After != nil {
+		res.After()
 	}
 	return c, nil
 }

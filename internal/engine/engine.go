@@ -17,11 +17,13 @@ import (
 
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/httpapi"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/sqlstore"
+	"github.com/privicore/privicore/internal/storage"
 	"github.com/privicore/privicore/internal/wsproxy"
 	"golang.org/x/time/rate"
 )
@@ -41,6 +43,9 @@ type Config struct {
 
 	BusAddr string // device listener of the embedded NATS server; default 127.0.0.1:4222
 	NATSURL string // connect to this NATS instead of embedding one
+
+	MinAcks   int    // storage devices that must write an exchange durably; default 1
+	PublicURL string // base of the URLs the engine hands out; default http://<Addr>
 
 	ChannelBufferTTL time.Duration // how long events wait for a socket; default 60s
 	PingInterval     time.Duration // WebSocket keepalive; default 25s
@@ -79,8 +84,10 @@ type Engine struct {
 	Store     *sqlstore.DB
 	Commands  *command.Processor
 	Profiles  *profile.Service
-	Devices   *device.Service
-	Bus       *bus.Bus
+	Devices    *device.Service
+	Storage    *storage.Service
+	DataTokens *datatoken.Service
+	Bus        *bus.Bus
 	Hub       *wsproxy.Hub
 	EngineKey string // the engine's signed public key
 
@@ -127,12 +134,29 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.Devices.SetBus(e.Bus)
+	master, err := keys.LoadOrCreateSecretFile(filepath.Join(cfg.DataDir, "master.key"), 32)
+	if err != nil {
+		e.Hub.Close()
+		e.Bus.Close()
+		store.Close()
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	e.Storage = storage.New(store, e.Bus, cfg.Logger)
+	e.Storage.Handle(e.Commands)
+	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, e.Hub, master, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
 
-	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Channels: e.Hub.Handler(),
+	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Storage: e.Storage, DataTokens: e.DataTokens, Channels: e.Hub.Handler(),
 		EngineKey: e.EngineKey, Logger: cfg.Logger, Checks: map[string]func(context.Context) error{"bus": e.Bus.Ping}}
 	e.handler = api.Handler()
 
+	if err := e.Storage.Start(); err != nil {
+		e.Hub.Close()
+		e.Bus.Close()
+		store.Close()
+		return nil, err
+	}
 	if err := e.Commands.Start(ctx); err != nil {
+		e.Storage.Stop()
 		e.Hub.Close()
 		e.Bus.Close()
 		store.Close()
@@ -150,18 +174,24 @@ func (l *lateVerifier) VerifyChannelToken(ctx context.Context, token string) (st
 	return l.v.VerifyChannelToken(ctx, token)
 }
 
-// janitor removes long-expired tokens once an hour.
+// janitor removes expired reservations every 30 s and long-expired tokens
+// every hour.
 func (e *Engine) janitor() {
 	defer e.wg.Done()
-	t := time.NewTicker(time.Hour)
+	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
-	for {
+	for i := 1; ; i++ {
 		select {
 		case <-e.stopBg:
 			return
 		case <-t.C:
-			if err := e.Profiles.Sweep(context.Background()); err != nil {
-				e.log.Warn("token sweep failed", "err", err)
+			if err := e.DataTokens.Sweep(context.Background()); err != nil {
+				e.log.Warn("reservation sweep failed", "err", err)
+			}
+			if i%120 == 0 {
+				if err := e.Profiles.Sweep(context.Background()); err != nil {
+					e.log.Warn("token sweep failed", "err", err)
+				}
 			}
 		}
 	}
@@ -178,6 +208,9 @@ func (e *Engine) Listen() error {
 	}
 	e.listeners = append(e.listeners, ln)
 	e.servers = append(e.servers, e.newServer(e.handler))
+	if e.cfg.PublicURL == "" {
+		e.DataTokens.SetPublicURL("http://" + ln.Addr().String())
+	}
 	if e.cfg.WSAddr != "-" {
 		ws, err := net.Listen("tcp", e.cfg.WSAddr)
 		if err != nil {
@@ -246,6 +279,7 @@ func (e *Engine) Close() error {
 		close(e.stopBg)
 		e.wg.Wait()
 		e.Commands.Stop()
+		e.Storage.Stop()
 		e.Bus.Close()
 		if cerr := e.Store.Close(); cerr != nil && err == nil {
 			err = cerr

@@ -161,3 +161,6 @@ func (s *Server) deviceConfiguration(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, b)
 }
+
+// checkDeviceID validates a deviceIdentifier's shape.
+func checkDeviceID(id string) error { return device.CheckID("deviceIdentifier", id) }

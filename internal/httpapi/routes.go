@@ -73,6 +73,24 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /storage/remove", s.authed(activeProfile, s.deviceCommand(device.CmdDropRole, privicore.RoleStorage)))
 	handle("POST /storage/remove-storage", s.authed(activeProfile, s.deviceCommand(device.CmdDropRole, privicore.RoleStorage)))
 
+	handle("GET /storage/list-storage-devices", s.authed(activeProfile, s.listStorageDevices))
+	handle("POST /storage/sync-device", s.authed(activeProfile, s.syncStorageDevice))
+	handle("POST /storage/synchronize", s.authed(activeProfile, s.syncStorageDevice))
+
+	// §8 Data tokens.
+	handle("POST /data-token/reserve-token-space", s.authed(activeProfile, s.reserveTokenSpace))
+	handle("GET /data-token/retrieve-temporary-data-token/{commandId}", s.authed(activeProfile, s.retrieveTemporaryDataToken))
+	handle("POST /data-token/exchange-data-for-token", s.authed(activeProfile, s.exchangeDataForToken))
+	handle("POST /data-token/configure-file-meta", s.authed(activeProfile, s.configureFileMeta))
+	handle("POST /data-token/request-data", s.authed(activeProfile, s.requestData))
+	handle("GET /downstream/", http.HandlerFunc(s.download)) // the single-use auth query value is the credential
+	handle("POST /data-token/configure-information-security-risk-meta", s.authed(activeProfile, s.configureRiskMeta))
+	handle("GET /data-token/list-data-tokens", s.authed(activeProfile, s.listDataTokens))
+	handle("POST /data-token/update-data", s.authed(activeProfile, s.updateData))
+	handle("POST /data-token/update-data-token", s.authed(activeProfile, s.updateDataToken))
+	handle("POST /data-token/delete-data", s.authed(activeProfile, s.deleteData))
+	handle("GET /data-token/transaction-count-statistics", s.authed(activeProfile, s.transactionStatistics))
+
 	handle("/", http.HandlerFunc(notFound))
 	return s.middleware(mux)
 }

@@ -14,8 +14,10 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/profile"
+	"github.com/privicore/privicore/internal/storage"
 )
 
 // DefaultMaxBody bounds request bodies.
@@ -23,14 +25,16 @@ const DefaultMaxBody = 4 << 20
 
 // Server holds what the handlers need.
 type Server struct {
-	Store     privicore.Store
-	Commands  *command.Processor
-	Profiles  *profile.Service
-	Devices   *device.Service
-	Channels  http.Handler // the WebSocket channel proxy, served at /ws
-	EngineKey string       // the engine's signed public key (200 hex)
-	Logger    *slog.Logger
-	MaxBody   int64 // request body limit; default DefaultMaxBody
+	Store      privicore.Store
+	Commands   *command.Processor
+	Profiles   *profile.Service
+	Devices    *device.Service
+	Storage    *storage.Service
+	DataTokens *datatoken.Service
+	Channels   http.Handler // the WebSocket channel proxy, served at /ws
+	EngineKey  string       // the engine's signed public key (200 hex)
+	Logger     *slog.Logger
+	MaxBody    int64 // request body limit; default DefaultMaxBody
 	// Checks are extra health checks (e.g. the bus) by name.
 	Checks map[string]func(context.Context) error
 }

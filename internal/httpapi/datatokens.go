@@ -1,0 +1,273 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/datatoken"
+	"github.com/privicore/privicore/internal/storage"
+)
+
+// ---- §7 storage ----
+
+func (s *Server) listStorageDevices(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ds, err := s.Storage.Devices(ctx, authFrom(r).Profile.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(ds))
+	for _, d := range ds {
+		n, bytes, err := s.Storage.Stats(ctx, d.ID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		rec := s.Devices.RecordOf(d)
+		out = append(out, map[string]any{"deviceIdentifier": rec.DeviceIdentifier, "name": rec.Name, "displayName": rec.DisplayName,
+			"tags": rec.Tags, "meta": rec.Meta, "role": rec.Role, "state": rec.State, "hasPublicKey": rec.HasPublicKey,
+			"online": rec.Online, "lastSeenAt": rec.LastSeenAt, "createdAt": rec.CreatedAt, "blobCount": n, "bytes": bytes})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) syncStorageDevice(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	id := deviceID(p)
+	if err := checkDeviceID(id); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c, err := s.Commands.Submit(r.Context(), authFrom(r).Profile.ID, storage.CmdSync, storage.SyncPayload(id))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
+}
+
+// ---- §8 data tokens ----
+
+func (s *Server) reserveTokenSpace(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	ttl, _, err := p.Int("ttl")
+	if err != nil {
+		s.fail(w, r, privicore.Invalid("ttl", "must be 1 to 1440 minutes"))
+		return
+	}
+	if ttl < 0 || ttl > 1e6 {
+		ttl = -1
+	}
+	meta, _, err := p.Object("meta")
+	if err != nil {
+		s.fail(w, r, privicore.Invalid("meta", err.Error()))
+		return
+	}
+	c, err := s.DataTokens.Reserve(r.Context(), authFrom(r).Profile.ID, p.String("context"), int(ttl), meta)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
+}
+
+func (s *Server) retrieveTemporaryDataToken(w http.ResponseWriter, r *http.Request) {
+	tok, err := s.DataTokens.TemporaryToken(r.Context(), authFrom(r).Profile.ID, r.PathValue("commandId"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+func (s *Server) exchangeDataForToken(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	c, err := s.DataTokens.Exchange(r.Context(), authFrom(r).Profile.ID, p.String("temporaryTokenSpace", "temporaryToken", "token"), p.String("data"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
+}
+
+func (s *Server) configureFileMeta(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	m := datatoken.FileMeta{Token: p.String("token"), FileName: p.String("fileName"), Extension: p.String("extension"),
+		Context: p.String("context"), Path: p.String("path")}
+	if size, present, err := p.Int("size"); err != nil {
+		s.fail(w, r, privicore.Invalid("size", "must be an integer ≥ 0"))
+		return
+	} else if present {
+		m.Size = &size
+	}
+	tok, err := s.DataTokens.ConfigureFileMeta(r.Context(), authFrom(r).Profile.ID, m)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+func (s *Server) requestData(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	c, reqID, err := s.DataTokens.RequestData(r.Context(), authFrom(r).Profile.ID, p.String("token", "dataToken"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("X-DPT-CAB-ID", c.ID)
+	w.Header().Set("X-DPT-CAB-REQUEST-ID", reqID)
+	writeJSON(w, http.StatusAccepted, map[string]string{"commandId": c.ID, "requestId": reqID})
+}
+
+func (s *Server) download(w http.ResponseWriter, r *http.Request) {
+	data, err := s.DataTokens.Download(r.Context(), r.URL.Query().Get("auth"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(data)
+}
+
+func (s *Server) configureRiskMeta(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	fields := map[string]any{}
+	for _, src := range []map[string]any{p.json} {
+		for k, v := range src {
+			fields[k] = v
+		}
+	}
+	for k, vs := range p.form {
+		if len(vs) > 0 {
+			fields[k] = vs[0]
+		}
+	}
+	token := p.String("token")
+	delete(fields, "token")
+	c, err := s.DataTokens.ConfigureRisk(r.Context(), authFrom(r).Profile.ID, token, fields)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
+}
+
+func (s *Server) listDataTokens(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := privicore.DataTokenFilter{Context: q.Get("filters[context]"), Token: q.Get("filters[token]"),
+		FileName: q.Get("filters[meta.file.fileName]"), Extension: q.Get("filters[meta.file.extension]"), DataType: q.Get("filters[meta.data.type]")}
+	for name, dst := range map[string]*int{"page": &f.Page, "perPage": &f.PerPage} {
+		if v := q.Get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				s.fail(w, r, privicore.Invalid(name, "must be a positive integer"))
+				return
+			}
+			*dst = n
+		}
+	}
+	page, err := s.DataTokens.List(r.Context(), authFrom(r).Profile.ID, f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) updateData(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	meta, _, err := p.Object("meta")
+	if err != nil {
+		s.fail(w, r, privicore.Invalid("meta", err.Error()))
+		return
+	}
+	c, err := s.DataTokens.Update(r.Context(), authFrom(r).Profile.ID, p.String("dataToken", "token"), p.String("data"), meta)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
+}
+
+func (s *Server) updateDataToken(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	m := datatoken.MetaUpdate{Token: p.String("token", "dataToken")}
+	for name, dst := range map[string]**string{"fileName": &m.FileName, "extension": &m.Extension, "context": &m.Context, "path": &m.Path} {
+		if p.Has(name) {
+			v := p.String(name)
+			*dst = &v
+		}
+	}
+	c, err := s.DataTokens.UpdateMeta(r.Context(), authFrom(r).Profile.ID, m)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
+}
+
+func (s *Server) deleteData(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	c, err := s.DataTokens.Delete(r.Context(), authFrom(r).Profile.ID, p.String("token", "dataToken"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
+}
+
+func (s *Server) transactionStatistics(w http.ResponseWriter, r *http.Request) {
+	var from, to time.Time
+	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		if v := r.URL.Query().Get(name); v != "" {
+			t, err := time.Parse("2006-01-02", v)
+			if err != nil {
+				if t, err = time.Parse(time.RFC3339, v); err != nil {
+					s.fail(w, r, privicore.Invalid(name, "must be a date (YYYY-MM-DD)"))
+					return
+				}
+			}
+			*dst = t
+		}
+	}
+	st, err := s.DataTokens.Statistics(r.Context(), authFrom(r).Profile.ID, from, to)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

@@ -1,0 +1,276 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/privicore/privicore"
+)
+
+const dataTokenCols = `id, profile_id, temp_token, token, reservation_id, blob_id, context, meta, file_name, file_extension, data_type, state, size, wrapped_key, application, expires_at, created_at, updated_at`
+
+func scanDataToken(row interface{ Scan(...any) error }) (*privicore.DataToken, error) {
+	var t privicore.DataToken
+	var token sql.NullString
+	var meta, fileName, ext, dataType, wrapped string
+	var expires, created, updated int64
+	err := row.Scan(&t.ID, &t.ProfileID, &t.TempToken, &token, &t.ReservationID, &t.BlobID, &t.Context, &meta, &fileName, &ext, &dataType,
+		&t.State, &t.Size, &wrapped, &t.Application, &expires, &created, &updated)
+	if isNoRows(err) {
+		return nil, notFound("data token")
+	} else if err != nil {
+		return nil, dbErr(err)
+	}
+	t.Token = token.String
+	json.Unmarshal([]byte(meta), &t.Meta)
+	if t.Meta == nil {
+		t.Meta = map[string]any{}
+	}
+	t.WrappedKey, _ = base64.StdEncoding.DecodeString(wrapped)
+	t.ExpiresAt, t.CreatedAt, t.UpdatedAt = fromNanos(expires), fromNanos(created), fromNanos(updated)
+	return &t, nil
+}
+
+// metaString returns meta[object][key] as text, for the indexed filter columns.
+func metaString(meta map[string]any, object, key string) string {
+	o, _ := meta[object].(map[string]any)
+	s, _ := o[key].(string)
+	return s
+}
+
+func dataTokenArgs(t *privicore.DataToken) []any {
+	meta, _ := json.Marshal(t.Meta)
+	if t.Meta == nil {
+		meta = []byte("{}")
+	}
+	var token any
+	if t.Token != "" {
+		token = t.Token
+	}
+	return []any{t.ID, t.ProfileID, t.TempToken, token, t.ReservationID, t.BlobID, t.Context, string(meta),
+		metaString(t.Meta, "file", "fileName"), metaString(t.Meta, "file", "extension"), metaString(t.Meta, "data", "type"),
+		t.State, t.Size, base64.StdEncoding.EncodeToString(t.WrappedKey), t.Application, nanos(t.ExpiresAt), nanos(t.CreatedAt), nanos(t.UpdatedAt)}
+}
+
+// CreateDataToken implements privicore.DataTokenStore.
+func (q queries) CreateDataToken(ctx context.Context, t *privicore.DataToken) error {
+	_, err := q.exec(ctx, `INSERT INTO data_tokens (`+dataTokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, dataTokenArgs(t)...)
+	return dbErr(err)
+}
+
+// UpdateDataToken implements privicore.DataTokenStore.
+func (q queries) UpdateDataToken(ctx context.Context, t *privicore.DataToken) error {
+	a := dataTokenArgs(t)
+	n, err := affected(q.exec(ctx, `UPDATE data_tokens SET profile_id = ?, temp_token = ?, token = ?, reservation_id = ?, blob_id = ?, context = ?, meta = ?,
+		file_name = ?, file_extension = ?, data_type = ?, state = ?, size = ?, wrapped_key = ?, application = ?, expires_at = ?, created_at = ?, updated_at = ?
+		WHERE id = ?`, append(a[1:], a[0])...))
+	if err == nil && n == 0 {
+		return notFound("data token")
+	}
+	return err
+}
+
+// DeleteDataToken implements privicore.DataTokenStore.
+func (q queries) DeleteDataToken(ctx context.Context, id string) error {
+	_, err := q.exec(ctx, `DELETE FROM data_tokens WHERE id = ?`, id)
+	return dbErr(err)
+}
+
+// FindDataToken implements privicore.DataTokenStore.
+func (q queries) FindDataToken(ctx context.Context, idOrToken string) (*privicore.DataToken, error) {
+	col := "id"
+	switch {
+	case strings.HasPrefix(idOrToken, "tmp-"):
+		col = "temp_token"
+	case strings.HasPrefix(idOrToken, "dtk-"):
+		col = "token"
+	}
+	return scanDataToken(q.row(ctx, `SELECT `+dataTokenCols+` FROM data_tokens WHERE `+col+` = ?`, idOrToken))
+}
+
+// FindDataTokenByBlob implements privicore.DataTokenStore.
+func (q queries) FindDataTokenByBlob(ctx context.Context, blobID string) (*privicore.DataToken, error) {
+	if blobID == "" {
+		return nil, notFound("data token")
+	}
+	return scanDataToken(q.row(ctx, `SELECT `+dataTokenCols+` FROM data_tokens WHERE blob_id = ?`, blobID))
+}
+
+// FindDataTokenByReservation implements privicore.DataTokenStore.
+func (q queries) FindDataTokenByReservation(ctx context.Context, commandID string) (*privicore.DataToken, error) {
+	return scanDataToken(q.row(ctx, `SELECT `+dataTokenCols+` FROM data_tokens WHERE reservation_id = ?`, commandID))
+}
+
+// ListDataTokens implements privicore.DataTokenStore.
+func (q queries) ListDataTokens(ctx context.Context, profileID string, f privicore.DataTokenFilter) ([]*privicore.DataToken, int, error) {
+	where := ` FROM data_tokens WHERE profile_id = ? AND state = ?`
+	args := []any{profileID, privicore.TokenStored}
+	add := func(cond, v string) {
+		if v != "" {
+			where += " AND " + cond
+			args = append(args, v)
+		}
+	}
+	add("context = ?", f.Context)
+	if f.Token != "" {
+		where += " AND (token = ? OR temp_token = ?)"
+		args = append(args, f.Token, f.Token)
+	}
+	add("file_name = ?", f.FileName)
+	add("file_extension = ?", f.Extension)
+	add("data_type = ?", f.DataType)
+	var total int
+	if err := q.row(ctx, `SELECT COUNT(*)`+where, args...).Scan(&total); err != nil {
+		return nil, 0, dbErr(err)
+	}
+	rows, err := q.rows(ctx, `SELECT `+dataTokenCols+where+` ORDER BY created_at, id LIMIT ? OFFSET ?`,
+		append(args, f.PerPage, (f.Page-1)*f.PerPage)...)
+	if err != nil {
+		return nil, 0, dbErr(err)
+	}
+	defer rows.Close()
+	out := []*privicore.DataToken{}
+	for rows.Next() {
+		t, err := scanDataToken(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, t)
+	}
+	return out, total, dbErr(rows.Err())
+}
+
+// ExpiredDataTokens implements privicore.DataTokenStore.
+func (q queries) ExpiredDataTokens(ctx context.Context, before time.Time, limit int) ([]*privicore.DataToken, error) {
+	rows, err := q.rows(ctx, `SELECT `+dataTokenCols+` FROM data_tokens WHERE token IS NULL AND expires_at > 0 AND expires_at < ? ORDER BY expires_at LIMIT ?`, nanos(before), limit)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	var out []*privicore.DataToken
+	for rows.Next() {
+		t, err := scanDataToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, dbErr(rows.Err())
+}
+
+// AddDeviceBlob implements privicore.DataTokenStore.
+func (q queries) AddDeviceBlob(ctx context.Context, deviceID, blobID string, size int64) error {
+	if _, err := q.exec(ctx, `DELETE FROM device_blobs WHERE device_id = ? AND blob_id = ?`, deviceID, blobID); err != nil {
+		return dbErr(err)
+	}
+	_, err := q.exec(ctx, `INSERT INTO device_blobs (device_id, blob_id, size) VALUES (?, ?, ?)`, deviceID, blobID, size)
+	return dbErr(err)
+}
+
+// RemoveDeviceBlob implements privicore.DataTokenStore.
+func (q queries) RemoveDeviceBlob(ctx context.Context, deviceID, blobID string) error {
+	_, err := q.exec(ctx, `DELETE FROM device_blobs WHERE device_id = ? AND blob_id = ?`, deviceID, blobID)
+	return dbErr(err)
+}
+
+// BlobHolders implements privicore.DataTokenStore.
+func (q queries) BlobHolders(ctx context.Context, blobID string) ([]string, error) {
+	return q.strings(ctx, `SELECT device_id FROM device_blobs WHERE blob_id = ? ORDER BY device_id`, blobID)
+}
+
+func (q queries) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := q.rows(ctx, query, args...)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, dbErr(err)
+		}
+		out = append(out, s)
+	}
+	return out, dbErr(rows.Err())
+}
+
+// DeviceBlobStats implements privicore.DataTokenStore.
+func (q queries) DeviceBlobStats(ctx context.Context, deviceID string) (int, int64, error) {
+	var n int
+	var bytes int64
+	err := q.row(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM device_blobs WHERE device_id = ?`, deviceID).Scan(&n, &bytes)
+	return n, bytes, dbErr(err)
+}
+
+// AddOutbox implements privicore.DataTokenStore.
+func (q queries) AddOutbox(ctx context.Context, deviceID, blobID, op string, at time.Time) error {
+	if _, err := q.exec(ctx, `DELETE FROM device_outbox WHERE device_id = ? AND blob_id = ? AND op = ?`, deviceID, blobID, op); err != nil {
+		return dbErr(err)
+	}
+	_, err := q.exec(ctx, `INSERT INTO device_outbox (device_id, blob_id, op, created_at) VALUES (?, ?, ?, ?)`, deviceID, blobID, op, nanos(at))
+	return dbErr(err)
+}
+
+// RemoveOutbox implements privicore.DataTokenStore.
+func (q queries) RemoveOutbox(ctx context.Context, deviceID, blobID, op string) error {
+	_, err := q.exec(ctx, `DELETE FROM device_outbox WHERE device_id = ? AND blob_id = ? AND op = ?`, deviceID, blobID, op)
+	return dbErr(err)
+}
+
+// Outbox implements privicore.DataTokenStore.
+func (q queries) Outbox(ctx context.Context, deviceID string, limit int) ([]privicore.OutboxEntry, error) {
+	rows, err := q.rows(ctx, `SELECT device_id, blob_id, op, created_at FROM device_outbox WHERE device_id = ? ORDER BY created_at LIMIT ?`, deviceID, limit)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	var out []privicore.OutboxEntry
+	for rows.Next() {
+		var e privicore.OutboxEntry
+		var at int64
+		if err := rows.Scan(&e.DeviceID, &e.BlobID, &e.Op, &at); err != nil {
+			return nil, dbErr(err)
+		}
+		e.CreatedAt = fromNanos(at)
+		out = append(out, e)
+	}
+	return out, dbErr(rows.Err())
+}
+
+// CommandTimes implements privicore.DataTokenStore.
+func (q queries) CommandTimes(ctx context.Context, profileID string, types []string, from, to time.Time) (map[string][]time.Time, error) {
+	out := map[string][]time.Time{}
+	if len(types) == 0 {
+		return out, nil
+	}
+	args := []any{profileID, int(privicore.CommandSucceeded), nanos(from), nanos(to)}
+	marks := make([]string, len(types))
+	for i, t := range types {
+		marks[i] = "?"
+		args = append(args, t)
+	}
+	rows, err := q.rows(ctx, `SELECT type, created_at FROM commands WHERE profile_id = ? AND status = ? AND created_at >= ? AND created_at < ? AND type IN (`+strings.Join(marks, ", ")+`)`, args...)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ string
+		var at int64
+		if err := rows.Scan(&typ, &at); err != nil {
+			return nil, dbErr(err)
+		}
+		out[typ] = append(out[typ], fromNanos(at))
+	}
+	return out, dbErr(rows.Err())
+}
+
+// OutboxDevices implements privicore.DataTokenStore.
+func (q queries) OutboxDevices(ctx context.Context) ([]string, error) {
+	return q.strings(ctx, `SELECT DISTINCT device_id FROM device_outbox`)
+}

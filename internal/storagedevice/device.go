@@ -1,0 +1,308 @@
+// Package storagedevice is the storage device daemon: it connects to the
+// engine's bus with its configuration bundle, and stores, returns, lists and
+// deletes the profile's blobs under a directory, each sealed under the
+// device's own at-rest key (layer 3) and written atomically (temp file,
+// fsync, rename). The engine never holds the at-rest key; the device never
+// holds the engine's layer-2 keys.
+package storagedevice
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/privicore/privicore/internal/keys"
+)
+
+// Operations, the last token of the subject the engine sends to
+// (<prefix>.to.<op>).
+const (
+	OpStore  = "store"
+	OpFetch  = "fetch"
+	OpDelete = "delete"
+	OpList   = "list"
+	OpHas    = "has"
+)
+
+// HeaderBlob names the blob of a request; HeaderError carries a failure
+// in a reply (the body is then empty).
+const (
+	HeaderBlob  = "Privicore-Blob"
+	HeaderError = "Privicore-Error"
+)
+
+// ErrNotFound is the HeaderError value for a blob the device does not hold.
+const ErrNotFound = "not_found"
+
+// Bundle is the configuration bundle the engine issued for the device.
+type Bundle struct {
+	DeviceIdentifier string `json:"device-identifier"`
+	ClientID         string `json:"client-id"`
+	ClientSecret     string `json:"client-secret"`
+	BusURL           string `json:"bus-url"`
+	BusSubjectPrefix string `json:"bus-subject-prefix"`
+	EnginePublicKey  string `json:"engine-public-key"`
+	Role             string `json:"role"`
+}
+
+// ReadBundle reads a bundle file.
+func ReadBundle(path string) (*Bundle, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out Bundle
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", path, err)
+	}
+	if out.DeviceIdentifier == "" || out.ClientID == "" || out.ClientSecret == "" || out.BusURL == "" || out.BusSubjectPrefix == "" {
+		return nil, fmt.Errorf("bundle %s: incomplete", path)
+	}
+	return &out, nil
+}
+
+// Config configures a Device.
+type Config struct {
+	Bundle *Bundle
+	Key    *ecdh.PrivateKey // the device's own key (its public half is registered)
+	Dir    string           // where blobs live; the at-rest key is created here
+	Logger *slog.Logger
+}
+
+// Device is a running storage device.
+type Device struct {
+	cfg   Config
+	log   *slog.Logger
+	aead  cipher.AEAD
+	blobs string
+	nc    *nats.Conn
+	sub   *nats.Subscription
+
+	mu sync.Mutex // serializes writes of one blob id
+}
+
+// blobID is what a blob id may look like (ULID-ish): no path tricks.
+var blobID = regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
+
+// Start opens the directory (creating the at-rest key on first start),
+// connects to the bus (reconnecting by itself forever) and serves.
+func Start(cfg Config) (*Device, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, "blobs"), 0o700); err != nil {
+		return nil, err
+	}
+	key, err := keys.LoadOrCreateSecretFile(filepath.Join(cfg.Dir, "at-rest.key"), 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{cfg: cfg, log: cfg.Logger, aead: aead, blobs: filepath.Join(cfg.Dir, "blobs")}
+	b := cfg.Bundle
+	nc, err := nats.Connect(b.BusURL,
+		nats.UserInfo(b.ClientID, b.ClientSecret),
+		nats.CustomInboxPrefix("_INBOX_"+b.DeviceIdentifier),
+		nats.Name("privicore-storage-"+b.DeviceIdentifier),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
+		nats.ReconnectHandler(func(*nats.Conn) { d.hello() }),
+		nats.ConnectHandler(func(*nats.Conn) { d.hello() }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				d.log.Warn("bus disconnected", "err", err)
+			}
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", b.BusURL, err)
+	}
+	d.nc = nc
+	d.sub, err = nc.Subscribe(b.BusSubjectPrefix+".to.>", d.handle)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	d.sub.SetPendingLimits(-1, 512<<20)
+	if nc.IsConnected() {
+		d.hello()
+	}
+	return d, nil
+}
+
+// hello tells the engine the device is online (so it sends what was missed).
+func (d *Device) hello() {
+	if d.nc != nil {
+		d.nc.Publish(d.cfg.Bundle.BusSubjectPrefix+".from.hello", nil)
+	}
+}
+
+// Close disconnects.
+func (d *Device) Close() {
+	if d.nc != nil {
+		d.nc.Drain()
+		for i := 0; i < 100 && !d.nc.IsClosed(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		d.nc.Close()
+	}
+}
+
+// Kill drops the connection at once, without draining (tests of failures).
+func (d *Device) Kill() { d.nc.Close() }
+
+func (d *Device) path(id string) string { return filepath.Join(d.blobs, id) }
+
+func (d *Device) handle(m *nats.Msg) {
+	op := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	id := m.Header.Get(HeaderBlob)
+	if op != OpList && !blobID.MatchString(id) {
+		d.fail(m, "bad_blob_id")
+		return
+	}
+	switch op {
+	case OpStore:
+		if err := d.store(id, m.Data); err != nil {
+			d.log.Error("store failed", "blob", id, "err", err)
+			d.fail(m, "write_failed")
+			return
+		}
+		m.Respond(nil)
+	case OpFetch:
+		data, err := d.fetch(id)
+		if errors.Is(err, os.ErrNotExist) {
+			d.fail(m, ErrNotFound)
+			return
+		} else if err != nil {
+			d.log.Error("fetch failed", "blob", id, "err", err)
+			d.fail(m, "read_failed")
+			return
+		}
+		m.Respond(data)
+	case OpHas:
+		if _, err := os.Stat(d.path(id)); err != nil {
+			d.fail(m, ErrNotFound)
+			return
+		}
+		m.Respond(nil)
+	case OpDelete:
+		if err := os.Remove(d.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.fail(m, "delete_failed")
+			return
+		}
+		m.Respond(nil)
+	case OpList:
+		ids, err := d.List()
+		if err != nil {
+			d.fail(m, "list_failed")
+			return
+		}
+		b, _ := json.Marshal(ids)
+		m.Respond(b)
+	default:
+		d.fail(m, "unknown_op")
+	}
+}
+
+func (d *Device) fail(m *nats.Msg, code string) {
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set(HeaderError, code)
+	m.RespondMsg(r)
+}
+
+// store seals data under the at-rest key and writes it atomically.
+func (d *Device) store(id string, data []byte) error {
+	nonce := make([]byte, d.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	sealed := d.aead.Seal(nonce, nonce, data, []byte(id))
+	tmp, err := os.CreateTemp(d.blobs, ".tmp-"+id+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(sealed); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), d.path(id)); err != nil {
+		return err
+	}
+	dir, err := os.Open(d.blobs)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// fetch reads and opens a blob; a tampered file fails.
+func (d *Device) fetch(id string) ([]byte, error) {
+	sealed, err := os.ReadFile(d.path(id))
+	if err != nil {
+		return nil, err
+	}
+	n := d.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("truncated blob")
+	}
+	return d.aead.Open(nil, sealed[:n], sealed[n:], []byte(id))
+}
+
+// List returns the ids of the blobs held, sorted.
+func (d *Device) List() ([]string, error) {
+	entries, err := os.ReadDir(d.blobs)
+	if err != nil {
+		return nil, err
+	}
+	ids := []string{}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Dir is the blob directory (tests read the files to check layer 3).
+func (d *Device) Dir() string { return d.blobs }
+
+// Run starts a device and serves until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	d, err := Start(cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	d.Close()
+	return nil
+}
