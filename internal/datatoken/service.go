@@ -630,7 +630,7 @@ func (s *Service) forget(ctx context.Context, q privicore.Queries, blobID string
 
 // MetaUpdate is an update-data-token request (metadata only).
 type MetaUpdate struct {
-	Token                               string
+	Token                              string
 	FileName, Extension, Context, Path *string
 }
 

@@ -79,17 +79,17 @@ func (c *Config) defaults() {
 
 // Engine is a running engine.
 type Engine struct {
-	cfg       Config
-	log       *slog.Logger
-	Store     *sqlstore.DB
-	Commands  *command.Processor
-	Profiles  *profile.Service
+	cfg        Config
+	log        *slog.Logger
+	Store      *sqlstore.DB
+	Commands   *command.Processor
+	Profiles   *profile.Service
 	Devices    *device.Service
 	Storage    *storage.Service
 	DataTokens *datatoken.Service
 	Bus        *bus.Bus
-	Hub       *wsproxy.Hub
-	EngineKey string // the engine's signed public key
+	Hub        *wsproxy.Hub
+	EngineKey  string // the engine's signed public key
 
 	handler   http.Handler
 	listeners []net.Listener

@@ -21,7 +21,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -92,8 +91,6 @@ type Device struct {
 	blobs string
 	nc    *nats.Conn
 	sub   *nats.Subscription
-
-	mu sync.Mutex // serializes writes of one blob id
 }
 
 // blobID is what a blob id may look like (ULID-ish): no path tricks.
