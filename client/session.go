@@ -33,13 +33,16 @@ type Session struct {
 	done   chan struct{}
 	events chan Event
 
-	mu       sync.Mutex
-	outcomes map[string]*list.Element // command id → outcome in order
-	order    *list.List
-	waiters  map[string][]chan struct{}
-	epoch    int           // connections so far
-	changed  chan struct{} // closed and replaced at every (re)join
-	joinErr  error
+	mu         sync.Mutex
+	outcomes   map[string]*list.Element // command id → outcome in order
+	order      *list.List
+	waiters    map[string][]chan struct{}
+	requests   map[string]RequestEvent // data answers by request id (bounded by reqOrder)
+	reqOrder   []string
+	reqWaiters map[string][]chan struct{}
+	epoch      int           // connections so far
+	changed    chan struct{} // closed and replaced at every (re)join
+	joinErr    error
 }
 
 // outcomeCache bounds the remembered outcomes.
@@ -65,7 +68,8 @@ func Login(ctx context.Context, baseURL, username, password string, opts ...Opti
 func NewSession(ctx context.Context, c *Client) (*Session, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{Client: c, ctx: sctx, cancel: cancel, done: make(chan struct{}), events: make(chan Event, 256),
-		outcomes: map[string]*list.Element{}, order: list.New(), waiters: map[string][]chan struct{}{}, changed: make(chan struct{})}
+		outcomes: map[string]*list.Element{}, order: list.New(), waiters: map[string][]chan struct{}{}, changed: make(chan struct{}),
+		requests: map[string]RequestEvent{}, reqWaiters: map[string][]chan struct{}{}}
 	first := make(chan error, 1)
 	go s.loop(first)
 	select {
@@ -231,6 +235,12 @@ func (s *Session) dispatch(b []byte) {
 	if ev.Type == "X-DPT-CAB-ID" && (ev.CommandStatus == 2 || ev.CommandStatus == 3) {
 		s.remember(ev.ID, ev.CommandStatus, ev.Body)
 	}
+	if ev.Type == "X-DPT-CAB-REQUEST-ID" {
+		var re RequestEvent
+		if json.Unmarshal(env.Data, &re) == nil {
+			s.rememberRequest(re)
+		}
+	}
 	select {
 	case s.events <- ev:
 	default:
@@ -252,6 +262,23 @@ func (s *Session) remember(id string, status int, body string) {
 		close(w)
 	}
 	delete(s.waiters, id)
+}
+
+func (s *Session) rememberRequest(re RequestEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.requests[re.ID]; !ok {
+		s.requests[re.ID] = re
+		s.reqOrder = append(s.reqOrder, re.ID)
+		if len(s.reqOrder) > outcomeCache {
+			delete(s.requests, s.reqOrder[0])
+			s.reqOrder = s.reqOrder[1:]
+		}
+	}
+	for _, w := range s.reqWaiters[re.ID] {
+		close(w)
+	}
+	delete(s.reqWaiters, re.ID)
 }
 
 // lookup returns the remembered outcome of id.

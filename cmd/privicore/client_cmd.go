@@ -162,6 +162,7 @@ func addClientCommands(root *cobra.Command, e *env) {
 	key := &cobra.Command{Use: "key", Short: "Generate and register your key pair"}
 	key.AddCommand(newKeyGenerateCmd(e), withServer(newKeyRegisterCmd(e, f)))
 	root.AddCommand(profile, key, withServer(newLoginCmd(e, f)))
+	addDataCommands(root, e, f, withServer)
 }
 
 func newRegisterCmd(e *env, f *clientFlags) *cobra.Command {

@@ -26,7 +26,7 @@ func newServeCmd(e *env) *cobra.Command {
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Logger = newLogger(e, logLevel)
 			eng, err := engine.New(e.ctx, cfg)
 			if err != nil {
 				return err
@@ -82,4 +82,13 @@ func envInt(e *env, name string, def int) int {
 		return n
 	}
 	return def
+}
+
+// newLogger logs text to stderr at level (info if unreadable).
+func newLogger(e *env, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: l}))
 }

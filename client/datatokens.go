@@ -1,0 +1,251 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/privicore/privicore/internal/keys"
+)
+
+// MaxInline is the largest ciphertext the exchange endpoint takes.
+const MaxInline = 1 << 20
+
+// NewDataKey returns a random AES-256 key for Store and Retrieve.
+func NewDataKey() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// Reserve submits a reservation of ttl minutes (0: the default, 5).
+func (c *Client) Reserve(ctx context.Context, contextName string, ttlMinutes int) (string, error) {
+	body := map[string]any{"context": contextName}
+	if ttlMinutes > 0 {
+		body["ttl"] = ttlMinutes
+	}
+	return c.command(ctx, "/data-token/reserve-token-space", nil, body)
+}
+
+// TemporaryToken returns the reservation's tmp-… token.
+func (c *Client) TemporaryToken(ctx context.Context, reserveCommandID string) (string, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	_, _, err := c.do(ctx, http.MethodGet, "/data-token/retrieve-temporary-data-token/"+url.PathEscape(reserveCommandID), nil, nil, &out)
+	return out.Token, err
+}
+
+// Exchange submits a layer-1 ciphertext for a reservation.
+func (c *Client) Exchange(ctx context.Context, temporaryToken string, ciphertext []byte) (string, error) {
+	return c.command(ctx, "/data-token/exchange-data-for-token", nil, map[string]string{
+		"temporaryTokenSpace": temporaryToken, "data": base64.StdEncoding.EncodeToString(ciphertext)})
+}
+
+// FileMeta is the file meta of a token.
+type FileMeta struct {
+	FileName  string `json:"fileName"`
+	Extension string `json:"extension"`
+	Context   string `json:"context,omitempty"`
+	Size      int64  `json:"size"`
+	Path      string `json:"path"`
+}
+
+// ConfigureFileMeta makes an exchanged token permanent and returns the dtk-… token.
+func (c *Client) ConfigureFileMeta(ctx context.Context, token string, m FileMeta) (string, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	body := map[string]any{"token": token, "fileName": m.FileName, "extension": m.Extension, "size": m.Size, "path": m.Path}
+	if m.Context != "" {
+		body["context"] = m.Context
+	}
+	_, _, err := c.do(ctx, http.MethodPost, "/data-token/configure-file-meta", nil, body, &out)
+	return out.Token, err
+}
+
+// RequestData asks for a token's data; the answer arrives as an event.
+func (c *Client) RequestData(ctx context.Context, dtk string) (commandID, requestID string, err error) {
+	var out struct {
+		CommandID string `json:"commandId"`
+		RequestID string `json:"requestId"`
+	}
+	_, _, err = c.do(ctx, http.MethodPost, "/data-token/request-data", nil, map[string]string{"token": dtk}, &out)
+	return out.CommandID, out.RequestID, err
+}
+
+// TokenItem is a data token in a listing.
+type TokenItem struct {
+	Token       string         `json:"token"`
+	Context     string         `json:"context"`
+	Meta        map[string]any `json:"meta"`
+	Application string         `json:"application"`
+	CreatedAt   time.Time      `json:"createdAt"`
+	UpdatedAt   time.Time      `json:"updatedAt"`
+}
+
+// TokenPage is a page of data tokens.
+type TokenPage struct {
+	Items []TokenItem `json:"items"`
+	Meta  struct {
+		Count   int `json:"count"`
+		Page    int `json:"page"`
+		PerPage int `json:"perPage"`
+		Total   int `json:"total"`
+	} `json:"meta"`
+}
+
+// ListDataTokens lists a page; filters use the spec's keys (context, token,
+// meta.file.fileName, meta.file.extension, meta.data.type).
+func (c *Client) ListDataTokens(ctx context.Context, page, perPage int, filters map[string]string) (*TokenPage, error) {
+	q := url.Values{}
+	if page > 0 {
+		q.Set("page", strconv.Itoa(page))
+	}
+	if perPage > 0 {
+		q.Set("perPage", strconv.Itoa(perPage))
+	}
+	for k, v := range filters {
+		q.Set("filters["+k+"]", v)
+	}
+	var out TokenPage
+	_, _, err := c.do(ctx, http.MethodGet, "/data-token/list-data-tokens?"+q.Encode(), nil, nil, &out)
+	return &out, err
+}
+
+// UpdateDataToken submits metadata changes (fileName, extension, context, path).
+func (c *Client) UpdateDataToken(ctx context.Context, token string, fields map[string]string) (string, error) {
+	body := map[string]string{"token": token}
+	for k, v := range fields {
+		body[k] = v
+	}
+	return c.command(ctx, "/data-token/update-data-token", nil, body)
+}
+
+// ClassifyDataToken submits the information-security risk meta.
+func (c *Client) ClassifyDataToken(ctx context.Context, token string, fields map[string]string) (string, error) {
+	body := map[string]string{"token": token}
+	for k, v := range fields {
+		body[k] = v
+	}
+	return c.command(ctx, "/data-token/configure-information-security-risk-meta", nil, body)
+}
+
+// DeleteDataToken submits a deletion.
+func (c *Client) DeleteDataToken(ctx context.Context, token string) (string, error) {
+	return c.command(ctx, "/data-token/delete-data", nil, map[string]string{"token": token})
+}
+
+// Store encrypts plaintext with key (AES-256-GCM, layer 1), and runs the
+// whole flow: reserve, temporary token, exchange, file meta. It returns the
+// permanent dtk-… token.
+func (s *Session) Store(ctx context.Context, key, plaintext []byte, meta FileMeta) (string, error) {
+	wire, err := keys.Seal(key, plaintext)
+	if err != nil {
+		return "", err
+	}
+	if len(wire) > MaxInline {
+		return "", fmt.Errorf("payload of %d bytes is over the %d-byte limit of the inline path", len(plaintext), MaxInline)
+	}
+	ctxName := meta.Context
+	if ctxName == "" {
+		ctxName = "default"
+	}
+	res, err := s.Do(ctx, func() (string, error) { return s.Reserve(ctx, ctxName, 0) })
+	if err != nil {
+		return "", err
+	}
+	tmp, err := s.TemporaryToken(ctx, res.CommandID)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.Do(ctx, func() (string, error) { return s.Exchange(ctx, tmp, wire) }); err != nil {
+		return "", err
+	}
+	if meta.Size == 0 {
+		meta.Size = int64(len(wire))
+	}
+	return s.ConfigureFileMeta(ctx, tmp, meta)
+}
+
+// Retrieve fetches a token's ciphertext (inline or through the download
+// URL) and decrypts it with key.
+func (s *Session) Retrieve(ctx context.Context, key []byte, dtk string) ([]byte, error) {
+	_, reqID, err := s.RequestData(ctx, dtk)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := s.AwaitRequest(ctx, reqID)
+	if err != nil {
+		return nil, err
+	}
+	var wire []byte
+	if ev.OutputType == 0 {
+		if wire, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
+			return nil, err
+		}
+	} else {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ev.Body, nil)
+		if err != nil {
+			return nil, err
+		}
+		res, err := s.httpc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("download: %s", res.Status)
+		}
+		if wire, err = io.ReadAll(res.Body); err != nil {
+			return nil, err
+		}
+	}
+	return keys.Open(key, wire)
+}
+
+// RequestEvent is the answer to a data request.
+type RequestEvent struct {
+	ID            string `json:"id"`
+	CommandStatus int    `json:"command_status"`
+	DataContext   string `json:"data_context"`
+	OutputType    int    `json:"output_type"`
+	Body          string `json:"body"`
+}
+
+// AwaitRequest waits for the X-DPT-CAB-REQUEST-ID event of requestID. A
+// failed request is a *RejectedError with the reason.
+func (s *Session) AwaitRequest(ctx context.Context, requestID string) (RequestEvent, error) {
+	for {
+		s.mu.Lock()
+		ev, ok := s.requests[requestID]
+		var w chan struct{}
+		if !ok {
+			w = make(chan struct{})
+			s.reqWaiters[requestID] = append(s.reqWaiters[requestID], w)
+		}
+		s.mu.Unlock()
+		if ok {
+			if ev.CommandStatus != 2 {
+				return ev, &RejectedError{CommandID: requestID, Reason: ev.Body}
+			}
+			return ev, nil
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return RequestEvent{}, ctx.Err()
+		case <-s.done:
+			return RequestEvent{}, errors.New("session closed")
+		}
+	}
+}

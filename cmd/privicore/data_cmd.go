@@ -1,0 +1,418 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/privicore/privicore/client"
+	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/storagedevice"
+)
+
+// addDataCommands adds the device, storage and data token commands.
+func addDataCommands(root *cobra.Command, e *env, f *clientFlags, withServer func(*cobra.Command) *cobra.Command) {
+	dev := &cobra.Command{Use: "device", Short: "Enroll and manage devices"}
+	dev.AddCommand(withServer(newEnrollCmd(e, f)), withServer(newDeviceListCmd(e, f)), withServer(newDeviceConfigCmd(e, f)))
+	for _, c := range []struct{ use, short string }{{"approve", "Approve a device"}, {"reject", "Reject a pending device"}, {"remove", "Remove a device"}} {
+		dev.AddCommand(withServer(newDeviceActionCmd(e, f, c.use, c.short)))
+	}
+	dev.AddCommand(withServer(&cobra.Command{Use: "request NAME", Short: "Request a new device identifier", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
+				out, err := s.Do(ctx, func() (string, error) { return s.RequestDeviceIdentifier(ctx, args[0]) })
+				if err == nil {
+					fmt.Fprintln(e.stdout, out.Body)
+				}
+				return err
+			})
+		}}))
+	st := &cobra.Command{Use: "storage", Short: "Manage storage devices"}
+	for _, c := range []struct{ use, short string }{{"register", "Give a device the storage role"}, {"remove", "Drop the storage role"}, {"sync", "Copy to a device what it lacks"}} {
+		st.AddCommand(withServer(newDeviceActionCmd(e, f, c.use, c.short)))
+	}
+	st.AddCommand(withServer(&cobra.Command{Use: "list", Short: "List storage devices", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, _, err := f.loggedIn(e)
+			if err != nil {
+				return err
+			}
+			ds, err := c.StorageDevices(e.ctx)
+			if err != nil {
+				return err
+			}
+			return printDevices(e, ds, true)
+		}}))
+	tokens := &cobra.Command{Use: "tokens", Short: "List and manage data tokens"}
+	tokens.AddCommand(withServer(newTokensListCmd(e, f)), withServer(newTokensUpdateCmd(e, f, "update", "Update a token's file meta (key=value: fileName, extension, context, path)")),
+		withServer(newTokensUpdateCmd(e, f, "classify", "Set the information-security risk meta (key=value: classification, label, handling, …)")),
+		withServer(&cobra.Command{Use: "delete TOKEN", Short: "Delete a token and its data on every device", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return f.withSession(e, func(ctx context.Context, s *client.Session) error {
+					_, err := s.Do(ctx, func() (string, error) { return s.DeleteDataToken(ctx, args[0]) })
+					if err == nil {
+						fmt.Fprintln(e.stdout, "Deleted.")
+					}
+					return err
+				})
+			}}))
+	root.AddCommand(dev, st, tokens, withServer(newPutCmd(e, f)), withServer(newGetCmd(e, f)), newStorageDeviceCmd(e))
+}
+
+// withSession runs fn with a Session of the logged-in profile.
+func (f *clientFlags) withSession(e *env, fn func(context.Context, *client.Session) error) error {
+	s, err := f.session(e)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Minute)
+	defer cancel()
+	return fn(ctx, s)
+}
+
+func newDeviceActionCmd(e *env, f *clientFlags, use, short string) *cobra.Command {
+	return &cobra.Command{Use: use + " DEVICE-ID", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
+				submit := map[string]func(context.Context, string) (string, error){
+					"device approve": s.ApproveDevice, "device reject": s.RejectDevice, "device remove": s.RemoveDevice,
+					"storage register": s.RegisterStorage, "storage remove": s.RemoveStorage, "storage sync": s.SyncStorage,
+				}[cmd.Parent().Name()+" "+use]
+				out, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0]) })
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, out.Body)
+				return nil
+			})
+		}}
+}
+
+func printDevices(e *env, ds []client.Device, storage bool) error {
+	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	header := "DEVICE\tNAME\tROLE\tSTATE\tONLINE"
+	if storage {
+		header += "\tBLOBS\tBYTES"
+	}
+	fmt.Fprintln(w, header)
+	for _, d := range ds {
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%v", d.DeviceIdentifier, d.Name, d.Role, d.State, d.Online)
+		if storage {
+			line += fmt.Sprintf("\t%d\t%d", d.BlobCount, d.Bytes)
+		}
+		fmt.Fprintln(w, line)
+	}
+	return w.Flush()
+}
+
+func newDeviceListCmd(e *env, f *clientFlags) *cobra.Command {
+	return &cobra.Command{Use: "list", Short: "List your devices", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, _, err := f.loggedIn(e)
+			if err != nil {
+				return err
+			}
+			ds, err := c.Devices(e.ctx)
+			if err != nil {
+				return err
+			}
+			return printDevices(e, ds, false)
+		}}
+}
+
+// writeBundle saves a bundle with mode 0600.
+func writeBundle(path string, b *client.Bundle) error {
+	raw, _ := json.MarshalIndent(b, "", "  ")
+	return os.WriteFile(path, append(raw, '\n'), 0o600)
+}
+
+func newDeviceConfigCmd(e *env, f *clientFlags) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{Use: "config DEVICE-ID", Short: "Issue a device's configuration bundle (a new secret each time)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, _, err := f.loggedIn(e)
+			if err != nil {
+				return err
+			}
+			b, err := c.DeviceConfiguration(e.ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if err := writeBundle(out, b); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "Bundle written to %s\n", out)
+			return nil
+		}}
+	cmd.Flags().StringVarP(&out, "output", "o", "bundle.json", "bundle file to write (0600)")
+	return cmd
+}
+
+// newEnrollCmd is the device side of enrollment.
+func newEnrollCmd(e *env, f *clientFlags) *cobra.Command {
+	var role, name, keyOut, bundleOut, qr string
+	var approve bool
+	cmd := &cobra.Command{Use: "enroll", Short: "Enroll this machine as a device: key file, identifier, key registration (and with --approve: approval, role, bundle)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if role != "storage" && role != "authenticator" {
+				return errors.New("--role must be storage or authenticator")
+			}
+			var c *client.Client
+			if qr != "" {
+				conf, err := loadConfig(e)
+				if err != nil {
+					return err
+				}
+				c = client.New(f.resolve(e, conf), client.WithToken(qr))
+			} else {
+				var err error
+				if c, _, err = f.loggedIn(e); err != nil {
+					return err
+				}
+			}
+			ctx, cancel := context.WithTimeout(e.ctx, 2*time.Minute)
+			defer cancel()
+			priv, err := keys.Generate()
+			if err != nil {
+				return err
+			}
+			if err := keys.WritePrivateKeyFile(keyOut, priv); err != nil {
+				return err
+			}
+			req, err := c.RequestDeviceIdentifier(ctx, name)
+			if err != nil {
+				return err
+			}
+			var id string
+			for id == "" {
+				id, err = c.RetrieveDeviceIdentifier(ctx, req)
+				var apiErr *client.Error
+				if err != nil && !(errors.As(err, &apiErr) && apiErr.Status == 404) {
+					return err
+				}
+				if id == "" {
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+			}
+			keyCmd, err := c.RegisterDeviceKey(ctx, id, keys.SignedPublic(priv))
+			if err != nil {
+				return err
+			}
+			if _, err := c.WaitCommand(ctx, keyCmd); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "Device %s enrolled; key in %s\n", id, keyOut)
+			if !approve {
+				if qr == "" {
+					fmt.Fprintf(e.stdout, "Approve it with: privicore device approve %s\n", id)
+				}
+				return nil
+			}
+			if qr != "" {
+				return errors.New("--approve needs the owner's login, not a QR token")
+			}
+			for _, step := range []func(context.Context, string) (string, error){c.ApproveDevice, roleStep(c, role)} {
+				cid, err := step(ctx, id)
+				if err != nil {
+					return err
+				}
+				if _, err := c.WaitCommand(ctx, cid); err != nil {
+					return err
+				}
+			}
+			b, err := c.DeviceConfiguration(ctx, id)
+			if err != nil {
+				return err
+			}
+			if err := writeBundle(bundleOut, b); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "Approved as %s; bundle in %s\n", role, bundleOut)
+			return nil
+		}}
+	cmd.Flags().StringVar(&role, "role", "", "storage or authenticator")
+	cmd.Flags().StringVar(&name, "name", "", "device name")
+	cmd.Flags().StringVar(&keyOut, "key-out", "device.key", "private key file to create (0600)")
+	cmd.Flags().StringVar(&bundleOut, "bundle-out", "bundle.json", "bundle file to write with --approve (0600)")
+	cmd.Flags().StringVar(&qr, "qr-token", "", "enroll with a QR token instead of your login")
+	cmd.Flags().BoolVar(&approve, "approve", false, "approve it, give it the role and write its bundle (owner's login)")
+	return cmd
+}
+
+func roleStep(c *client.Client, role string) func(context.Context, string) (string, error) {
+	if role == "storage" {
+		return c.RegisterStorage
+	}
+	return func(ctx context.Context, id string) (string, error) {
+		return "", errors.New("the authenticator role arrives with the voting work")
+	}
+}
+
+// dataKey is the CLI's layer-1 key, created on first use in the config dir.
+func dataKey(e *env) ([]byte, error) {
+	dir, err := configDir(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return keys.LoadOrCreateSecretFile(filepath.Join(dir, "data.key"), 32)
+}
+
+func newPutCmd(e *env, f *clientFlags) *cobra.Command {
+	var contextName string
+	cmd := &cobra.Command{Use: "put FILE", Short: "Encrypt a file locally and store it; prints its dtk-… token", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := dataKey(e)
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			base := filepath.Base(args[0])
+			ext := strings.TrimPrefix(filepath.Ext(base), ".")
+			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
+				dtk, err := s.Store(ctx, key, data, client.FileMeta{FileName: strings.TrimSuffix(base, "."+ext), Extension: ext, Context: contextName, Path: args[0]})
+				if err == nil {
+					fmt.Fprintln(e.stdout, dtk)
+				}
+				return err
+			})
+		}}
+	cmd.Flags().StringVar(&contextName, "context", "files", "the token's context")
+	return cmd
+}
+
+func newGetCmd(e *env, f *clientFlags) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{Use: "get TOKEN", Short: "Fetch a token's data and decrypt it locally", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := dataKey(e)
+			if err != nil {
+				return err
+			}
+			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
+				data, err := s.Retrieve(ctx, key, args[0])
+				if err != nil {
+					return err
+				}
+				if out == "" || out == "-" {
+					_, err = e.stdout.Write(data)
+					return err
+				}
+				return os.WriteFile(out, data, 0o600)
+			})
+		}}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write (default: standard output)")
+	return cmd
+}
+
+func newTokensListCmd(e *env, f *clientFlags) *cobra.Command {
+	var page, perPage int
+	var filters []string
+	cmd := &cobra.Command{Use: "list", Short: "List data tokens", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, _, err := f.loggedIn(e)
+			if err != nil {
+				return err
+			}
+			fm, err := keyValues(filters)
+			if err != nil {
+				return err
+			}
+			p, err := c.ListDataTokens(e.ctx, page, perPage, fm)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "TOKEN\tCONTEXT\tFILE\tCREATED")
+			for _, it := range p.Items {
+				file, _ := it.Meta["file"].(map[string]any)
+				fmt.Fprintf(w, "%s\t%s\t%v.%v\t%s\n", it.Token, it.Context, file["fileName"], file["extension"], it.CreatedAt.Format(time.RFC3339))
+			}
+			w.Flush()
+			fmt.Fprintf(e.stdout, "page %d, %d of %d\n", p.Meta.Page, p.Meta.Count, p.Meta.Total)
+			return nil
+		}}
+	cmd.Flags().IntVar(&page, "page", 1, "page")
+	cmd.Flags().IntVar(&perPage, "per-page", 25, "tokens per page (1–100)")
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "filter key=value (context, token, meta.file.fileName, meta.file.extension, meta.data.type)")
+	return cmd
+}
+
+func keyValues(pairs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not key=value", p)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func newTokensUpdateCmd(e *env, f *clientFlags, use, short string) *cobra.Command {
+	return &cobra.Command{Use: use + " TOKEN key=value…", Short: short, Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fields, err := keyValues(args[1:])
+			if err != nil {
+				return err
+			}
+			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
+				submit := s.UpdateDataToken
+				if use == "classify" {
+					submit = s.ClassifyDataToken
+				}
+				_, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0], fields) })
+				if err == nil {
+					fmt.Fprintln(e.stdout, "Updated.")
+				}
+				return err
+			})
+		}}
+}
+
+// newStorageDeviceCmd runs the storage device daemon.
+func newStorageDeviceCmd(e *env) *cobra.Command {
+	var bundlePath, keyPath, dir string
+	cmd := &cobra.Command{Use: "storage-device", Short: "Run a storage device (holds the profile's blobs under --dir)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := storagedevice.ReadBundle(bundlePath)
+			if err != nil {
+				return err
+			}
+			priv, err := keys.ReadPrivateKeyFile(keyPath)
+			if err != nil {
+				return err
+			}
+			d, err := storagedevice.Start(storagedevice.Config{Bundle: b, Key: priv, Dir: dir, Logger: newLogger(e, "info")})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "privicore: storage device %s serving from %s\n", b.DeviceIdentifier, dir)
+			<-e.ctx.Done()
+			d.Close()
+			return nil
+		}}
+	cmd.Flags().StringVar(&bundlePath, "config", "bundle.json", "configuration bundle")
+	cmd.Flags().StringVar(&keyPath, "key", "device.key", "the device's private key file (0600)")
+	cmd.Flags().StringVar(&dir, "dir", "storage", "directory for the blobs and the at-rest key")
+	return cmd
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/privicore/privicore/client"
+)
+
+// startDevice runs `privicore storage-device` as a real process.
+func startDevice(t *testing.T, bundle, key, dir string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary, "storage-device", "--config", bundle, "--key", key, "--dir", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// TestStorageDevicesAsProcesses enrolls three storage devices with the CLI,
+// runs them as processes, stores and fetches a file with put/get, and kills
+// one device with SIGKILL during a load of stores: restarted, it ends up
+// with every blob.
+func TestStorageDevicesAsProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	p := startServe(t, t.TempDir())
+	conf, work := t.TempDir(), t.TempDir()
+	server := "--server=" + p.url
+	run := func(stdin string, args ...string) string {
+		t.Helper()
+		out, err := cli(t, conf, stdin, args...)
+		if err != nil {
+			t.Fatalf("privicore %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	run(strongPassword+"\n", "profile", "register", server, "--username", "owner", "--password-stdin")
+	run(strongPassword+"\n", "login", server, "--username", "owner", "--password-stdin")
+	run("", "key", "generate", "--out", filepath.Join(work, "owner.key"))
+	run("", "key", "register", "--key", filepath.Join(work, "owner.key"))
+
+	type dev struct{ bundle, key, dir string }
+	var devs []dev
+	for i := range 3 {
+		d := dev{filepath.Join(work, fmt.Sprintf("b%d.json", i)), filepath.Join(work, fmt.Sprintf("d%d.key", i)), filepath.Join(work, fmt.Sprintf("s%d", i))}
+		run("", "device", "enroll", "--role", "storage", "--approve", "--name", fmt.Sprintf("s%d", i), "--key-out", d.key, "--bundle-out", d.bundle)
+		devs = append(devs, d)
+	}
+	procs := make([]*exec.Cmd, 3)
+	for i, d := range devs {
+		procs[i] = startDevice(t, d.bundle, d.key, d.dir)
+	}
+	waitOnline(t, conf, 3)
+
+	file := filepath.Join(work, "hello.txt")
+	os.WriteFile(file, []byte("hello, vault"), 0o600)
+	dtk := strings.TrimSpace(run("", "put", file))
+	if !strings.HasPrefix(dtk, "dtk-") {
+		t.Fatalf("put printed %q", dtk)
+	}
+	got := filepath.Join(work, "got.txt")
+	run("", "get", dtk, "-o", got)
+	if b, _ := os.ReadFile(got); string(b) != "hello, vault" {
+		t.Fatalf("get wrote %q", b)
+	}
+	if out := run("", "tokens", "list"); !strings.Contains(out, dtk) {
+		t.Fatalf("tokens list:\n%s", out)
+	}
+
+	// A load of stores with device 1 killed and restarted in the middle.
+	ctx := context.Background()
+	s, err := client.Login(ctx, p.url, "owner", strongPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	key := client.NewDataKey()
+	const total = 60
+	var wg sync.WaitGroup
+	errs := make(chan error, total)
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range total / 6 {
+				if _, err := s.Store(ctx, key, []byte(fmt.Sprintf("payload %d-%d", w, i)), client.FileMeta{FileName: "x"}); err != nil {
+					errs <- err
+				}
+				if w == 0 && i == 3 {
+					procs[1].Process.Signal(syscall.SIGKILL)
+					procs[1].Wait()
+				}
+				if w == 0 && i == 6 {
+					procs[1] = startDevice(t, devs[1].bundle, devs[1].key, devs[1].dir)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("store during the kill: %v", err)
+	}
+	// Every device, the killed one included, ends up with every blob.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		entries, _ := os.ReadDir(filepath.Join(devs[1].dir, "blobs"))
+		n := 0
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), ".") {
+				n++
+			}
+		}
+		if n == total+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted device holds %d blobs, want %d", n, total+1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, d := range []dev{devs[0], devs[2]} {
+		entries, _ := os.ReadDir(filepath.Join(d.dir, "blobs"))
+		if len(entries) != total+1 {
+			t.Fatalf("device %s holds %d blobs", d.dir, len(entries))
+		}
+	}
+}
+
+// waitOnline waits until n storage devices are online.
+func waitOnline(t *testing.T, conf string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _ := cli(t, conf, "", "storage", "list")
+		if strings.Count(out, " true ") >= n || strings.Count(out, "true") >= n {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, _ := cli(t, conf, "", "storage", "list")
+	t.Fatalf("storage devices not online:\n%s", out)
+}
