@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/privicore/privicore/client"
+)
+
+// benchOpts are the load generator's settings.
+type benchOpts struct {
+	server, username string
+	clients, size    int
+	duration         time.Duration
+	fromStdin        bool
+}
+
+// newBenchCmd is the load generator: `privicore bench store|retrieve|ack`.
+func newBenchCmd(e *env) *cobra.Command {
+	o := &benchOpts{}
+	cmd := &cobra.Command{Use: "bench", Short: "Measure a running engine: full stores, retrievals, idle ack latency"}
+	for _, kind := range []string{"store", "retrieve", "ack"} {
+		c := &cobra.Command{Use: kind, Args: cobra.NoArgs, Short: map[string]string{
+			"store":    "N clients doing the full small-payload flow (reserve, temporary token, exchange, file meta; acks on the socket)",
+			"retrieve": "N clients requesting stored tokens and receiving the ciphertext on the socket",
+			"ack":      "one client, one command at a time: the latency of an idle command's ack",
+		}[kind], RunE: func(cmd *cobra.Command, _ []string) error { return runBench(e, o, kind) }}
+		f := c.Flags()
+		f.StringVar(&o.server, "server", defaultServer, "engine URL")
+		f.StringVar(&o.username, "username", "demo", "profile (with storage devices) to use")
+		f.BoolVar(&o.fromStdin, "password-stdin", false, "read the password from standard input (else PRIVICORE_PASSWORD)")
+		f.IntVar(&o.clients, "clients", 64, "concurrent clients")
+		f.IntVar(&o.size, "size", 1024, "plaintext bytes per payload")
+		f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run")
+		cmd.AddCommand(c)
+	}
+	return cmd
+}
+
+func runBench(e *env, o *benchOpts, kind string) error {
+	pw, err := password(e, o.fromStdin)
+	if err != nil {
+		return err
+	}
+	if kind == "ack" {
+		o.clients = 1
+	}
+	ctx := e.ctx
+	// One login (authenticate is rate-limited), one session per client.
+	tok, err := client.New(o.server).Authenticate(ctx, o.username, pw)
+	if err != nil {
+		return err
+	}
+	sessions := make([]*client.Session, o.clients)
+	for i := range sessions {
+		s, err := client.NewSession(ctx, client.New(o.server, client.WithToken(tok.Value)))
+		if err != nil {
+			return fmt.Errorf("client %d: %w", i, err)
+		}
+		defer s.Close()
+		sessions[i] = s
+	}
+	key := client.NewDataKey()
+	payload := make([]byte, o.size)
+	var tokens []string
+	if kind == "retrieve" {
+		for i := 0; i < 64; i++ {
+			t, err := sessions[0].Store(ctx, key, payload, client.FileMeta{FileName: "bench"})
+			if err != nil {
+				return fmt.Errorf("preparing tokens: %w", err)
+			}
+			tokens = append(tokens, t)
+		}
+	}
+	op := func(s *client.Session, i int) error {
+		switch kind {
+		case "store":
+			_, err := s.Store(ctx, key, payload, client.FileMeta{FileName: "bench"})
+			return err
+		case "retrieve":
+			_, err := s.Retrieve(ctx, key, tokens[i%len(tokens)])
+			return err
+		default:
+			_, err := s.Do(ctx, func() (string, error) { return s.Reserve(ctx, "bench-ack", 1) })
+			return err
+		}
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(o.duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for ci, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for i := ci; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+				t0 := time.Now()
+				if err := op(s, i); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if len(lat) == 0 {
+		if err, _ := firstErr.Load().(error); err != nil {
+			return fmt.Errorf("every operation failed: %w", err)
+		}
+		return errors.New("no operation completed")
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
+	fmt.Fprintf(e.stdout, "%s: %d clients, %d-byte payloads, %s\n  ok %d, failed %d, %.0f/s\n  latency p50 %s, p99 %s, max %s\n",
+		kind, o.clients, o.size, elapsed.Round(time.Millisecond), len(lat), failed.Load(), float64(len(lat))/elapsed.Seconds(),
+		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond))
+	if err, _ := firstErr.Load().(error); err != nil {
+		fmt.Fprintf(e.stdout, "  first error: %v\n", err)
+	}
+	return nil
+}
