@@ -46,9 +46,19 @@ func WithWebSocketURL(u string) Option { return func(c *Client) { c.ws = u } }
 // WithToken sets the authorization token.
 func WithToken(t string) Option { return func(c *Client) { c.token = t } }
 
+// transport is shared by the clients made without WithHTTPClient: it keeps
+// enough idle connections for many concurrent sessions to one engine (the
+// default keeps two, which makes busy clients reconnect all the time).
+var transport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 1024
+	return t
+}()
+
 // New returns a Client for the engine at baseURL (e.g. http://127.0.0.1:8009).
 func New(baseURL string, opts ...Option) *Client {
-	c := &Client{base: strings.TrimRight(baseURL, "/"), httpc: &http.Client{Timeout: 30 * time.Second}}
+	c := &Client{base: strings.TrimRight(baseURL, "/"), httpc: &http.Client{Timeout: 30 * time.Second, Transport: transport}}
 	for _, o := range opts {
 		o(c)
 	}

@@ -17,6 +17,7 @@ import (
 type benchOpts struct {
 	server, username string
 	clients, size    int
+	sockets          int
 	duration         time.Duration
 	fromStdin        bool
 }
@@ -36,6 +37,7 @@ func newBenchCmd(e *env) *cobra.Command {
 		f.StringVar(&o.username, "username", "demo", "profile (with storage devices) to use")
 		f.BoolVar(&o.fromStdin, "password-stdin", false, "read the password from standard input (else PRIVICORE_PASSWORD)")
 		f.IntVar(&o.clients, "clients", 64, "concurrent clients")
+		f.IntVar(&o.sockets, "sockets", 0, "WebSocket sessions the clients share (0: one per client); every socket of a profile receives every event of the profile")
 		f.IntVar(&o.size, "size", 1024, "plaintext bytes per payload")
 		f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run")
 		cmd.AddCommand(c)
@@ -57,14 +59,20 @@ func runBench(e *env, o *benchOpts, kind string) error {
 	if err != nil {
 		return err
 	}
+	if o.sockets <= 0 || o.sockets > o.clients {
+		o.sockets = o.clients
+	}
 	sessions := make([]*client.Session, o.clients)
-	for i := range sessions {
+	for i := range o.sockets {
 		s, err := client.NewSession(ctx, client.New(o.server, client.WithToken(tok.Value)))
 		if err != nil {
 			return fmt.Errorf("client %d: %w", i, err)
 		}
 		defer s.Close()
 		sessions[i] = s
+	}
+	for i := o.sockets; i < o.clients; i++ {
+		sessions[i] = sessions[i%o.sockets]
 	}
 	key := client.NewDataKey()
 	payload := make([]byte, o.size)
@@ -127,8 +135,8 @@ func runBench(e *env, o *benchOpts, kind string) error {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
-	fmt.Fprintf(e.stdout, "%s: %d clients, %d-byte payloads, %s\n  ok %d, failed %d, %.0f/s\n  latency p50 %s, p99 %s, max %s\n",
-		kind, o.clients, o.size, elapsed.Round(time.Millisecond), len(lat), failed.Load(), float64(len(lat))/elapsed.Seconds(),
+	fmt.Fprintf(e.stdout, "%s: %d clients on %d sockets, %d-byte payloads, %s\n  ok %d, failed %d, %.0f/s\n  latency p50 %s, p99 %s, max %s\n",
+		kind, o.clients, o.sockets, o.size, elapsed.Round(time.Millisecond), len(lat), failed.Load(), float64(len(lat))/elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond))
 	if err, _ := firstErr.Load().(error); err != nil {
 		fmt.Fprintf(e.stdout, "  first error: %v\n", err)

@@ -29,6 +29,7 @@ type devState struct {
 // newDevCmd runs everything on one machine for trying privicore out.
 func newDevCmd(e *env) *cobra.Command {
 	var cfg engine.Config
+	var pprofAddr string
 	var devices int
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -36,6 +37,9 @@ func newDevCmd(e *env) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = newLogger(e, "warn")
+			if err := startPprof(e, pprofAddr); err != nil {
+				return err
+			}
 			eng, err := engine.New(e.ctx, cfg)
 			if err != nil {
 				return err
@@ -108,6 +112,7 @@ Ctrl-C stops everything; the next run reuses the same data.
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&pprofAddr, "pprof-addr", "", "serve the Go profiler here (e.g. 127.0.0.1:6060); off by default")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8009", "API listen address")
 	f.StringVar(&cfg.WSAddr, "ws-addr", "127.0.0.1:8083", `WebSocket proxy listen address ("-" for none)`)
 	f.StringVar(&cfg.BusAddr, "bus-addr", "127.0.0.1:4222", "device bus listen address")

@@ -16,6 +16,7 @@ import (
 // by a PRIVICORE_* environment variable (flag wins).
 func newServeCmd(e *env) *cobra.Command {
 	var cfg engine.Config
+	var pprofAddr string
 	var logLevel string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -27,6 +28,9 @@ func newServeCmd(e *env) *cobra.Command {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			cfg.Logger = newLogger(e, logLevel)
+			if err := startPprof(e, pprofAddr); err != nil {
+				return err
+			}
 			eng, err := engine.New(e.ctx, cfg)
 			if err != nil {
 				return err
@@ -47,6 +51,7 @@ func newServeCmd(e *env) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&pprofAddr, "pprof-addr", "", "serve the Go profiler here (e.g. 127.0.0.1:6060); off by default")
 	f.StringVar(&cfg.Addr, "addr", envOr(e, "PRIVICORE_ADDR", "127.0.0.1:8009"), "API listen address (env PRIVICORE_ADDR)")
 	f.StringVar(&cfg.WSAddr, "ws-addr", envOr(e, "PRIVICORE_WS_ADDR", "127.0.0.1:8083"), `WebSocket proxy listen address, "-" for none; it is also at /ws on --addr (env PRIVICORE_WS_ADDR)`)
 	f.StringVar(&cfg.DataDir, "data-dir", envOr(e, "PRIVICORE_DATA_DIR", "./privicore-data"), "directory for the database and key files (env PRIVICORE_DATA_DIR)")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,7 +38,8 @@ func TestStorageDevicesAsProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
-	p := startServe(t, t.TempDir())
+	dataDir, busAddr := t.TempDir(), freeAddr(t)
+	p := startServeBus(t, dataDir, busAddr)
 	conf, work := t.TempDir(), t.TempDir()
 	server := "--server=" + p.url
 	run := func(stdin string, args ...string) string {
@@ -139,6 +141,84 @@ func TestStorageDevicesAsProcesses(t *testing.T) {
 			t.Fatalf("device %s holds %d blobs", d.dir, len(entries))
 		}
 	}
+	s.Close()
+
+	// The engine killed with exchanges in flight: after the restart each of
+	// them has completed, or is rejected with storage.write_failed (the
+	// payload was only in the dead process's memory), none is lost.
+	var temps []string
+	for range 200 {
+		id, err := s.Reserve(ctx, "kill", 60)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp, err := s.TemporaryToken(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		temps = append(temps, tmp)
+	}
+	var mu sync.Mutex
+	var exchanges []string
+	next := 0
+	load, stop := context.WithCancel(ctx)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for load.Err() == nil {
+				mu.Lock()
+				if next == len(temps) {
+					mu.Unlock()
+					return
+				}
+				tmp := temps[next]
+				next++
+				mu.Unlock()
+				id, err := s.Exchange(load, tmp, make([]byte, 512))
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				exchanges = append(exchanges, id)
+				if len(exchanges) == 60 {
+					p.cmd.Process.Signal(syscall.SIGKILL) // mid-load
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	<-p.done
+	stop()
+	wg.Wait()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "privicore.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pending int
+	db.QueryRow(`SELECT COUNT(*) FROM commands WHERE status = 1 AND type = 'datatoken.exchange'`).Scan(&pending)
+	db.Close()
+	t.Logf("%d exchanges accepted, %d in flight at the kill", len(exchanges), pending)
+	if pending == 0 {
+		t.Fatal("no exchange was in flight at the kill; the test proved nothing")
+	}
+	p = startServeBus(t, dataDir, busAddr)
+	deadline = time.Now().Add(30 * time.Second)
+	outcomes := map[string]int{}
+	for _, id := range exchanges {
+		for {
+			st, body := commandStatus(t, p.url, id)
+			if st == 2 || (st == 3 && body == "storage.write_failed") {
+				outcomes[fmt.Sprint(st)]++
+				break
+			}
+			if st != 1 || time.Now().After(deadline) {
+				t.Fatalf("exchange %s after the restart: %d %q", id, st, body)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t.Logf("after the restart: %d completed, %d rejected", outcomes["2"], outcomes["3"])
 }
 
 // waitOnline waits until n storage devices are online.

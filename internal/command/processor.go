@@ -54,6 +54,11 @@ type Handler func(ctx context.Context, q privicore.Queries, c *privicore.Command
 // transaction that records a rejection that came after a successful
 // Prepare (e.g. to schedule the removal of what Prepare wrote to devices).
 type Steps struct {
+	// Key names what the command must be ordered with: commands with the
+	// same key run one at a time, in the order they were accepted. nil
+	// orders by profile (the safe default); return the command's own id for
+	// commands that need no ordering.
+	Key        func(c *privicore.Command) string
 	Prepare    func(ctx context.Context, c *privicore.Command) (any, error)
 	Apply      func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) (Result, error)
 	Compensate func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error
@@ -95,6 +100,7 @@ type Processor struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool
+	keys     map[string]int // ordering key → commands queued or running
 	queues   []chan *privicore.Command
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -119,7 +125,7 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, handlers: map[string]Steps{}, attached: map[string]any{},
-		now: func() time.Time { return time.Now().UTC() }, inflight: map[string]bool{}, stop: make(chan struct{})}
+		now: func() time.Time { return time.Now().UTC() }, inflight: map[string]bool{}, keys: map[string]int{}, stop: make(chan struct{})}
 	for range opts.Workers {
 		p.queues = append(p.queues, make(chan *privicore.Command, opts.QueueSize))
 	}
@@ -172,6 +178,9 @@ func (p *Processor) detach(id string) {
 	p.attachMu.Unlock()
 }
 
+// ByID is a Steps.Key for commands that need no ordering.
+func ByID(c *privicore.Command) string { return c.ID }
+
 // NewID returns a fresh command id (UUIDv7).
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
@@ -193,11 +202,62 @@ func (p *Processor) SubmitWithID(ctx context.Context, id, profileID, typ string,
 	}
 	now := p.now()
 	c := &privicore.Command{ID: id, ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandPending, CreatedAt: now, UpdatedAt: now}
+	if h := p.handlers[typ]; h.Prepare == nil {
+		if key := p.keyOf(c); p.claim(key) {
+			done, err := p.inline(ctx, c, h)
+			p.release(key)
+			if done || err != nil {
+				return c, err
+			}
+		}
+	}
 	if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
 		return nil, err
 	}
 	p.enqueue(c)
 	return c, nil
+}
+
+// inline records and executes c in one transaction (one commit instead of
+// two, when nothing it must be ordered after is pending). done is false
+// when it failed for a transient reason and must take the queued path.
+func (p *Processor) inline(ctx context.Context, c *privicore.Command, h Steps) (done bool, err error) {
+	var res Result
+	var herr error
+	err = p.store.Write(ctx, func(q privicore.Queries) error {
+		if err := q.CreateCommand(ctx, c); err != nil {
+			return err
+		}
+		if res, herr = h.Apply(ctx, q, c, nil); herr != nil {
+			return herr
+		}
+		if res.Body == "" {
+			res.Body = BodySucceeded
+		}
+		return q.FinishCommand(ctx, c.ID, privicore.CommandSucceeded, res.Body, p.now())
+	})
+	switch {
+	case err == nil:
+		c.Status, c.Body = privicore.CommandSucceeded, res.Body
+		p.detach(c.ID)
+		p.publish(c, privicore.CommandSucceeded, res.Body, res.Notify)
+		if res.After != nil {
+			res.After()
+		}
+		return true, nil
+	case herr != nil && isRejection(herr):
+		c.Status, c.Body = privicore.CommandRejected, reasonOf(herr)
+		if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
+			return true, err
+		}
+		p.detach(c.ID)
+		p.publish(c, privicore.CommandRejected, c.Body, "")
+		return true, nil
+	case herr != nil:
+		c.Status, c.Body = privicore.CommandPending, ""
+		return false, nil
+	}
+	return true, err
 }
 
 // enqueue hands c to its worker unless it is already queued or running. A
@@ -208,17 +268,47 @@ func (p *Processor) enqueue(c *privicore.Command) {
 	if !p.started || p.inflight[c.ID] {
 		return
 	}
-	// Commands of one profile go to one worker, in order.
-	key := c.ProfileID
-	if key == "" {
-		key = c.ID
-	}
+	// Commands with one ordering key go to one worker, in order.
+	key := p.keyOf(c)
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	select {
 	case p.queues[int(h.Sum32())%len(p.queues)] <- c:
 		p.inflight[c.ID] = true
+		p.keys[key]++
 	default:
+	}
+}
+
+// keyOf is the ordering key of c.
+func (p *Processor) keyOf(c *privicore.Command) string {
+	key := c.ProfileID
+	if h := p.handlers[c.Type]; h.Key != nil {
+		key = h.Key(c)
+	}
+	if key == "" {
+		key = c.ID
+	}
+	return key
+}
+
+// claim reserves key for an inline execution if no command with that key
+// is queued or running.
+func (p *Processor) claim(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.started || p.keys[key] > 0 {
+		return false
+	}
+	p.keys[key]++
+	return true
+}
+
+func (p *Processor) release(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.keys[key]--; p.keys[key] <= 0 {
+		delete(p.keys, key)
 	}
 }
 
@@ -287,9 +377,11 @@ func (p *Processor) worker(q chan *privicore.Command) {
 			return
 		case c := <-q:
 			p.execute(c)
+			key := p.keyOf(c)
 			p.mu.Lock()
 			delete(p.inflight, c.ID)
 			p.mu.Unlock()
+			p.release(key)
 		}
 	}
 }
@@ -308,15 +400,7 @@ func (p *Processor) execute(c *privicore.Command) {
 	}
 	var prepared any
 	if h.Prepare != nil {
-		cur, err := p.store.FindCommand(ctx, c.ID)
-		if err != nil {
-			p.retry(ctx, c, err)
-			return
-		}
-		if cur.Status != privicore.CommandPending {
-			p.detach(c.ID)
-			return
-		}
+		var err error
 		prepared, err = h.Prepare(ctx, c)
 		if err != nil {
 			if isRejection(err) {

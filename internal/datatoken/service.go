@@ -92,15 +92,32 @@ func New(store privicore.Store, cmds *command.Processor, st *storage.Service, pu
 	s := &Service{store: store, cmds: cmds, storage: st, pub: pub, master: master, cfg: cfg, log: cfg.Logger,
 		now: func() time.Time { return time.Now().UTC() }}
 	st.Valid = s.validBlob
-	cmds.Handle(CmdReserve, s.handleReserve)
-	cmds.HandleSteps(CmdExchange, command.Steps{Prepare: s.prepareExchange, Apply: s.applyExchange, Compensate: s.compensatePush})
-	cmds.HandleSteps(CmdRequest, command.Steps{Prepare: s.prepareRequest, Apply: func(context.Context, privicore.Queries, *privicore.Command, any) (command.Result, error) {
+	apply := func(h command.Handler) func(context.Context, privicore.Queries, *privicore.Command, any) (command.Result, error) {
+		return func(ctx context.Context, q privicore.Queries, c *privicore.Command, _ any) (command.Result, error) {
+			return h(ctx, q, c)
+		}
+	}
+	// Reservations, exchanges and requests need no ordering (an exchange's
+	// rules are re-checked when it commits); changes of one token are
+	// ordered by the token.
+	cmds.HandleSteps(CmdReserve, command.Steps{Key: command.ByID, Apply: apply(s.handleReserve)})
+	cmds.HandleSteps(CmdExchange, command.Steps{Key: command.ByID, Prepare: s.prepareExchange, Apply: s.applyExchange, Compensate: s.compensatePush})
+	cmds.HandleSteps(CmdRequest, command.Steps{Key: command.ByID, Prepare: s.prepareRequest, Apply: func(context.Context, privicore.Queries, *privicore.Command, any) (command.Result, error) {
 		return command.Result{}, nil
 	}})
-	cmds.HandleSteps(CmdUpdate, command.Steps{Prepare: s.prepareUpdate, Apply: s.applyUpdate, Compensate: s.compensatePush})
-	cmds.Handle(CmdMeta, s.handleMeta)
-	cmds.Handle(CmdRisk, s.handleRisk)
+	cmds.HandleSteps(CmdUpdate, command.Steps{Key: byToken, Prepare: s.prepareUpdate, Apply: s.applyUpdate, Compensate: s.compensatePush})
+	cmds.HandleSteps(CmdMeta, command.Steps{Key: byToken, Apply: apply(s.handleMeta)})
+	cmds.HandleSteps(CmdRisk, command.Steps{Key: byToken, Apply: apply(s.handleRisk)})
 	return s
+}
+
+// byToken orders the commands that change one token.
+func byToken(c *privicore.Command) string {
+	var p struct {
+		Token string `json:"token"`
+	}
+	json.Unmarshal(c.Payload, &p)
+	return c.ProfileID + "/" + p.Token
 }
 
 // SetPublicURL sets the base of download URLs (once the listener is bound).

@@ -71,6 +71,7 @@ type Service struct {
 	byAddr   *ratelimit.Limiter
 	onRevoke func(tokenID string)
 	devices  DeviceKeys
+	auths    *authCache
 	now      func() time.Time
 	log      *slog.Logger
 }
@@ -103,6 +104,7 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, onRevoke fu
 	s := &Service{store: store, cmds: cmds, cfg: cfg, onRevoke: onRevoke, log: cfg.Logger,
 		byUser: ratelimit.New(cfg.UserRate, cfg.UserBurst, 100000),
 		byAddr: ratelimit.New(cfg.AddrRate, cfg.AddrBurst, 100000),
+		auths:  newAuthCache(),
 		now:    func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)
 	cmds.Handle(CmdChangePassword, s.handleChangePassword)
@@ -285,6 +287,21 @@ func (s *Service) lookup(ctx context.Context, secret string, kind privicore.Toke
 // Authorize resolves an X-DPT-AUTHORIZATION secret to its caller. Any
 // missing, unknown, expired or revoked token is EUNAUTHORIZED.
 func (s *Service) Authorize(ctx context.Context, secret string) (*Auth, error) {
+	if secret == "" || len(secret) > 256 {
+		return nil, errInvalidToken
+	}
+	id := HashSecret(secret)
+	if a := s.auths.get(id, s.now()); a != nil {
+		return a, nil
+	}
+	a, err := s.authorize(ctx, secret)
+	if err == nil {
+		s.auths.put(id, a, s.now())
+	}
+	return a, err
+}
+
+func (s *Service) authorize(ctx context.Context, secret string) (*Auth, error) {
 	t, err := s.lookup(ctx, secret, privicore.TokenAuth)
 	if err != nil {
 		return nil, err
@@ -331,6 +348,7 @@ func (s *Service) Revoke(ctx context.Context, a *Auth) error {
 	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.RevokeToken(ctx, a.Token.ID, s.now()) }); err != nil {
 		return err
 	}
+	s.auths.dropToken(a.Token.ID)
 	s.onRevoke(a.Token.ID)
 	return nil
 }
@@ -436,7 +454,7 @@ func (s *Service) handleChangePassword(ctx context.Context, q privicore.Queries,
 	}
 	p.PasswordHash = pl.NewHash
 	p.UpdatedAt = s.now()
-	return command.Result{}, q.UpdateProfile(ctx, p)
+	return command.Result{After: func() { s.auths.dropProfile(p.ID) }}, q.UpdateProfile(ctx, p)
 }
 
 // ---- legacy four-step flow ----
@@ -584,7 +602,7 @@ func (s *Service) handleRegisterPublicKey(ctx context.Context, q privicore.Queri
 	}
 	p.PublicKey = pl.PublicKey
 	p.UpdatedAt = s.now()
-	return command.Result{}, q.UpdateProfile(ctx, p)
+	return command.Result{After: func() { s.auths.dropProfile(p.ID) }}, q.UpdateProfile(ctx, p)
 }
 
 // PublicKey returns the caller's registered key (ENOTFOUND if none). With a

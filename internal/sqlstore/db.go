@@ -45,6 +45,7 @@ const (
 type DB struct {
 	db      *sql.DB
 	dialect dialect
+	cache   *stmtCache
 	queries // reads outside a transaction
 
 	writes   chan *writeReq
@@ -90,7 +91,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		d.db.SetMaxOpenConns(8)
 		d.db.SetMaxIdleConns(8)
 	}
-	d.queries = queries{q: d.db, d: d.dialect}
+	d.cache = &stmtCache{db: d.db, m: map[string]*sql.Stmt{}}
+	d.queries = queries{q: d.db, d: d.dialect, cache: d.cache}
 	if err := d.db.PingContext(ctx); err != nil {
 		d.db.Close()
 		return nil, fmt.Errorf("open database: %w", err)
@@ -243,7 +245,7 @@ func (d *DB) commit(batch []*writeReq) {
 		finish(unavailable(err))
 		return
 	}
-	q := queries{q: tx, d: d.dialect}
+	q := queries{q: tx, d: d.dialect, tx: tx, cache: d.cache}
 	ran := 0
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -312,6 +314,7 @@ func (d *DB) Ping(ctx context.Context) error {
 func (d *DB) Close() error {
 	d.stopOnce.Do(func() { close(d.stop) })
 	<-d.done
+	d.cache.close()
 	return d.db.Close()
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/privicore/privicore"
@@ -17,10 +18,68 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// queries implements privicore.Queries over a querier.
+// queries implements privicore.Queries over a querier: the database, or
+// the writer's transaction (tx set). Statements are prepared once and
+// reused through cache.
 type queries struct {
-	q querier
-	d dialect
+	q     querier
+	d     dialect
+	tx    *sql.Tx
+	cache *stmtCache
+}
+
+// stmtCache holds prepared statements by query text; parsing a statement
+// costs more than running most of them.
+type stmtCache struct {
+	db *sql.DB
+	mu sync.RWMutex
+	m  map[string]*sql.Stmt
+}
+
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.RLock()
+	st := c.m[query]
+	c.mu.RUnlock()
+	if st != nil {
+		return st, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.m[query]; st != nil {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+// close releases every statement.
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	c.m = map[string]*sql.Stmt{}
+}
+
+// stmt returns the prepared form of query for this querier, or nil to run
+// it unprepared.
+func (q queries) stmt(ctx context.Context, query string) *sql.Stmt {
+	if q.cache == nil {
+		return nil
+	}
+	st, err := q.cache.get(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if q.tx != nil {
+		return q.tx.StmtContext(ctx, st)
+	}
+	return st
 }
 
 var _ privicore.Queries = queries{}
@@ -45,15 +104,27 @@ func rebind(d dialect, query string) string {
 }
 
 func (q queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return q.q.ExecContext(ctx, rebind(q.d, query), args...)
+	query = rebind(q.d, query)
+	if st := q.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return q.q.ExecContext(ctx, query, args...)
 }
 
 func (q queries) row(ctx context.Context, query string, args ...any) *sql.Row {
-	return q.q.QueryRowContext(ctx, rebind(q.d, query), args...)
+	query = rebind(q.d, query)
+	if st := q.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.q.QueryRowContext(ctx, query, args...)
 }
 
 func (q queries) rows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return q.q.QueryContext(ctx, rebind(q.d, query), args...)
+	query = rebind(q.d, query)
+	if st := q.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return q.q.QueryContext(ctx, query, args...)
 }
 
 // nanos encodes a time as Unix nanoseconds, 0 for the zero time.

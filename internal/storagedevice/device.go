@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sys/unix"
 
 	"github.com/privicore/privicore/internal/keys"
 )
@@ -91,7 +92,21 @@ type Device struct {
 	blobs string
 	nc    *nats.Conn
 	sub   *nats.Subscription
+
+	writes chan *storeReq // group-committed blob writes
+	stop   chan struct{}
+	done   chan struct{}
 }
+
+// storeReq is one blob write waiting for its batch's sync.
+type storeReq struct {
+	id   string
+	data []byte
+	err  chan error
+}
+
+// maxBatch bounds the blobs made durable by one sync.
+const maxBatch = 128
 
 // blobID is what a blob id may look like (ULID-ish): no path tricks.
 var blobID = regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
@@ -117,7 +132,9 @@ func Start(cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: cfg.Logger, aead: aead, blobs: filepath.Join(cfg.Dir, "blobs")}
+	d := &Device{cfg: cfg, log: cfg.Logger, aead: aead, blobs: filepath.Join(cfg.Dir, "blobs"),
+		writes: make(chan *storeReq, 4*maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+	go d.writer()
 	b := cfg.Bundle
 	nc, err := nats.Connect(b.BusURL,
 		nats.UserInfo(b.ClientID, b.ClientSecret),
@@ -135,7 +152,9 @@ func Start(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("connect %s: %w", b.BusURL, err)
 	}
 	d.nc = nc
-	d.sub, err = nc.Subscribe(b.BusSubjectPrefix+".to.>", d.handle)
+	// Each request is handled on its own goroutine so that stores arriving
+	// together are written together (one sync for the batch).
+	d.sub, err = nc.Subscribe(b.BusSubjectPrefix+".to.>", func(m *nats.Msg) { go d.handle(m) })
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -163,10 +182,23 @@ func (d *Device) Close() {
 		}
 		d.nc.Close()
 	}
+	d.stopWriter()
+}
+
+func (d *Device) stopWriter() {
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
+	<-d.done
 }
 
 // Kill drops the connection at once, without draining (tests of failures).
-func (d *Device) Kill() { d.nc.Close() }
+func (d *Device) Kill() {
+	d.nc.Close()
+	d.stopWriter()
+}
 
 func (d *Device) path(id string) string { return filepath.Join(d.blobs, id) }
 
@@ -227,37 +259,117 @@ func (d *Device) fail(m *nats.Msg, code string) {
 	m.RespondMsg(r)
 }
 
-// store seals data under the at-rest key and writes it atomically.
+// store seals data under the at-rest key and returns once it is durable.
 func (d *Device) store(id string, data []byte) error {
+	r := &storeReq{id: id, data: data, err: make(chan error, 1)}
+	select {
+	case d.writes <- r:
+	case <-d.stop:
+		return errors.New("device stopping")
+	}
+	return <-r.err
+}
+
+// writer group-commits blob writes: every blob of a batch goes to a temp
+// file, one syncfs makes them all durable, then they are renamed into place
+// and the directory is synced once. No store is answered before that.
+func (d *Device) writer() {
+	defer close(d.done)
+	for {
+		var first *storeReq
+		select {
+		case first = <-d.writes:
+		case <-d.stop:
+			for {
+				select {
+				case r := <-d.writes:
+					d.commit([]*storeReq{r})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*storeReq{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-d.writes:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		d.commit(batch)
+	}
+}
+
+func (d *Device) commit(batch []*storeReq) {
+	temps := make([]string, len(batch))
+	errs := make([]error, len(batch))
+	for i, r := range batch {
+		temps[i], errs[i] = d.writeTemp(r.id, r.data)
+	}
+	syncErr := d.syncDir()
+	for i, r := range batch {
+		err := errs[i]
+		if err == nil {
+			err = syncErr
+		}
+		if err == nil {
+			err = os.Rename(temps[i], d.path(r.id))
+		}
+		if err != nil && temps[i] != "" {
+			os.Remove(temps[i])
+		}
+		errs[i] = err
+	}
+	if err := d.syncDir(); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	for i, r := range batch {
+		r.err <- errs[i]
+	}
+}
+
+// writeTemp seals data into a new temp file (not yet synced).
+func (d *Device) writeTemp(id string, data []byte) (string, error) {
 	nonce := make([]byte, d.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
-		return err
+		return "", err
 	}
 	sealed := d.aead.Seal(nonce, nonce, data, []byte(id))
 	tmp, err := os.CreateTemp(d.blobs, ".tmp-"+id+"-*")
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(sealed); err != nil {
 		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+		os.Remove(tmp.Name())
+		return "", err
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		os.Remove(tmp.Name())
+		return "", err
 	}
-	if err := os.Rename(tmp.Name(), d.path(id)); err != nil {
-		return err
-	}
+	return tmp.Name(), nil
+}
+
+// syncDir makes everything written under the blob directory durable: the
+// files' data and the directory entries (syncfs covers the whole file
+// system, in one call for the batch).
+func (d *Device) syncDir() error {
 	dir, err := os.Open(d.blobs)
 	if err != nil {
 		return err
 	}
 	defer dir.Close()
+	if err := unix.Syncfs(int(dir.Fd())); err != nil {
+		return err
+	}
 	return dir.Sync()
 }
 
