@@ -478,7 +478,8 @@ func (s *Service) RequestData(ctx context.Context, profileID, token string) (*pr
 		return nil, "", privicore.Errorf(privicore.ENOTFOUND, "data token not found")
 	}
 	reqID := uuid.Must(uuid.NewV7()).String()
-	c, err := s.cmds.Submit(ctx, profileID, CmdRequest, requestPayload{Token: token, RequestID: reqID})
+	// The record read here rides along in memory; after a restart Prepare reads it again.
+	c, err := s.cmds.SubmitAttached(ctx, profileID, CmdRequest, requestPayload{Token: token, RequestID: reqID}, t)
 	return c, reqID, err
 }
 
@@ -491,11 +492,15 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 		s.pub.Publish(c.ProfileID, RequestEvent{Type: EventRequest, ID: p.RequestID, CommandStatus: 3, Body: reason})
 		return nil, privicore.Reject(reason, "%s", reason)
 	}
-	t, err := s.owned(ctx, s.store, c.ProfileID, p.Token)
-	if err != nil || t.State != privicore.TokenStored {
+	t, _ := s.attachedToken(c)
+	if t == nil {
+		var err error
+		t, err = s.owned(ctx, s.store, c.ProfileID, p.Token)
 		if err != nil && privicore.ErrorCode(err) != privicore.ENOTFOUND {
 			return nil, err
 		}
+	}
+	if t == nil || t.State != privicore.TokenStored {
 		return fail(ReasonNotFound)
 	}
 	var payload []byte
@@ -526,6 +531,17 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 	s.pub.Publish(c.ProfileID, ev)
 	s.pub.Publish(c.ProfileID, map[string]string{"type": EventStreamRdy, "id": p.RequestID, "requestId": p.RequestID, "streamUrl": url})
 	return nil, nil
+}
+
+// attachedToken is the token record a request was submitted with, if this
+// process still has it.
+func (s *Service) attachedToken(c *privicore.Command) (*privicore.DataToken, bool) {
+	a, ok := s.cmds.Attachment(c)
+	if !ok {
+		return nil, false
+	}
+	t, ok := a.(*privicore.DataToken)
+	return t, ok
 }
 
 // ---- update ----

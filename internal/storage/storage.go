@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -135,9 +136,15 @@ func (s *Service) Push(ctx context.Context, profileID, blobID string, blob []byt
 	return acked, missed, nil
 }
 
+// hedgeAfter is how long Fetch waits for the first device it asks before
+// asking the others too.
+const hedgeAfter = 50 * time.Millisecond
+
 // Fetch reads a blob from the profile's storage devices holding it: the
 // first valid answer wins; a missing or corrupted copy on one device does
-// not fail the read.
+// not fail the read. It asks one device (chosen at random) first, and the
+// others when that one fails or is slow, so a healthy read costs one device
+// read rather than one per device.
 func (s *Service) Fetch(ctx context.Context, profileID, blobID string, valid func([]byte) bool) ([]byte, error) {
 	holders, err := s.holders(ctx, profileID, blobID, "")
 	if err != nil {
@@ -146,6 +153,7 @@ func (s *Service) Fetch(ctx context.Context, profileID, blobID string, valid fun
 	if len(holders) == 0 {
 		return nil, privicore.Reject(ReasonReadFailed, "no storage device holds the data")
 	}
+	rand.Shuffle(len(holders), func(i, j int) { holders[i], holders[j] = holders[j], holders[i] })
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {
@@ -153,21 +161,31 @@ func (s *Service) Fetch(ctx context.Context, profileID, blobID string, valid fun
 		err  error
 	}
 	answers := make(chan answer, len(holders))
-	for _, id := range holders {
-		go func(id string) {
-			data, err := s.request(ctx, id, storagedevice.OpFetch, blobID, nil)
-			if err == nil && !valid(data) {
-				err = errors.New("invalid copy")
-			}
-			if err != nil && ctx.Err() == nil {
-				s.log.Warn("device fetch failed", "device", id, "blob", blobID, "err", err)
-			}
-			answers <- answer{data, err}
-		}(id)
+	ask := func(id string) {
+		data, err := s.request(ctx, id, storagedevice.OpFetch, blobID, nil)
+		if err == nil && !valid(data) {
+			err = errors.New("invalid copy")
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("device fetch failed", "device", id, "blob", blobID, "err", err)
+		}
+		answers <- answer{data, err}
 	}
-	for range holders {
-		if a := <-answers; a.err == nil {
-			return a.data, nil
+	go ask(holders[0])
+	asked, got := 1, 0
+	hedge := time.NewTimer(hedgeAfter)
+	defer hedge.Stop()
+	for got < len(holders) {
+		select {
+		case a := <-answers:
+			got++
+			if a.err == nil {
+				return a.data, nil
+			}
+		case <-hedge.C:
+		}
+		for ; asked < len(holders); asked++ { // a failure or a slow first device: ask the rest
+			go ask(holders[asked])
 		}
 	}
 	return nil, privicore.Reject(ReasonReadFailed, "no storage device returned a valid copy")
