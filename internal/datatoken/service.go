@@ -362,8 +362,7 @@ func (s *Service) applyExchange(ctx context.Context, q privicore.Queries, c *pri
 	if err := s.record(ctx, q, p); err != nil {
 		return command.Result{}, err
 	}
-	s.storage.KickAll(p.Missed)
-	return command.Result{Body: t.TempToken}, nil
+	return command.Result{Body: t.TempToken, After: func() { s.storage.KickAll(p.Missed) }}, nil
 }
 
 // compensatePush queues the removal of a blob that was written to devices
@@ -621,10 +620,16 @@ func (s *Service) applyUpdate(ctx context.Context, q privicore.Queries, c *privi
 	if err != nil {
 		return command.Result{}, privicore.Reject(ReasonNotFound, "data token not found")
 	}
+	kick := p.Missed
 	if pl.HasData {
 		if t.State != privicore.TokenStored {
 			return command.Result{}, privicore.Reject(ReasonNotFound, "data token not found")
 		}
+		old, err := q.BlobHolders(ctx, t.BlobID)
+		if err != nil {
+			return command.Result{}, err
+		}
+		kick = append(kick, old...)
 		if err := s.forget(ctx, q, t.BlobID); err != nil {
 			return command.Result{}, err
 		}
@@ -640,8 +645,7 @@ func (s *Service) applyUpdate(ctx context.Context, q privicore.Queries, c *privi
 	if err := q.UpdateDataToken(ctx, t); err != nil {
 		return command.Result{}, err
 	}
-	s.storage.KickAll(p.Missed)
-	return command.Result{}, nil
+	return command.Result{After: func() { s.storage.KickAll(kick) }}, nil
 }
 
 // forget queues the removal of blobID from every device holding it.
@@ -785,7 +789,12 @@ func (s *Service) Sweep(ctx context.Context) error {
 		return err
 	}
 	for _, t := range expired {
+		var holders []string
 		err := s.store.Write(ctx, func(q privicore.Queries) error {
+			var err error
+			if holders, err = q.BlobHolders(ctx, t.BlobID); err != nil {
+				return err
+			}
 			if err := s.forget(ctx, q, t.BlobID); err != nil {
 				return err
 			}
@@ -794,6 +803,7 @@ func (s *Service) Sweep(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.storage.KickAll(holders)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -417,4 +418,28 @@ func TestOfflineDeviceCatchesUpAndSync(t *testing.T) {
 	d2.Kill()
 	time.Sleep(100 * time.Millisecond)
 	a.rejected(accepted(t, a.postJSON("/storage/synchronize", u.Token, map[string]string{"deviceIdentifier": id2})), "storage.device_offline")
+}
+
+func TestExchangedTokenNeverMadePermanentIsRemovedFromDevices(t *testing.T) {
+	e := enginetest.Start(t)
+	a := newAPI(t, e)
+	u := a.activeUser("lapsed")
+	d := a.storageDevice(u, "s1")
+	tmp := a.reserve(u.Token, "c", 1)
+	wire, _ := ciphertext(t, 100)
+	a.succeed(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)})))
+	waitBlobs(t, d, 1)
+	// Kept while the reservation lives.
+	if err := e.DataTokens.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitBlobs(t, d, 1)
+	if _, err := e.Store.SQL().Exec(`UPDATE data_tokens SET expires_at = ? WHERE temp_token = ?`, time.Now().Add(-time.Second).UnixNano(), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DataTokens.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitBlobs(t, d, 0)
+	expect(t, a.postJSON("/data-token/configure-file-meta", u.Token, map[string]any{"token": tmp, "fileName": "late"}), 404)
 }
