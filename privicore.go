@@ -41,6 +41,7 @@ const (
 	TokenAction   TokenKind = "action"   // attempt-authentication action id (legacy flow step 1)
 	TokenTemp     TokenKind = "temp"     // temporary token of the legacy flow (single use, 60 s)
 	TokenDownload TokenKind = "download" // single-use download URL secret (Ref: the blob)
+	TokenUpload   TokenKind = "upload"   // single-use stream upload URL secret (Ref: the reservation's data token)
 )
 
 // Token is a stored secret. Only its hash (ID) is kept; the secret itself is
@@ -245,6 +246,7 @@ type DataToken struct {
 	Meta          map[string]any // "file", "information_security_risk", "data" objects
 	State         string         // TokenReserved, TokenStored
 	Size          int64          // ciphertext bytes (layer 1)
+	Chunks        int            // streamed payloads: chunks on the devices; 0 for a single blob
 	WrappedKey    []byte         // layer-2 data key sealed under the master key
 	Application   string         // OAuth application that acted, if any
 	ExpiresAt     time.Time      // reservation / temporary token expiry; zero once permanent

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/privicore/privicore/client"
 	"github.com/privicore/privicore/internal/enginetest"
+	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/profile"
+	"github.com/privicore/privicore/internal/storagedevice"
 )
 
 const strongPassword = "Tr0ub4dor&3-correct-horse-battery"
@@ -210,5 +213,73 @@ func TestErrorDecoding(t *testing.T) {
 	var apiErr *client.Error
 	if !errors.As(err, &apiErr) || apiErr.Code != "rate_limited" || apiErr.RetryAfter != 7*time.Second {
 		t.Fatalf("decoded %#v", err)
+	}
+}
+
+func TestStoreAndRetrieveBothPaths(t *testing.T) {
+	e := enginetest.Start(t)
+	ctx := context.Background()
+	name := newUser(t, client.New(e.URL))
+	s, err := client.Login(ctx, e.URL, name, strongPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, pub, _ := client.GenerateKeyPair()
+	if _, err := s.Do(ctx, func() (string, error) { return s.RegisterPublicKey(ctx, pub) }); err != nil {
+		t.Fatal(err)
+	}
+	// A storage device, enrolled with the SDK and run in-process.
+	out, err := s.Do(ctx, func() (string, error) { return s.RequestDeviceIdentifier(ctx, "sdk-storage") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := out.Body
+	priv, _ := keys.Generate()
+	for _, step := range []func() (string, error){
+		func() (string, error) { return s.RegisterDeviceKey(ctx, dev, keys.SignedPublic(priv)) },
+		func() (string, error) { return s.ApproveDevice(ctx, dev) },
+		func() (string, error) { return s.RegisterStorage(ctx, dev) },
+	} {
+		if _, err := s.Do(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := s.DeviceConfiguration(ctx, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := storagedevice.Start(storagedevice.Config{Bundle: &storagedevice.Bundle{DeviceIdentifier: b.DeviceIdentifier, ClientID: b.ClientID,
+		ClientSecret: b.ClientSecret, BusURL: b.BusURL, BusSubjectPrefix: b.BusSubjectPrefix}, Key: priv, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	key := client.NewDataKey()
+	for _, size := range []int{10, 100 << 10, 3<<20 + 5} { // inline exchange + inline answer, inline + download, streamed
+		plain := make([]byte, size)
+		for i := range plain {
+			plain[i] = byte(i)
+		}
+		var progressed int64
+		dtk, err := s.Store(ctx, key, plain, client.FileMeta{FileName: "f", Context: "sdk"}, client.WithProgress(func(sent, _ int64) { progressed = sent }))
+		if err != nil {
+			t.Fatalf("store %d bytes: %v", size, err)
+		}
+		if size > client.MaxInline && progressed < int64(size) {
+			t.Fatalf("progress reported %d of %d", progressed, size)
+		}
+		got, err := s.Retrieve(ctx, key, dtk)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("retrieve %d bytes: %d back, %v", size, len(got), err)
+		}
+		if _, err := s.Retrieve(ctx, client.NewDataKey(), dtk); err == nil {
+			t.Fatal("decrypted with the wrong key")
+		}
+	}
+	page, err := s.ListDataTokens(ctx, 1, 10, map[string]string{"context": "sdk"})
+	if err != nil || page.Meta.Total != 3 {
+		t.Fatalf("list: %+v %v", page, err)
 	}
 }

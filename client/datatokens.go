@@ -1,9 +1,11 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,13 +38,74 @@ func (c *Client) Reserve(ctx context.Context, contextName string, ttlMinutes int
 	return c.command(ctx, "/data-token/reserve-token-space", nil, body)
 }
 
-// TemporaryToken returns the reservation's tmp-… token.
-func (c *Client) TemporaryToken(ctx context.Context, reserveCommandID string) (string, error) {
-	var out struct {
-		Token string `json:"token"`
-	}
+// Reservation is a reserved token space.
+type Reservation struct {
+	Token  string `json:"token"`  // tmp-…
+	Stream string `json:"stream"` // single-use upload URL for a streamed payload
+}
+
+// TemporaryToken returns the reservation's tmp-… token and stream URL.
+func (c *Client) TemporaryToken(ctx context.Context, reserveCommandID string) (Reservation, error) {
+	var out Reservation
 	_, _, err := c.do(ctx, http.MethodGet, "/data-token/retrieve-temporary-data-token/"+url.PathEscape(reserveCommandID), nil, nil, &out)
-	return out.Token, err
+	return out, err
+}
+
+// Upload posts a (large) layer-1 ciphertext to a reservation's stream URL;
+// the outcome's body is the permanent dtk-… token.
+func (c *Client) Upload(ctx context.Context, streamURL string, body io.Reader, size int64) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, streamURL, body)
+	if err != nil {
+		return "", err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	hc := *c.httpc
+	hc.Timeout = 0 // a large upload takes as long as it takes; ctx bounds it
+	res, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode != http.StatusAccepted {
+		return "", decodeError(res, raw)
+	}
+	var acc struct {
+		CommandID string `json:"commandId"`
+	}
+	if err := json.Unmarshal(raw, &acc); err != nil || acc.CommandID == "" {
+		return "", fmt.Errorf("upload: unexpected answer %q", raw)
+	}
+	return acc.CommandID, nil
+}
+
+// StoreOption adjusts Store.
+type StoreOption func(*storeOpts)
+
+type storeOpts struct {
+	progress func(sent, total int64)
+}
+
+// WithProgress reports the bytes sent of a streamed upload.
+func WithProgress(f func(sent, total int64)) StoreOption {
+	return func(o *storeOpts) { o.progress = f }
+}
+
+// progressReader counts what is read.
+type progressReader struct {
+	r           io.Reader
+	sent, total int64
+	report      func(sent, total int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.sent += int64(n)
+	if p.report != nil {
+		p.report(p.sent, p.total)
+	}
+	return n, err
 }
 
 // Exchange submits a layer-1 ciphertext for a reservation.
@@ -146,15 +209,17 @@ func (c *Client) DeleteDataToken(ctx context.Context, token string) (string, err
 }
 
 // Store encrypts plaintext with key (AES-256-GCM, layer 1), and runs the
-// whole flow: reserve, temporary token, exchange, file meta. It returns the
-// permanent dtk-… token.
-func (s *Session) Store(ctx context.Context, key, plaintext []byte, meta FileMeta) (string, error) {
+// whole flow: reserve, temporary token, then an inline exchange (up to
+// MaxInline bytes of ciphertext) or a streamed upload, then file meta. It
+// returns the permanent dtk-… token.
+func (s *Session) Store(ctx context.Context, key, plaintext []byte, meta FileMeta, opts ...StoreOption) (string, error) {
+	var o storeOpts
+	for _, f := range opts {
+		f(&o)
+	}
 	wire, err := keys.Seal(key, plaintext)
 	if err != nil {
 		return "", err
-	}
-	if len(wire) > MaxInline {
-		return "", fmt.Errorf("payload of %d bytes is over the %d-byte limit of the inline path", len(plaintext), MaxInline)
 	}
 	ctxName := meta.Context
 	if ctxName == "" {
@@ -164,17 +229,22 @@ func (s *Session) Store(ctx context.Context, key, plaintext []byte, meta FileMet
 	if err != nil {
 		return "", err
 	}
-	tmp, err := s.TemporaryToken(ctx, res.CommandID)
+	rsv, err := s.TemporaryToken(ctx, res.CommandID)
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.Do(ctx, func() (string, error) { return s.Exchange(ctx, tmp, wire) }); err != nil {
+	if len(wire) > MaxInline {
+		body := &progressReader{r: bytes.NewReader(wire), total: int64(len(wire)), report: o.progress}
+		if _, err := s.Do(ctx, func() (string, error) { return s.Upload(ctx, rsv.Stream, body, int64(len(wire))) }); err != nil {
+			return "", err
+		}
+	} else if _, err := s.Do(ctx, func() (string, error) { return s.Exchange(ctx, rsv.Token, wire) }); err != nil {
 		return "", err
 	}
 	if meta.Size == 0 {
 		meta.Size = int64(len(wire))
 	}
-	return s.ConfigureFileMeta(ctx, tmp, meta)
+	return s.ConfigureFileMeta(ctx, rsv.Token, meta)
 }
 
 // Retrieve fetches a token's ciphertext (inline or through the download

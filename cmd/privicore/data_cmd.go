@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/privicore/privicore/client"
@@ -287,8 +288,15 @@ func newPutCmd(e *env, f *clientFlags) *cobra.Command {
 			}
 			base := filepath.Base(args[0])
 			ext := strings.TrimPrefix(filepath.Ext(base), ".")
+			var opts []client.StoreOption
+			if len(data) > client.MaxInline {
+				bar := progressbar.NewOptions64(int64(len(data))+28, progressbar.OptionSetWriter(e.stderr),
+					progressbar.OptionShowBytes(true), progressbar.OptionSetDescription("uploading"), progressbar.OptionClearOnFinish())
+				opts = append(opts, client.WithProgress(func(sent, _ int64) { bar.Set64(sent) }))
+				defer bar.Finish()
+			}
 			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-				dtk, err := s.Store(ctx, key, data, client.FileMeta{FileName: strings.TrimSuffix(base, "."+ext), Extension: ext, Context: contextName, Path: args[0]})
+				dtk, err := s.Store(ctx, key, data, client.FileMeta{FileName: strings.TrimSuffix(base, "."+ext), Extension: ext, Context: contextName, Path: args[0]}, opts...)
 				if err == nil {
 					fmt.Fprintln(e.stdout, dtk)
 				}

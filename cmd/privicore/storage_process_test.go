@@ -152,11 +152,11 @@ func TestStorageDevicesAsProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tmp, err := s.TemporaryToken(ctx, id)
+		rsv, err := s.TemporaryToken(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		temps = append(temps, tmp)
+		temps = append(temps, rsv.Token)
 	}
 	var mu sync.Mutex
 	var exchanges []string

@@ -30,9 +30,9 @@ func (s *Service) downloadURL(ctx context.Context, profileID, blobID string) (st
 	return s.cfg.PublicURL + "/downstream/?auth=" + url.QueryEscape(secret), nil
 }
 
-// Download spends a download secret and returns the layer-1 payload. A
-// used, expired or unknown secret is ENOTFOUND.
-func (s *Service) Download(ctx context.Context, secret string) ([]byte, error) {
+// Download spends a download secret and returns the transfer of the
+// layer-1 payload. A used, expired or unknown secret is ENOTFOUND.
+func (s *Service) Download(ctx context.Context, secret string) (*Transfer, error) {
 	missing := privicore.Errorf(privicore.ENOTFOUND, "download link unknown, used or expired")
 	if secret == "" || len(secret) > 256 {
 		return nil, missing
@@ -49,15 +49,7 @@ func (s *Service) Download(ctx context.Context, secret string) ([]byte, error) {
 	if err != nil || dt.ProfileID != t.ProfileID {
 		return nil, missing
 	}
-	var payload []byte
-	if _, err := s.storage.Fetch(ctx, t.ProfileID, dt.BlobID, func(b []byte) bool {
-		out, err := s.openBlob(dt.BlobID, dt.WrappedKey, b)
-		payload = out
-		return err == nil
-	}); err != nil {
-		return nil, err
-	}
-	return payload, nil
+	return s.transfer(ctx, dt)
 }
 
 // ---- listing ----

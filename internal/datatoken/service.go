@@ -6,6 +6,7 @@
 package datatoken
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -92,6 +93,7 @@ func New(store privicore.Store, cmds *command.Processor, st *storage.Service, pu
 	s := &Service{store: store, cmds: cmds, storage: st, pub: pub, master: master, cfg: cfg, log: cfg.Logger,
 		now: func() time.Time { return time.Now().UTC() }}
 	st.Valid = s.validBlob
+	st.ValidChunk = s.validChunk
 	apply := func(h command.Handler) func(context.Context, privicore.Queries, *privicore.Command, any) (command.Result, error) {
 		return func(ctx context.Context, q privicore.Queries, c *privicore.Command, _ any) (command.Result, error) {
 			return h(ctx, q, c)
@@ -105,6 +107,7 @@ func New(store privicore.Store, cmds *command.Processor, st *storage.Service, pu
 	cmds.HandleSteps(CmdRequest, command.Steps{Key: command.ByID, Prepare: s.prepareRequest, Apply: func(context.Context, privicore.Queries, *privicore.Command, any) (command.Result, error) {
 		return command.Result{}, nil
 	}})
+	cmds.HandleSteps(CmdStreamExchange, command.Steps{Key: command.ByID, Prepare: s.prepareStream, Apply: s.applyStream, Compensate: s.compensatePush})
 	cmds.HandleSteps(CmdUpdate, command.Steps{Key: byToken, Prepare: s.prepareUpdate, Apply: s.applyUpdate, Compensate: s.compensatePush})
 	cmds.HandleSteps(CmdMeta, command.Steps{Key: byToken, Apply: apply(s.handleMeta)})
 	cmds.HandleSteps(CmdRisk, command.Steps{Key: byToken, Apply: apply(s.handleRisk)})
@@ -204,17 +207,19 @@ func (s *Service) handleReserve(ctx context.Context, q privicore.Queries, c *pri
 		ExpiresAt: c.CreatedAt.Add(time.Duration(p.TTL) * time.Minute), CreatedAt: s.now(), UpdatedAt: s.now()})
 }
 
-// TemporaryToken returns the reservation's temporary token, or ENOTFOUND
-// when unknown, not yet settled, expired or already used.
-func (s *Service) TemporaryToken(ctx context.Context, profileID, commandID string) (string, error) {
+// TemporaryToken returns the reservation's temporary token and a fresh
+// single-use stream upload URL, or ENOTFOUND when unknown, not yet
+// settled, expired or already used.
+func (s *Service) TemporaryToken(ctx context.Context, profileID, commandID string) (token, stream string, err error) {
 	t, err := s.store.FindDataTokenByReservation(ctx, commandID)
 	if err != nil || t.ProfileID != profileID || t.State != privicore.TokenReserved || !s.now().Before(t.ExpiresAt) {
 		if err != nil && privicore.ErrorCode(err) != privicore.ENOTFOUND {
-			return "", err
+			return "", "", err
 		}
-		return "", privicore.Errorf(privicore.ENOTFOUND, "no usable reservation for that command")
+		return "", "", privicore.Errorf(privicore.ENOTFOUND, "no usable reservation for that command")
 	}
-	return t.TempToken, nil
+	stream, err = s.uploadURL(ctx, t)
+	return t.TempToken, stream, err
 }
 
 // ---- exchange ----
@@ -233,6 +238,7 @@ type pushed struct {
 	Acked   []string
 	Missed  []string
 	Fail    string // a rejection to record after compensating
+	Chunks  int    // streamed payloads: how many chunks
 	TokenID string // the data token updated (update-data)
 }
 
@@ -502,22 +508,26 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 	if t == nil || t.State != privicore.TokenStored {
 		return fail(ReasonNotFound)
 	}
-	var payload []byte
-	blob, err := s.storage.Fetch(ctx, c.ProfileID, t.BlobID, func(b []byte) bool {
-		out, err := s.openBlob(t.BlobID, t.WrappedKey, b)
-		if err == nil {
-			payload = out
-		}
-		return err == nil
-	})
-	if err != nil || blob == nil {
-		if privicore.ErrorReason(err) != "" {
-			return fail(privicore.ErrorReason(err))
-		}
-		return nil, err
-	}
 	ev := RequestEvent{Type: EventRequest, ID: p.RequestID, CommandStatus: 2, DataContext: t.Context}
-	if len(payload) <= InlineMax {
+	var payload []byte
+	if t.Chunks == 0 || t.Size <= InlineMax {
+		tr, err := s.transfer(ctx, t)
+		if err != nil {
+			if privicore.ErrorReason(err) != "" {
+				return fail(privicore.ErrorReason(err))
+			}
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if err := tr.WriteTo(&buf); err != nil {
+			if privicore.ErrorReason(err) != "" {
+				return fail(privicore.ErrorReason(err))
+			}
+			return nil, err
+		}
+		payload = buf.Bytes()
+	}
+	if payload != nil && len(payload) <= InlineMax {
 		ev.Body = base64.StdEncoding.EncodeToString(payload)
 		s.pub.Publish(c.ProfileID, ev)
 		return nil, nil

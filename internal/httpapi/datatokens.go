@@ -81,12 +81,12 @@ func (s *Server) reserveTokenSpace(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) retrieveTemporaryDataToken(w http.ResponseWriter, r *http.Request) {
-	tok, err := s.DataTokens.TemporaryToken(r.Context(), authFrom(r).Profile.ID, r.PathValue("commandId"))
+	tok, stream, err := s.DataTokens.TemporaryToken(r.Context(), authFrom(r).Profile.ID, r.PathValue("commandId"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok, "stream": stream})
 }
 
 func (s *Server) exchangeDataForToken(w http.ResponseWriter, r *http.Request) {
@@ -139,16 +139,30 @@ func (s *Server) requestData(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) download(w http.ResponseWriter, r *http.Request) {
-	data, err := s.DataTokens.Download(r.Context(), r.URL.Query().Get("auth"))
+	tr, err := s.DataTokens.Download(r.Context(), r.URL.Query().Get("auth"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Header().Set("Content-Length", strconv.FormatInt(tr.Size, 10))
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	w.Write(data)
+	if err := tr.WriteTo(w); err != nil {
+		// The status is out: all that is left is to cut the response short.
+		s.Logger.Warn("download interrupted", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// upload takes a streamed payload: the raw ciphertext body, any size.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
+	c, err := s.DataTokens.Upload(r.Context(), r.URL.Query().Get("auth"), r.Body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
 }
 
 func (s *Server) configureRiskMeta(w http.ResponseWriter, r *http.Request) {

@@ -84,6 +84,7 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /data-token/configure-file-meta", s.authed(activeProfile, s.configureFileMeta))
 	handle("POST /data-token/request-data", s.authed(activeProfile, s.requestData))
 	handle("GET /downstream/", http.HandlerFunc(s.download)) // the single-use auth query value is the credential
+	handle("POST /upstream/", http.HandlerFunc(s.upload))    // likewise
 	handle("POST /data-token/configure-information-security-risk-meta", s.authed(activeProfile, s.configureRiskMeta))
 	handle("GET /data-token/list-data-tokens", s.authed(activeProfile, s.listDataTokens))
 	handle("POST /data-token/update-data", s.authed(activeProfile, s.updateData))

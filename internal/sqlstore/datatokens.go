@@ -11,7 +11,7 @@ import (
 	"github.com/privicore/privicore"
 )
 
-const dataTokenCols = `id, profile_id, temp_token, token, reservation_id, blob_id, context, meta, file_name, file_extension, data_type, state, size, wrapped_key, application, expires_at, created_at, updated_at`
+const dataTokenCols = `id, profile_id, temp_token, token, reservation_id, blob_id, context, meta, file_name, file_extension, data_type, state, size, chunks, wrapped_key, application, expires_at, created_at, updated_at`
 
 func scanDataToken(row interface{ Scan(...any) error }) (*privicore.DataToken, error) {
 	var t privicore.DataToken
@@ -19,7 +19,7 @@ func scanDataToken(row interface{ Scan(...any) error }) (*privicore.DataToken, e
 	var meta, fileName, ext, dataType, wrapped string
 	var expires, created, updated int64
 	err := row.Scan(&t.ID, &t.ProfileID, &t.TempToken, &token, &t.ReservationID, &t.BlobID, &t.Context, &meta, &fileName, &ext, &dataType,
-		&t.State, &t.Size, &wrapped, &t.Application, &expires, &created, &updated)
+		&t.State, &t.Size, &t.Chunks, &wrapped, &t.Application, &expires, &created, &updated)
 	if isNoRows(err) {
 		return nil, notFound("data token")
 	} else if err != nil {
@@ -53,12 +53,12 @@ func dataTokenArgs(t *privicore.DataToken) []any {
 	}
 	return []any{t.ID, t.ProfileID, t.TempToken, token, t.ReservationID, t.BlobID, t.Context, string(meta),
 		metaString(t.Meta, "file", "fileName"), metaString(t.Meta, "file", "extension"), metaString(t.Meta, "data", "type"),
-		t.State, t.Size, base64.StdEncoding.EncodeToString(t.WrappedKey), t.Application, nanos(t.ExpiresAt), nanos(t.CreatedAt), nanos(t.UpdatedAt)}
+		t.State, t.Size, t.Chunks, base64.StdEncoding.EncodeToString(t.WrappedKey), t.Application, nanos(t.ExpiresAt), nanos(t.CreatedAt), nanos(t.UpdatedAt)}
 }
 
 // CreateDataToken implements privicore.DataTokenStore.
 func (q queries) CreateDataToken(ctx context.Context, t *privicore.DataToken) error {
-	_, err := q.exec(ctx, `INSERT INTO data_tokens (`+dataTokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, dataTokenArgs(t)...)
+	_, err := q.exec(ctx, `INSERT INTO data_tokens (`+dataTokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, dataTokenArgs(t)...)
 	return dbErr(err)
 }
 
@@ -66,7 +66,7 @@ func (q queries) CreateDataToken(ctx context.Context, t *privicore.DataToken) er
 func (q queries) UpdateDataToken(ctx context.Context, t *privicore.DataToken) error {
 	a := dataTokenArgs(t)
 	n, err := affected(q.exec(ctx, `UPDATE data_tokens SET profile_id = ?, temp_token = ?, token = ?, reservation_id = ?, blob_id = ?, context = ?, meta = ?,
-		file_name = ?, file_extension = ?, data_type = ?, state = ?, size = ?, wrapped_key = ?, application = ?, expires_at = ?, created_at = ?, updated_at = ?
+		file_name = ?, file_extension = ?, data_type = ?, state = ?, size = ?, chunks = ?, wrapped_key = ?, application = ?, expires_at = ?, created_at = ?, updated_at = ?
 		WHERE id = ?`, append(a[1:], a[0])...))
 	if err == nil && n == 0 {
 		return notFound("data token")

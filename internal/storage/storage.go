@@ -54,6 +54,8 @@ type Service struct {
 	// Valid checks a blob read from a device (layer-2 authentication), so a
 	// corrupted copy is never served or copied. Set by the data token service.
 	Valid func(blobID string, blob []byte) bool
+	// ValidChunk is Valid for one chunk of a chunked blob.
+	ValidChunk func(blobID string, seq int, chunk []byte) bool
 
 	kick chan string
 	stop chan struct{}
@@ -79,6 +81,11 @@ func (s *Service) request(ctx context.Context, deviceID, op, blobID string, data
 	m := nats.NewMsg(s.subject(deviceID, op))
 	m.Header.Set(storagedevice.HeaderBlob, blobID)
 	m.Data = data
+	return s.requestMsg(ctx, m)
+}
+
+// requestMsg sends a prepared request to a device and waits for its answer.
+func (s *Service) requestMsg(ctx context.Context, m *nats.Msg) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	r, err := s.nc.RequestMsgWithContext(ctx, m)
@@ -373,6 +380,12 @@ func (s *Service) copyTo(ctx context.Context, d *privicore.Device, t *privicore.
 		return err
 	}
 	for _, p := range peers {
+		if t.Chunks > 0 {
+			if err := s.copyChunks(ctx, p, d.ID, t.BlobID, t.Chunks); err != nil {
+				continue
+			}
+			return s.store.Write(ctx, func(q privicore.Queries) error { return q.AddDeviceBlob(ctx, d.ID, t.BlobID, t.Size) })
+		}
 		data, err := s.request(ctx, p, storagedevice.OpFetch, t.BlobID, nil)
 		if err != nil || !s.Valid(t.BlobID, data) {
 			continue

@@ -94,6 +94,7 @@ type Device struct {
 	sub   *nats.Subscription
 
 	writes chan *storeReq // group-committed blob writes
+	ups    uploads        // chunked blobs being received
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -133,7 +134,8 @@ func Start(cfg Config) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{cfg: cfg, log: cfg.Logger, aead: aead, blobs: filepath.Join(cfg.Dir, "blobs"),
-		writes: make(chan *storeReq, 4*maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+		writes: make(chan *storeReq, 4*maxBatch), stop: make(chan struct{}), done: make(chan struct{}),
+		ups: uploads{m: map[string]*upload{}}}
 	go d.writer()
 	b := cfg.Bundle
 	nc, err := nats.Connect(b.BusURL,
@@ -229,17 +231,25 @@ func (d *Device) handle(m *nats.Msg) {
 		}
 		m.Respond(data)
 	case OpHas:
-		if _, err := os.Stat(d.path(id)); err != nil {
+		_, err1 := os.Stat(d.path(id))
+		_, err2 := os.Stat(d.path(id) + chunkedSuffix)
+		if err1 != nil && err2 != nil {
 			d.fail(m, ErrNotFound)
 			return
 		}
 		m.Respond(nil)
 	case OpDelete:
-		if err := os.Remove(d.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			d.fail(m, "delete_failed")
-			return
+		for _, p := range []string{d.path(id), d.path(id) + chunkedSuffix} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				d.fail(m, "delete_failed")
+				return
+			}
 		}
 		m.Respond(nil)
+	case OpChunk:
+		d.handleChunk(m, id)
+	case OpFetchChunk:
+		d.handleFetchChunk(m, id)
 	case OpList:
 		ids, err := d.List()
 		if err != nil {
@@ -395,7 +405,7 @@ func (d *Device) List() ([]string, error) {
 	ids := []string{}
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), ".") {
-			ids = append(ids, e.Name())
+			ids = append(ids, strings.TrimSuffix(e.Name(), chunkedSuffix))
 		}
 	}
 	sort.Strings(ids)

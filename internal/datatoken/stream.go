@@ -1,0 +1,221 @@
+package datatoken
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/url"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/keys"
+)
+
+// CmdStreamExchange is the exchange of a streamed upload.
+const CmdStreamExchange = "datatoken.stream_exchange"
+
+// ChunkSize is the plaintext size of a streamed payload's chunks.
+const ChunkSize = 1 << 20
+
+func chunkAD(blobID string, seq int) []byte {
+	ad := make([]byte, len(blobID)+8)
+	copy(ad, blobID)
+	binary.BigEndian.PutUint64(ad[len(blobID):], uint64(seq))
+	return ad
+}
+
+// openChunk returns the layer-1 bytes of chunk seq.
+func (s *Service) openChunk(t *privicore.DataToken, seq int, sealed []byte) ([]byte, error) {
+	dataKey, err := open(s.master, t.WrappedKey, []byte("data-key:"+t.BlobID))
+	if err != nil {
+		return nil, err
+	}
+	return open(dataKey, sealed, chunkAD(t.BlobID, seq))
+}
+
+// validChunk checks a device's copy of one chunk.
+func (s *Service) validChunk(blobID string, seq int, chunk []byte) bool {
+	t, err := s.store.FindDataTokenByBlob(context.Background(), blobID)
+	if err != nil {
+		return false
+	}
+	_, err = s.openChunk(t, seq, chunk)
+	return err == nil
+}
+
+// uploadURL issues the single-use stream upload URL of a reservation.
+func (s *Service) uploadURL(ctx context.Context, t *privicore.DataToken) (string, error) {
+	secret := randomToken("up-")
+	tok := &privicore.Token{ID: hashSecret(secret), ProfileID: t.ProfileID, Kind: privicore.TokenUpload, Ref: t.ID,
+		CreatedAt: s.now(), ExpiresAt: t.ExpiresAt}
+	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.CreateToken(ctx, tok) }); err != nil {
+		return "", err
+	}
+	return s.cfg.PublicURL + "/upstream/?auth=" + url.QueryEscape(secret), nil
+}
+
+type streamPayload struct {
+	ReservationID string `json:"reservation"`
+	BlobID        string `json:"blobId"`
+}
+
+// Upload stores a streamed payload (layer-1 ciphertext of any size, read
+// from body chunk by chunk) for the reservation of a single-use upload
+// secret, and submits its exchange. Memory holds at most two chunks. An
+// unknown, used or expired secret is ENOTFOUND; a body shorter than the
+// layer-1 wire is EINVALID; the reservation's and the devices' rules are
+// rejections on the ack. On success the token becomes permanent and the
+// ack's body is the dtk-… token.
+func (s *Service) Upload(ctx context.Context, secret string, body io.Reader) (*privicore.Command, error) {
+	missing := privicore.Errorf(privicore.ENOTFOUND, "upload link unknown, used or expired")
+	if secret == "" || len(secret) > 256 {
+		return nil, missing
+	}
+	id := hashSecret(secret)
+	up, err := s.store.FindToken(ctx, id)
+	if err != nil || up.Kind != privicore.TokenUpload || !up.Valid(s.now()) || !up.UsedAt.IsZero() {
+		return nil, missing
+	}
+	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.UseToken(ctx, id, s.now()) }); err != nil {
+		return nil, missing
+	}
+	payload := streamPayload{ReservationID: up.Ref, BlobID: ulid.Make().String()}
+	submit := func(p *pushed) (*privicore.Command, error) {
+		return s.cmds.SubmitAttached(ctx, up.ProfileID, CmdStreamExchange, payload, p)
+	}
+	t, err := s.store.FindDataToken(ctx, up.Ref)
+	if err := s.checkReservation(t, err, up.ProfileID); err != nil {
+		if reason := privicore.ErrorReason(err); reason != "" {
+			return submit(&pushed{Fail: reason})
+		}
+		return nil, err
+	}
+	st, err := s.storage.OpenStream(ctx, up.ProfileID, payload.BlobID)
+	if err != nil {
+		if reason := privicore.ErrorReason(err); reason != "" {
+			return submit(&pushed{Fail: reason})
+		}
+		return nil, err
+	}
+	dataKey := make([]byte, 32)
+	if _, err := rand.Read(dataKey); err != nil {
+		return nil, err
+	}
+	// Read one chunk ahead, to know which chunk is the last.
+	cur, next := make([]byte, ChunkSize), make([]byte, ChunkSize)
+	n, err := io.ReadFull(body, cur)
+	var size int64
+	seq := 0
+	for {
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return nil, privicore.Invalid("body", "could not be read: "+err.Error())
+		}
+		last := err != nil
+		var m int
+		var nerr error
+		if !last {
+			m, nerr = io.ReadFull(body, next)
+			if m == 0 {
+				last = true
+			}
+		}
+		if last && size+int64(n) < keys.MinWireSize {
+			s.compensateStream(ctx, st, payload.BlobID)
+			return nil, privicore.Invalid("body", keys.ErrWireTooShort.Error())
+		}
+		sealed, serr := seal(dataKey, cur[:n], chunkAD(payload.BlobID, seq))
+		if serr != nil {
+			return nil, serr
+		}
+		st.Send(ctx, sealed, last)
+		size += int64(n)
+		seq++
+		if last {
+			break
+		}
+		cur, next = next, cur
+		n, err = m, nerr
+	}
+	wrapped, err := seal(s.master, dataKey, []byte("data-key:"+payload.BlobID))
+	if err != nil {
+		return nil, err
+	}
+	p := &pushed{BlobID: payload.BlobID, Wrapped: wrapped, Size: size, Chunks: seq, Acked: st.Acked(), Missed: st.Missed}
+	if len(p.Acked) < s.cfg.MinAcks {
+		p.Fail = "storage.write_failed"
+	}
+	return submit(p)
+}
+
+// compensateStream queues the removal of a partial upload.
+func (s *Service) compensateStream(ctx context.Context, st interface{ Acked() []string }, blobID string) {
+	s.store.Write(ctx, func(q privicore.Queries) error {
+		return s.compensatePush(ctx, q, nil, &pushed{BlobID: blobID, Acked: st.Acked()})
+	})
+}
+
+func (s *Service) prepareStream(ctx context.Context, c *privicore.Command) (any, error) {
+	att, ok := s.cmds.Attachment(c)
+	if !ok {
+		// The engine restarted between the upload and its record.
+		return nil, privicore.Reject("storage.write_failed", "the upload was interrupted by a restart; upload it again")
+	}
+	return att, nil
+}
+
+func (s *Service) applyStream(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) (command.Result, error) {
+	p := prepared.(*pushed)
+	if p.Fail != "" {
+		return command.Result{}, privicore.Reject(p.Fail, "%s", p.Fail)
+	}
+	var pl streamPayload
+	if err := decode(c, &pl); err != nil {
+		return command.Result{}, err
+	}
+	t, err := q.FindDataToken(ctx, pl.ReservationID)
+	if err := s.checkReservation(t, err, c.ProfileID); err != nil {
+		return command.Result{}, err
+	}
+	t.State, t.BlobID, t.WrappedKey, t.Size, t.Chunks = privicore.TokenStored, p.BlobID, p.Wrapped, p.Size, p.Chunks
+	t.Token, t.ExpiresAt, t.UpdatedAt = randomToken("dtk-"), time.Time{}, s.now()
+	file := map[string]any{"size": p.Size}
+	t.Meta["file"] = file
+	if err := q.UpdateDataToken(ctx, t); err != nil {
+		return command.Result{}, err
+	}
+	if err := s.record(ctx, q, p); err != nil {
+		return command.Result{}, err
+	}
+	return command.Result{Body: t.Token, After: func() { s.storage.KickAll(p.Missed) }}, nil
+}
+
+// Transfer is a download: its size, and a writer of its bytes.
+type Transfer struct {
+	Size    int64
+	WriteTo func(w io.Writer) error
+}
+
+// transfer prepares the download of a token's layer-1 bytes.
+func (s *Service) transfer(ctx context.Context, t *privicore.DataToken) (*Transfer, error) {
+	if t.Chunks == 0 {
+		var payload []byte
+		if _, err := s.storage.Fetch(ctx, t.ProfileID, t.BlobID, func(b []byte) bool {
+			out, err := s.openBlob(t.BlobID, t.WrappedKey, b)
+			payload = out
+			return err == nil
+		}); err != nil {
+			return nil, err
+		}
+		return &Transfer{Size: int64(len(payload)), WriteTo: func(w io.Writer) error { _, err := w.Write(payload); return err }}, nil
+	}
+	return &Transfer{Size: t.Size, WriteTo: func(w io.Writer) error {
+		return s.storage.ReadChunks(ctx, t.ProfileID, t.BlobID, t.Chunks,
+			func(seq int, data []byte) ([]byte, error) { return s.openChunk(t, seq, data) },
+			func(plain []byte) error { _, err := w.Write(plain); return err })
+	}}, nil
+}
