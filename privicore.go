@@ -41,7 +41,6 @@ const (
 	TokenAction   TokenKind = "action"   // attempt-authentication action id (legacy flow step 1)
 	TokenTemp     TokenKind = "temp"     // temporary token of the legacy flow (single use, 60 s)
 	TokenDownload TokenKind = "download" // single-use download URL secret (Ref: the blob)
-	TokenUpload   TokenKind = "upload"   // single-use stream upload URL secret (Ref: the reservation's data token)
 )
 
 // Token is a stored secret. Only its hash (ID) is kept; the secret itself is

@@ -8,7 +8,9 @@ package datatoken
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
@@ -71,14 +73,15 @@ type Config struct {
 
 // Service implements the data token rules.
 type Service struct {
-	store   privicore.Store
-	cmds    *command.Processor
-	storage *storage.Service
-	pub     Publisher
-	master  []byte
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
+	store     privicore.Store
+	cmds      *command.Processor
+	storage   *storage.Service
+	pub       Publisher
+	master    []byte
+	streamKey []byte // MAC key of upload credentials, derived from master
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // New returns the service and registers its command handlers. master is
@@ -90,7 +93,9 @@ func New(store privicore.Store, cmds *command.Processor, st *storage.Service, pu
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{store: store, cmds: cmds, storage: st, pub: pub, master: master, cfg: cfg, log: cfg.Logger,
+	mac := hmac.New(sha256.New, master)
+	mac.Write([]byte("privicore stream upload credentials"))
+	s := &Service{store: store, cmds: cmds, storage: st, pub: pub, master: master, streamKey: mac.Sum(nil), cfg: cfg, log: cfg.Logger,
 		now: func() time.Time { return time.Now().UTC() }}
 	st.Valid = s.validBlob
 	st.ValidChunk = s.validChunk
@@ -218,8 +223,7 @@ func (s *Service) TemporaryToken(ctx context.Context, profileID, commandID strin
 		}
 		return "", "", privicore.Errorf(privicore.ENOTFOUND, "no usable reservation for that command")
 	}
-	stream, err = s.uploadURL(ctx, t)
-	return t.TempToken, stream, err
+	return t.TempToken, s.uploadURL(t), nil
 }
 
 // ---- exchange ----

@@ -2,11 +2,15 @@ package datatoken
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -48,15 +52,28 @@ func (s *Service) validChunk(blobID string, seq int, chunk []byte) bool {
 	return err == nil
 }
 
-// uploadURL issues the single-use stream upload URL of a reservation.
-func (s *Service) uploadURL(ctx context.Context, t *privicore.DataToken) (string, error) {
-	secret := randomToken("up-")
-	tok := &privicore.Token{ID: hashSecret(secret), ProfileID: t.ProfileID, Kind: privicore.TokenUpload, Ref: t.ID,
-		CreatedAt: s.now(), ExpiresAt: t.ExpiresAt}
-	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.CreateToken(ctx, tok) }); err != nil {
-		return "", err
+// uploadAuth is a reservation's stream upload credential: its id and a MAC
+// of it under a key derived from the master key. Nothing is stored: the
+// reservation itself makes it single-use (once its data is in, it is used)
+// and bounds its life (it expires with the reservation).
+func (s *Service) uploadAuth(reservationID string) string {
+	m := hmac.New(sha256.New, s.streamKey)
+	m.Write([]byte(reservationID))
+	return reservationID + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// uploadURL is the stream upload URL of a reservation.
+func (s *Service) uploadURL(t *privicore.DataToken) string {
+	return s.cfg.PublicURL + "/upstream/?auth=" + url.QueryEscape(s.uploadAuth(t.ID))
+}
+
+// reservationOf checks an upload credential and returns its reservation id.
+func (s *Service) reservationOf(auth string) (string, bool) {
+	id, _, ok := strings.Cut(auth, ".")
+	if !ok || len(auth) > 256 {
+		return "", false
 	}
-	return s.cfg.PublicURL + "/upstream/?auth=" + url.QueryEscape(secret), nil
+	return id, hmac.Equal([]byte(auth), []byte(s.uploadAuth(id)))
 }
 
 type streamPayload struct {
@@ -65,37 +82,36 @@ type streamPayload struct {
 }
 
 // Upload stores a streamed payload (layer-1 ciphertext of any size, read
-// from body chunk by chunk) for the reservation of a single-use upload
-// secret, and submits its exchange. Memory holds at most two chunks. An
-// unknown, used or expired secret is ENOTFOUND; a body shorter than the
-// layer-1 wire is EINVALID; the reservation's and the devices' rules are
+// from body chunk by chunk) for the reservation of an upload credential,
+// and submits its exchange. Memory holds at most two chunks. An unknown or
+// forged credential is ENOTFOUND; a body shorter than the layer-1 wire is
+// EINVALID; the reservation's rules (used, expired) and the devices' are
 // rejections on the ack. On success the token becomes permanent and the
 // ack's body is the dtk-… token.
 func (s *Service) Upload(ctx context.Context, secret string, body io.Reader) (*privicore.Command, error) {
-	missing := privicore.Errorf(privicore.ENOTFOUND, "upload link unknown, used or expired")
-	if secret == "" || len(secret) > 256 {
+	missing := privicore.Errorf(privicore.ENOTFOUND, "upload link unknown")
+	rid, ok := s.reservationOf(secret)
+	if !ok {
 		return nil, missing
 	}
-	id := hashSecret(secret)
-	up, err := s.store.FindToken(ctx, id)
-	if err != nil || up.Kind != privicore.TokenUpload || !up.Valid(s.now()) || !up.UsedAt.IsZero() {
+	t, err := s.store.FindDataToken(ctx, rid)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 		return nil, missing
+	} else if err != nil {
+		return nil, err
 	}
-	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.UseToken(ctx, id, s.now()) }); err != nil {
-		return nil, missing
-	}
-	payload := streamPayload{ReservationID: up.Ref, BlobID: ulid.Make().String()}
+	profileID := t.ProfileID
+	payload := streamPayload{ReservationID: rid, BlobID: ulid.Make().String()}
 	submit := func(p *pushed) (*privicore.Command, error) {
-		return s.cmds.SubmitAttached(ctx, up.ProfileID, CmdStreamExchange, payload, p)
+		return s.cmds.SubmitAttached(ctx, profileID, CmdStreamExchange, payload, p)
 	}
-	t, err := s.store.FindDataToken(ctx, up.Ref)
-	if err := s.checkReservation(t, err, up.ProfileID); err != nil {
+	if err := s.checkReservation(t, nil, profileID); err != nil {
 		if reason := privicore.ErrorReason(err); reason != "" {
 			return submit(&pushed{Fail: reason})
 		}
 		return nil, err
 	}
-	st, err := s.storage.OpenStream(ctx, up.ProfileID, payload.BlobID)
+	st, err := s.storage.OpenStream(ctx, profileID, payload.BlobID)
 	if err != nil {
 		if reason := privicore.ErrorReason(err); reason != "" {
 			return submit(&pushed{Fail: reason})

@@ -66,7 +66,8 @@ func TestStreamedUploadAndDownload(t *testing.T) {
 	if !strings.HasPrefix(dtk, "dtk-") {
 		t.Fatalf("stream ack body %q, want the permanent token", dtk)
 	}
-	expect(t, a.upload(stream, bytes.NewReader(payload)), 404) // single use
+	// Single use: the reservation is spent.
+	a.rejected(accepted(t, a.upload(stream, bytes.NewReader(payload))), "datatoken.reservation_used")
 
 	// File meta can still be configured on the temporary token: same token.
 	r := a.postJSON("/data-token/configure-file-meta", u.Token, map[string]any{"token": tmp, "fileName": "big", "extension": "bin"})

@@ -164,10 +164,8 @@ func (q queries) ExpiredDataTokens(ctx context.Context, before time.Time, limit 
 
 // AddDeviceBlob implements privicore.DataTokenStore.
 func (q queries) AddDeviceBlob(ctx context.Context, deviceID, blobID string, size int64) error {
-	if _, err := q.exec(ctx, `DELETE FROM device_blobs WHERE device_id = ? AND blob_id = ?`, deviceID, blobID); err != nil {
-		return dbErr(err)
-	}
-	_, err := q.exec(ctx, `INSERT INTO device_blobs (device_id, blob_id, size) VALUES (?, ?, ?)`, deviceID, blobID, size)
+	_, err := q.exec(ctx, `INSERT INTO device_blobs (device_id, blob_id, size) VALUES (?, ?, ?)
+		ON CONFLICT (device_id, blob_id) DO UPDATE SET size = excluded.size`, deviceID, blobID, size)
 	return dbErr(err)
 }
 
@@ -209,10 +207,8 @@ func (q queries) DeviceBlobStats(ctx context.Context, deviceID string) (int, int
 
 // AddOutbox implements privicore.DataTokenStore.
 func (q queries) AddOutbox(ctx context.Context, deviceID, blobID, op string, at time.Time) error {
-	if _, err := q.exec(ctx, `DELETE FROM device_outbox WHERE device_id = ? AND blob_id = ? AND op = ?`, deviceID, blobID, op); err != nil {
-		return dbErr(err)
-	}
-	_, err := q.exec(ctx, `INSERT INTO device_outbox (device_id, blob_id, op, created_at) VALUES (?, ?, ?, ?)`, deviceID, blobID, op, nanos(at))
+	_, err := q.exec(ctx, `INSERT INTO device_outbox (device_id, blob_id, op, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (device_id, blob_id, op) DO UPDATE SET created_at = excluded.created_at`, deviceID, blobID, op, nanos(at))
 	return dbErr(err)
 }
 

@@ -229,8 +229,76 @@ func (d *DB) writer() {
 	}
 }
 
-// commit runs one batch in one transaction.
+// commit runs one batch in one transaction. It first runs every write
+// straight in the transaction (the common case: they all succeed); if one
+// fails, it rolls back and runs the batch again with each write in its own
+// savepoint, so that only the failing ones are undone. Writes are pure
+// database work, so running one twice is harmless.
 func (d *DB) commit(batch []*writeReq) {
+	if d.commitOptimistic(batch) {
+		return
+	}
+	d.commitIsolated(batch)
+}
+
+// commitOptimistic runs the batch without savepoints; it reports false,
+// having rolled back and answered nobody, when a write failed and the batch
+// has others to keep.
+func (d *DB) commitOptimistic(batch []*writeReq) bool {
+	ctx := context.Background()
+	live := 0
+	for _, r := range batch {
+		if r.ctx.Err() == nil {
+			live++
+		}
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		for _, r := range batch {
+			r.err = unavailable(err)
+			close(r.done)
+		}
+		return true
+	}
+	q := queries{q: tx, d: d.dialect, tx: tx, cache: d.cache}
+	var failed *writeReq
+	skipped := make([]error, len(batch)) // writes whose caller gave up before they ran
+	for i, r := range batch {
+		if skipped[i] = r.ctx.Err(); skipped[i] != nil {
+			continue
+		}
+		if err := runFn(r.fn, q); err != nil {
+			failed, r.err = r, err
+			break
+		}
+	}
+	if failed != nil {
+		tx.Rollback()
+		if live > 1 {
+			failed.err = nil
+			return false
+		}
+		close(failed.done)
+		for i, r := range batch {
+			if r != failed {
+				r.err = skipped[i]
+				close(r.done)
+			}
+		}
+		return true
+	}
+	err = tx.Commit()
+	for i, r := range batch {
+		if r.err = skipped[i]; r.err == nil && err != nil {
+			r.err = unavailable(err)
+		}
+		close(r.done)
+	}
+	return true
+}
+
+// commitIsolated runs the batch with every write in its own savepoint.
+func (d *DB) commitIsolated(batch []*writeReq) {
 	finish := func(err error) {
 		for _, r := range batch {
 			if r.err == nil {
