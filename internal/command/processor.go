@@ -414,13 +414,6 @@ func (p *Processor) execute(c *privicore.Command) {
 	var res Result
 	var herr error
 	err := p.store.Write(ctx, func(q privicore.Queries) error {
-		cur, err := q.FindCommand(ctx, c.ID)
-		if err != nil {
-			return err
-		}
-		if cur.Status != privicore.CommandPending {
-			return errAlreadyFinished
-		}
 		res, herr = h.Apply(ctx, q, c, prepared)
 		if herr != nil {
 			return herr
@@ -428,7 +421,13 @@ func (p *Processor) execute(c *privicore.Command) {
 		if res.Body == "" {
 			res.Body = BodySucceeded
 		}
-		return q.FinishCommand(ctx, c.ID, privicore.CommandSucceeded, res.Body, p.now())
+		// Only a pending command finishes: if another execution got there
+		// first, everything Apply did here rolls back.
+		err := q.FinishCommand(ctx, c.ID, privicore.CommandSucceeded, res.Body, p.now())
+		if privicore.ErrorCode(err) == privicore.ECONFLICT {
+			return errAlreadyFinished
+		}
+		return err
 	})
 	switch {
 	case err == nil:
