@@ -1,7 +1,8 @@
 // Package bus runs the message bus between the engine and its devices: an
-// embedded NATS server (with JetStream, data under the engine's data dir)
-// whose device connections authenticate against the engine's database, each
-// device allowed only its own subjects.
+// embedded NATS server whose device connections authenticate against the
+// engine's database, each device allowed only its own subjects. Durable
+// delivery to devices is the storage outbox's job (internal/storage), so
+// the bus itself keeps nothing.
 package bus
 
 import (
@@ -12,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -35,7 +35,7 @@ type DeviceAuthenticator interface {
 // Config configures the bus.
 type Config struct {
 	Addr    string // device listener; default 127.0.0.1:4222; port 0 picks one
-	DataDir string // JetStream storage (required for the embedded server)
+	DataDir string // reserved for bus state; unused while the bus keeps nothing
 	Prefix  string // subject prefix; default DefaultPrefix
 	// NATSURL, when set, connects to an external NATS instead of embedding
 	// one; device authentication is then that cluster's business.
@@ -93,8 +93,6 @@ func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
 		ServerName:                 "privicore",
 		Host:                       host,
 		Port:                       port,
-		JetStream:                  true,
-		StoreDir:                   filepath.Join(cfg.DataDir, "bus"),
 		NoSigs:                     true,
 		NoLog:                      true,
 		MaxPayload:                 8 << 20,
