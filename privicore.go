@@ -300,3 +300,15 @@ type OutboxEntry struct {
 	DeviceID, BlobID, Op string
 	CreatedAt            time.Time
 }
+
+// Bundle is a device's configuration bundle: what it needs to connect to
+// the engine's bus. Each download carries a new ClientSecret.
+type Bundle struct {
+	DeviceIdentifier string `json:"device-identifier"`
+	ClientID         string `json:"client-id"`
+	ClientSecret     string `json:"client-secret"`
+	BusURL           string `json:"bus-url"`
+	BusSubjectPrefix string `json:"bus-subject-prefix"`
+	EnginePublicKey  string `json:"engine-public-key"`
+	Role             string `json:"role"`
+}

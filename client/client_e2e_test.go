@@ -249,8 +249,7 @@ func TestStoreAndRetrieveBothPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := storagedevice.Start(storagedevice.Config{Bundle: &storagedevice.Bundle{DeviceIdentifier: b.DeviceIdentifier, ClientID: b.ClientID,
-		ClientSecret: b.ClientSecret, BusURL: b.BusURL, BusSubjectPrefix: b.BusSubjectPrefix}, Key: priv, Dir: t.TempDir()})
+	d, err := storagedevice.Start(storagedevice.Config{Bundle: b, Key: priv, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

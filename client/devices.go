@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/privicore/privicore"
 )
 
 // Device is a device record.
@@ -25,15 +27,7 @@ type Device struct {
 }
 
 // Bundle is a device's configuration bundle.
-type Bundle struct {
-	DeviceIdentifier string `json:"device-identifier"`
-	ClientID         string `json:"client-id"`
-	ClientSecret     string `json:"client-secret"`
-	BusURL           string `json:"bus-url"`
-	BusSubjectPrefix string `json:"bus-subject-prefix"`
-	EnginePublicKey  string `json:"engine-public-key"`
-	Role             string `json:"role"`
-}
+type Bundle = privicore.Bundle
 
 func deviceBody(id string) map[string]string { return map[string]string{"deviceIdentifier": id} }
 

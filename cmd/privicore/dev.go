@@ -37,15 +37,8 @@ func newDevCmd(e *env) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = newLogger(e, "warn")
-			if err := startPprof(e, pprofAddr); err != nil {
-				return err
-			}
-			eng, err := engine.New(e.ctx, cfg)
+			eng, err := startEngine(e, cfg, pprofAddr)
 			if err != nil {
-				return err
-			}
-			if err := eng.Listen(); err != nil {
-				eng.Close()
 				return err
 			}
 			done := make(chan error, 1)
@@ -76,9 +69,7 @@ func newDevCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				d, err := storagedevice.Start(storagedevice.Config{Bundle: &storagedevice.Bundle{DeviceIdentifier: b.DeviceIdentifier,
-					ClientID: b.ClientID, ClientSecret: b.ClientSecret, BusURL: b.BusURL, BusSubjectPrefix: b.BusSubjectPrefix,
-					EnginePublicKey: b.EnginePublicKey, Role: b.Role}, Key: priv, Dir: dir})
+				d, err := storagedevice.Start(storagedevice.Config{Bundle: b, Key: priv, Dir: dir})
 				if err != nil {
 					return err
 				}

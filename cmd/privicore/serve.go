@@ -28,15 +28,8 @@ func newServeCmd(e *env) *cobra.Command {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			cfg.Logger = newLogger(e, logLevel)
-			if err := startPprof(e, pprofAddr); err != nil {
-				return err
-			}
-			eng, err := engine.New(e.ctx, cfg)
+			eng, err := startEngine(e, cfg, pprofAddr)
 			if err != nil {
-				return err
-			}
-			if err := eng.Listen(); err != nil {
-				eng.Close()
 				return err
 			}
 			fmt.Fprintf(e.stdout, "privicore: API listening on http://%s (WebSocket proxy at ws://%s/ws)\n", eng.Addr(), eng.Addr())
@@ -63,6 +56,23 @@ func newServeCmd(e *env) *cobra.Command {
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
 	f.StringVar(&logLevel, "log-level", envOr(e, "PRIVICORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PRIVICORE_LOG_LEVEL)")
 	return cmd
+}
+
+// startEngine opens an engine (and the profiler, if asked) and binds its
+// listeners; the caller serves it.
+func startEngine(e *env, cfg engine.Config, pprofAddr string) (*engine.Engine, error) {
+	if err := startPprof(e, pprofAddr); err != nil {
+		return nil, err
+	}
+	eng, err := engine.New(e.ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := eng.Listen(); err != nil {
+		eng.Close()
+		return nil, err
+	}
+	return eng, nil
 }
 
 // envOr returns the environment variable name, or def when unset.

@@ -289,6 +289,17 @@ func (s *Service) Submit(ctx context.Context, profileID, typ, deviceID, role str
 	return s.cmds.Submit(ctx, profileID, typ, idPayload{DeviceID: deviceID, Role: role})
 }
 
+// commandDevice decodes a single-device command and returns its device,
+// which must be the caller's.
+func commandDevice(ctx context.Context, q privicore.Queries, c *privicore.Command) (*privicore.Device, idPayload, error) {
+	var p idPayload
+	if err := decode(c, &p); err != nil {
+		return nil, p, err
+	}
+	d, err := owned(ctx, q, c.ProfileID, p.DeviceID)
+	return d, p, err
+}
+
 // approve marks d approved and gives it its bus user.
 func (s *Service) approve(d *privicore.Device) {
 	d.State = privicore.DeviceApproved
@@ -296,11 +307,7 @@ func (s *Service) approve(d *privicore.Device) {
 }
 
 func (s *Service) handleApprove(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
-	var p idPayload
-	if err := decode(c, &p); err != nil {
-		return command.Result{}, err
-	}
-	d, err := owned(ctx, q, c.ProfileID, p.DeviceID)
+	d, _, err := commandDevice(ctx, q, c)
 	if err != nil {
 		return command.Result{}, err
 	}
@@ -316,11 +323,7 @@ func (s *Service) handleApprove(ctx context.Context, q privicore.Queries, c *pri
 }
 
 func (s *Service) handleReject(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
-	var p idPayload
-	if err := decode(c, &p); err != nil {
-		return command.Result{}, err
-	}
-	d, err := owned(ctx, q, c.ProfileID, p.DeviceID)
+	d, _, err := commandDevice(ctx, q, c)
 	if err != nil {
 		return command.Result{}, err
 	}
@@ -331,11 +334,7 @@ func (s *Service) handleReject(ctx context.Context, q privicore.Queries, c *priv
 }
 
 func (s *Service) handleRemove(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
-	var p idPayload
-	if err := decode(c, &p); err != nil {
-		return command.Result{}, err
-	}
-	d, err := owned(ctx, q, c.ProfileID, p.DeviceID)
+	d, _, err := commandDevice(ctx, q, c)
 	if err != nil {
 		return command.Result{}, err
 	}
@@ -350,11 +349,7 @@ func (s *Service) handleRemove(ctx context.Context, q privicore.Queries, c *priv
 // ---- roles ----
 
 func (s *Service) handleAssignRole(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
-	var p idPayload
-	if err := decode(c, &p); err != nil {
-		return command.Result{}, err
-	}
-	d, err := owned(ctx, q, c.ProfileID, p.DeviceID)
+	d, p, err := commandDevice(ctx, q, c)
 	if err != nil {
 		return command.Result{}, err
 	}
@@ -370,11 +365,7 @@ func (s *Service) handleAssignRole(ctx context.Context, q privicore.Queries, c *
 }
 
 func (s *Service) handleDropRole(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
-	var p idPayload
-	if err := decode(c, &p); err != nil {
-		return command.Result{}, err
-	}
-	d, err := owned(ctx, q, c.ProfileID, p.DeviceID)
+	d, p, err := commandDevice(ctx, q, c)
 	if err != nil {
 		return command.Result{}, err
 	}
@@ -433,22 +424,11 @@ func (s *Service) List(ctx context.Context, profileID, role string) ([]Record, e
 	return out, nil
 }
 
-// Bundle is a device's configuration: what it needs to connect to the bus.
-type Bundle struct {
-	DeviceIdentifier string `json:"device-identifier"`
-	ClientID         string `json:"client-id"`
-	ClientSecret     string `json:"client-secret"`
-	BusURL           string `json:"bus-url"`
-	BusSubjectPrefix string `json:"bus-subject-prefix"`
-	EnginePublicKey  string `json:"engine-public-key"`
-	Role             string `json:"role"`
-}
-
 // Configuration issues a new client secret for the caller's approved device
 // and returns its bundle; the previous secret stops working and connections
 // made with it are closed. ENOTFOUND for a missing or foreign device,
 // ECONFLICT unless approved.
-func (s *Service) Configuration(ctx context.Context, profileID, deviceID string) (*Bundle, error) {
+func (s *Service) Configuration(ctx context.Context, profileID, deviceID string) (*privicore.Bundle, error) {
 	if err := CheckID("deviceIdentifier", deviceID); err != nil {
 		return nil, err
 	}
@@ -475,7 +455,7 @@ func (s *Service) Configuration(ctx context.Context, profileID, deviceID string)
 		return nil, err
 	}
 	s.bus.Disconnect(d.ClientID)
-	return &Bundle{DeviceIdentifier: d.ID, ClientID: d.ClientID, ClientSecret: secret, BusURL: s.bus.URL(),
+	return &privicore.Bundle{DeviceIdentifier: d.ID, ClientID: d.ClientID, ClientSecret: secret, BusURL: s.bus.URL(),
 		BusSubjectPrefix: deviceSubject(s.bus.Prefix(), d.ID), EnginePublicKey: s.engineKey, Role: d.Role}, nil
 }
 

@@ -33,8 +33,7 @@ func (a *api) startDevice(u *user, id, dir string) *storagedevice.Device {
 	a.t.Helper()
 	b := a.bundle(u.Token, id)
 	priv, _ := keys.Generate()
-	d, err := storagedevice.Start(storagedevice.Config{Bundle: &storagedevice.Bundle{DeviceIdentifier: b.DeviceIdentifier, ClientID: b.ClientID,
-		ClientSecret: b.ClientSecret, BusURL: b.BusURL, BusSubjectPrefix: b.BusSubjectPrefix, EnginePublicKey: b.EnginePublicKey, Role: b.Role},
+	d, err := storagedevice.Start(storagedevice.Config{Bundle: b,
 		Key: priv, Dir: dir})
 	if err != nil {
 		a.t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/keys"
@@ -199,30 +200,19 @@ func TestQREnrollment(t *testing.T) {
 	}
 }
 
-// bundle is a configuration bundle.
-type bundle struct {
-	DeviceIdentifier string `json:"device-identifier"`
-	ClientID         string `json:"client-id"`
-	ClientSecret     string `json:"client-secret"`
-	BusURL           string `json:"bus-url"`
-	BusSubjectPrefix string `json:"bus-subject-prefix"`
-	EnginePublicKey  string `json:"engine-public-key"`
-	Role             string `json:"role"`
-}
-
-func (a *api) bundle(token, id string) bundle {
+func (a *api) bundle(token, id string) *privicore.Bundle {
 	a.t.Helper()
 	r := a.get("/device/retrieve-device-configuration/"+id, token)
 	expect(a.t, r, 200)
-	var b bundle
+	var b privicore.Bundle
 	if err := json.Unmarshal(r.Body, &b); err != nil {
 		a.t.Fatal(err)
 	}
-	return b
+	return &b
 }
 
 // connect joins the bus as the device of b.
-func connect(t *testing.T, b bundle, errs chan error) (*nats.Conn, error) {
+func connect(t *testing.T, b *privicore.Bundle, errs chan error) (*nats.Conn, error) {
 	t.Helper()
 	opts := []nats.Option{nats.UserInfo(b.ClientID, b.ClientSecret), nats.CustomInboxPrefix(bus.InboxPrefix(b.DeviceIdentifier)),
 		nats.MaxReconnects(0), nats.Timeout(5 * time.Second)}
@@ -246,7 +236,7 @@ func TestDeviceBusCredentialsAndIsolation(t *testing.T) {
 	if b1.ClientID == "" || b1.ClientSecret == "" || b1.EnginePublicKey != e.EngineKey || b1.BusSubjectPrefix != "privicore.dev."+id1 || b1.Role != "none" || b1.DeviceIdentifier != id1 {
 		t.Fatalf("bundle %+v", b1)
 	}
-	if _, err := connect(t, bundle{ClientID: b1.ClientID, ClientSecret: "wrong", BusURL: b1.BusURL, DeviceIdentifier: id1}, nil); err == nil {
+	if _, err := connect(t, &privicore.Bundle{ClientID: b1.ClientID, ClientSecret: "wrong", BusURL: b1.BusURL, DeviceIdentifier: id1}, nil); err == nil {
 		t.Fatal("a wrong secret connected")
 	}
 	errs := make(chan error, 10)

@@ -267,8 +267,20 @@ func (s *Service) issue(ctx context.Context, profileID string, kind privicore.To
 	return secret, t, nil
 }
 
-// lookup returns the valid token of kind for secret.
+// lookup returns the valid, unspent token of kind for secret.
 func (s *Service) lookup(ctx context.Context, secret string, kind privicore.TokenKind) (*privicore.Token, error) {
+	t, err := s.lookupAny(ctx, secret, kind)
+	if err != nil {
+		return nil, err
+	}
+	if !t.UsedAt.IsZero() {
+		return nil, errInvalidToken
+	}
+	return t, nil
+}
+
+// lookupAny returns the valid token of kind for secret, spent or not.
+func (s *Service) lookupAny(ctx context.Context, secret string, kind privicore.TokenKind) (*privicore.Token, error) {
 	if secret == "" || len(secret) > 256 {
 		return nil, errInvalidToken
 	}
@@ -278,7 +290,7 @@ func (s *Service) lookup(ctx context.Context, secret string, kind privicore.Toke
 	} else if err != nil {
 		return nil, err
 	}
-	if t.Kind != kind || !t.Valid(s.now()) || !t.UsedAt.IsZero() {
+	if t.Kind != kind || !t.Valid(s.now()) {
 		return nil, errInvalidToken
 	}
 	return t, nil
@@ -371,17 +383,9 @@ func IsQRToken(secret string) bool { return strings.HasPrefix(secret, prefixQR) 
 // AuthorizeQR resolves an enrollment token (spent or not, until it
 // expires) to its owner. Use SpendQR to bind it to a new device.
 func (s *Service) AuthorizeQR(ctx context.Context, secret string) (*Auth, error) {
-	if secret == "" || len(secret) > 256 {
-		return nil, errInvalidToken
-	}
-	t, err := s.store.FindToken(ctx, HashSecret(secret))
-	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
-		return nil, errInvalidToken
-	} else if err != nil {
+	t, err := s.lookupAny(ctx, secret, privicore.TokenQR)
+	if err != nil {
 		return nil, err
-	}
-	if t.Kind != privicore.TokenQR || !t.Valid(s.now()) {
-		return nil, errInvalidToken
 	}
 	p, err := s.store.FindProfileByID(ctx, t.ProfileID)
 	if err != nil {

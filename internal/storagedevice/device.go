@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sys/unix"
 
+	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/keys"
 )
 
@@ -49,24 +50,13 @@ const (
 // ErrNotFound is the HeaderError value for a blob the device does not hold.
 const ErrNotFound = "not_found"
 
-// Bundle is the configuration bundle the engine issued for the device.
-type Bundle struct {
-	DeviceIdentifier string `json:"device-identifier"`
-	ClientID         string `json:"client-id"`
-	ClientSecret     string `json:"client-secret"`
-	BusURL           string `json:"bus-url"`
-	BusSubjectPrefix string `json:"bus-subject-prefix"`
-	EnginePublicKey  string `json:"engine-public-key"`
-	Role             string `json:"role"`
-}
-
 // ReadBundle reads a bundle file.
-func ReadBundle(path string) (*Bundle, error) {
+func ReadBundle(path string) (*privicore.Bundle, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var out Bundle
+	var out privicore.Bundle
 	if err := json.Unmarshal(b, &out); err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", path, err)
 	}
@@ -78,7 +68,7 @@ func ReadBundle(path string) (*Bundle, error) {
 
 // Config configures a Device.
 type Config struct {
-	Bundle *Bundle
+	Bundle *privicore.Bundle
 	Key    *ecdh.PrivateKey // the device's own key (its public half is registered)
 	Dir    string           // where blobs live; the at-rest key is created here
 	Logger *slog.Logger
