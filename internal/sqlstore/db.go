@@ -25,6 +25,7 @@ import (
 	_ "modernc.org/sqlite"             // SQLite driver
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/groupcommit"
 )
 
 //go:embed migrations/*.sql
@@ -200,33 +201,7 @@ func (d *DB) Write(ctx context.Context, fn func(privicore.Queries) error) error 
 // into one transaction (group commit).
 func (d *DB) writer() {
 	defer close(d.done)
-	for {
-		var first *writeReq
-		select {
-		case first = <-d.writes:
-		case <-d.stop:
-			// Drain what was queued before Close so no accepted write is dropped.
-			for {
-				select {
-				case r := <-d.writes:
-					d.commit([]*writeReq{r})
-				default:
-					return
-				}
-			}
-		}
-		batch := []*writeReq{first}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-d.writes:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		d.commit(batch)
-	}
+	groupcommit.Run(d.writes, d.stop, maxBatch, d.commit)
 }
 
 // commit runs one batch in one transaction. It first runs every write

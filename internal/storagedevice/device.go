@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/groupcommit"
 	"github.com/privicore/privicore/internal/keys"
 )
 
@@ -275,32 +276,7 @@ func (d *Device) store(id string, data []byte) error {
 // and the directory is synced once. No store is answered before that.
 func (d *Device) writer() {
 	defer close(d.done)
-	for {
-		var first *storeReq
-		select {
-		case first = <-d.writes:
-		case <-d.stop:
-			for {
-				select {
-				case r := <-d.writes:
-					d.commit([]*storeReq{r})
-				default:
-					return
-				}
-			}
-		}
-		batch := []*storeReq{first}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-d.writes:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		d.commit(batch)
-	}
+	groupcommit.Run(d.writes, d.stop, maxBatch, d.commit)
 }
 
 func (d *Device) commit(batch []*storeReq) {
