@@ -274,8 +274,8 @@ type DataTokenStore interface {
 	// ExpiredDataTokens lists tokens never made permanent whose reservation expired.
 	ExpiredDataTokens(ctx context.Context, before time.Time, limit int) ([]*DataToken, error)
 
-	// AddDeviceBlob records that a device durably holds a blob.
-	AddDeviceBlob(ctx context.Context, deviceID, blobID string, size int64) error
+	// AddDeviceBlob records that devices durably hold a blob.
+	AddDeviceBlob(ctx context.Context, blobID string, size int64, deviceIDs ...string) error
 	RemoveDeviceBlob(ctx context.Context, deviceID, blobID string) error
 	// BlobHolders lists the devices holding a blob.
 	BlobHolders(ctx context.Context, blobID string) ([]string, error)

@@ -225,16 +225,15 @@ func (p *Processor) inline(ctx context.Context, c *privicore.Command, h Steps) (
 	var res Result
 	var herr error
 	err = p.store.Write(ctx, func(q privicore.Queries) error {
-		if err := q.CreateCommand(ctx, c); err != nil {
-			return err
-		}
 		if res, herr = h.Apply(ctx, q, c, nil); herr != nil {
 			return herr
 		}
 		if res.Body == "" {
 			res.Body = BodySucceeded
 		}
-		return q.FinishCommand(ctx, c.ID, privicore.CommandSucceeded, res.Body, p.now())
+		done := *c
+		done.Status, done.Body = privicore.CommandSucceeded, res.Body
+		return q.CreateCommand(ctx, &done)
 	})
 	switch {
 	case err == nil:

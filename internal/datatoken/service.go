@@ -339,10 +339,8 @@ func (s *Service) push(ctx context.Context, profileID, blobID string, payload []
 
 // record notes where the blob is and queues it for the devices that missed it.
 func (s *Service) record(ctx context.Context, q privicore.Queries, p *pushed) error {
-	for _, id := range p.Acked {
-		if err := q.AddDeviceBlob(ctx, id, p.BlobID, p.Size); err != nil {
-			return err
-		}
+	if err := q.AddDeviceBlob(ctx, p.BlobID, p.Size, p.Acked...); err != nil {
+		return err
 	}
 	for _, id := range p.Missed {
 		if err := q.AddOutbox(ctx, id, p.BlobID, storage.OpStore, s.now()); err != nil {

@@ -163,9 +163,18 @@ func (q queries) ExpiredDataTokens(ctx context.Context, before time.Time, limit 
 }
 
 // AddDeviceBlob implements privicore.DataTokenStore.
-func (q queries) AddDeviceBlob(ctx context.Context, deviceID, blobID string, size int64) error {
-	_, err := q.exec(ctx, `INSERT INTO device_blobs (device_id, blob_id, size) VALUES (?, ?, ?)
-		ON CONFLICT (device_id, blob_id) DO UPDATE SET size = excluded.size`, deviceID, blobID, size)
+func (q queries) AddDeviceBlob(ctx context.Context, blobID string, size int64, deviceIDs ...string) error {
+	if len(deviceIDs) == 0 {
+		return nil
+	}
+	rows := make([]string, len(deviceIDs))
+	args := make([]any, 0, 3*len(deviceIDs))
+	for i, id := range deviceIDs {
+		rows[i] = "(?, ?, ?)"
+		args = append(args, id, blobID, size)
+	}
+	_, err := q.exec(ctx, `INSERT INTO device_blobs (device_id, blob_id, size) VALUES `+strings.Join(rows, ", ")+`
+		ON CONFLICT (device_id, blob_id) DO UPDATE SET size = excluded.size`, args...)
 	return dbErr(err)
 }
 

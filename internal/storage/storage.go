@@ -384,7 +384,7 @@ func (s *Service) copyTo(ctx context.Context, d *privicore.Device, t *privicore.
 			if err := s.copyChunks(ctx, p, d.ID, t.BlobID, t.Chunks); err != nil {
 				continue
 			}
-			return s.store.Write(ctx, func(q privicore.Queries) error { return q.AddDeviceBlob(ctx, d.ID, t.BlobID, t.Size) })
+			return s.store.Write(ctx, func(q privicore.Queries) error { return q.AddDeviceBlob(ctx, t.BlobID, t.Size, d.ID) })
 		}
 		data, err := s.request(ctx, p, storagedevice.OpFetch, t.BlobID, nil)
 		if err != nil || !s.Valid(t.BlobID, data) {
@@ -393,7 +393,7 @@ func (s *Service) copyTo(ctx context.Context, d *privicore.Device, t *privicore.
 		if _, err := s.request(ctx, d.ID, storagedevice.OpStore, t.BlobID, data); err != nil {
 			return err
 		}
-		return s.store.Write(ctx, func(q privicore.Queries) error { return q.AddDeviceBlob(ctx, d.ID, t.BlobID, t.Size) })
+		return s.store.Write(ctx, func(q privicore.Queries) error { return q.AddDeviceBlob(ctx, t.BlobID, t.Size, d.ID) })
 	}
 	return errors.New("no peer has a valid copy")
 }
@@ -430,7 +430,7 @@ func (s *Service) Sync(ctx context.Context, d *privicore.Device) (SyncResult, er
 		}
 		for _, t := range tokens {
 			if held[t.BlobID] {
-				s.store.Write(ctx, func(q privicore.Queries) error { return q.AddDeviceBlob(ctx, d.ID, t.BlobID, t.Size) })
+				s.store.Write(ctx, func(q privicore.Queries) error { return q.AddDeviceBlob(ctx, t.BlobID, t.Size, d.ID) })
 				continue
 			}
 			if err := s.copyTo(ctx, d, t); err != nil {

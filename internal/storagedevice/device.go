@@ -271,34 +271,27 @@ func (d *Device) store(id string, data []byte) error {
 	return <-r.err
 }
 
-// writer group-commits blob writes: every blob of a batch goes to a temp
-// file, one syncfs makes them all durable, then they are renamed into place
-// and the directory is synced once. No store is answered before that.
+// writer group-commits blob writes: every blob of a batch is written to a
+// temp file and renamed into place, then one syncfs makes the whole batch
+// durable. No store is answered before that.
 func (d *Device) writer() {
 	defer close(d.done)
 	groupcommit.Run(d.writes, d.stop, maxBatch, d.commit)
 }
 
 func (d *Device) commit(batch []*storeReq) {
-	temps := make([]string, len(batch))
 	errs := make([]error, len(batch))
 	for i, r := range batch {
-		temps[i], errs[i] = d.writeTemp(r.id, r.data)
+		var tmp string
+		if tmp, errs[i] = d.writeTemp(r.id, r.data); errs[i] == nil {
+			if errs[i] = os.Rename(tmp, d.path(r.id)); errs[i] != nil {
+				os.Remove(tmp)
+			}
+		}
 	}
-	syncErr := d.syncDir()
-	for i, r := range batch {
-		err := errs[i]
-		if err == nil {
-			err = syncErr
-		}
-		if err == nil {
-			err = os.Rename(temps[i], d.path(r.id))
-		}
-		if err != nil && temps[i] != "" {
-			os.Remove(temps[i])
-		}
-		errs[i] = err
-	}
+	// One sync makes the batch's data and directory entries durable. Until it
+	// returns nobody is answered, so a crash before it loses only unanswered
+	// writes (a torn file fails its at-rest authentication when read).
 	if err := d.syncDir(); err != nil {
 		for i := range errs {
 			if errs[i] == nil {
@@ -343,10 +336,7 @@ func (d *Device) syncDir() error {
 		return err
 	}
 	defer dir.Close()
-	if err := unix.Syncfs(int(dir.Fd())); err != nil {
-		return err
-	}
-	return dir.Sync()
+	return unix.Syncfs(int(dir.Fd()))
 }
 
 // fetch reads and opens a blob; a tampered file fails.
