@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/privicore/privicore/client"
 	"github.com/privicore/privicore/internal/enginetest"
 )
 
@@ -77,5 +78,48 @@ func TestCLIInProcess(t *testing.T) {
 	}
 	if _, err := runCLI(t, conf, "", "profile", "whoami"); err == nil {
 		t.Fatal("whoami after logout")
+	}
+}
+
+func TestDeviceEnrollWithQRToken(t *testing.T) {
+	e := enginetest.Start(t)
+	conf := t.TempDir()
+	srv := "--server=" + e.URL
+	for _, args := range [][]string{
+		{"profile", "register", srv, "--username", "qr-owner", "--password-stdin"},
+		{"login", srv, "--username", "qr-owner", "--password-stdin"},
+	} {
+		if out, err := runCLI(t, conf, strongPassword+"\n", args...); err != nil {
+			t.Fatalf("%v: %v %s", args, err, out)
+		}
+	}
+	key := filepath.Join(t.TempDir(), "owner.key")
+	runCLI(t, conf, "", "key", "generate", "--out", key)
+	if out, err := runCLI(t, conf, "", "key", "register", "--key", key); err != nil {
+		t.Fatalf("key register: %v %s", err, out)
+	}
+	c := client.New(e.URL)
+	if _, err := c.Authenticate(context.Background(), "qr-owner", strongPassword); err != nil {
+		t.Fatal(err)
+	}
+	qr, err := c.GenerateQRToken(context.Background(), "storage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	devKey := filepath.Join(t.TempDir(), "device.key")
+	out, err := runCLI(t, t.TempDir(), "", "device", "enroll", srv, "--role", "storage", "--qr-token", qr.Value, "--key-out", devKey, "--name", "scanned")
+	if err != nil || !strings.Contains(out, "enrolled") {
+		t.Fatalf("enroll with QR: %v %s", err, out)
+	}
+	if st, err := os.Stat(devKey); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("device key file: %v %v", st, err)
+	}
+	out, err = runCLI(t, conf, "", "device", "list")
+	if err != nil || !strings.Contains(out, "scanned") || !strings.Contains(out, "storage") || !strings.Contains(out, "approved") {
+		t.Fatalf("device list after QR enrollment: %v\n%s", err, out)
+	}
+	// The QR token enrolls one device only.
+	if out, err := runCLI(t, t.TempDir(), "", "device", "enroll", srv, "--role", "storage", "--qr-token", qr.Value, "--key-out", filepath.Join(t.TempDir(), "k2")); err == nil {
+		t.Fatalf("a second enrollment with the same QR token: %s", out)
 	}
 }

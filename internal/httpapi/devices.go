@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/privicore/privicore"
@@ -14,17 +13,11 @@ import (
 func (s *Server) authedOrQR(h http.HandlerFunc) http.Handler {
 	owner := s.authed(activeProfile, h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secret := r.Header.Get(authHeader)
-		if !profile.IsQRToken(secret) {
+		if secret := r.Header.Get(authHeader); profile.IsQRToken(secret) {
+			s.asQR(w, r, secret, h)
+		} else {
 			owner.ServeHTTP(w, r)
-			return
 		}
-		a, err := s.Profiles.AuthorizeQR(r.Context(), secret)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		h(w, r.WithContext(context.WithValue(r.Context(), authKey, a)))
 	})
 }
 

@@ -82,14 +82,30 @@ func (s *Server) authed(level authLevel, h http.HandlerFunc) http.Handler {
 
 // optionalAuth resolves the token when one is presented (401 if it is
 // invalid) and runs h either way.
+// A device enrolling with a QR token may present it here too: it acts for
+// the token's owner.
 func (s *Server) optionalAuth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(authHeader) == "" {
+		secret := r.Header.Get(authHeader)
+		switch {
+		case secret == "":
 			h(w, r)
-			return
+		case profile.IsQRToken(secret):
+			s.asQR(w, r, secret, h)
+		default:
+			s.authed(anyProfile, h).ServeHTTP(w, r)
 		}
-		s.authed(anyProfile, h).ServeHTTP(w, r)
 	})
+}
+
+// asQR runs h for the owner of an enrollment (QR) token.
+func (s *Server) asQR(w http.ResponseWriter, r *http.Request, secret string, h http.HandlerFunc) {
+	a, err := s.Profiles.AuthorizeQR(r.Context(), secret)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h(w, r.WithContext(context.WithValue(r.Context(), authKey, a)))
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -13,7 +13,7 @@ import (
 	"github.com/privicore/privicore/internal/sqlstore"
 )
 
-func open(t *testing.T, path string) *sqlstore.DB {
+func open(t testing.TB, path string) *sqlstore.DB {
 	t.Helper()
 	db, err := sqlstore.Open(context.Background(), path)
 	if err != nil {
