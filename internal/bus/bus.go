@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -52,7 +53,16 @@ type Bus struct {
 	auth   DeviceAuthenticator
 	secret string // the engine user's password
 	url    string
+
+	// online caches which bus users are connected: Connz walks every
+	// connection under the server's lock, too slow for every store.
+	onlineMu sync.Mutex
+	online   map[string]bool
+	onlineAt time.Time
 }
+
+// onlineTTL bounds how stale the cached connection list may be.
+const onlineTTL = 250 * time.Millisecond
 
 // Start runs the embedded server (or connects to cfg.NATSURL) and connects
 // the engine.
@@ -166,6 +176,7 @@ func (a authenticator) Check(c server.ClientAuthentication) bool {
 		return false
 	}
 	c.RegisterUser(&server.User{Username: o.Username, Permissions: permissions(a.b.cfg.Prefix, id)})
+	a.b.setOnline(o.Username, true)
 	return true
 }
 
@@ -183,6 +194,7 @@ func (b *Bus) Disconnect(clientID string) {
 	if b.srv == nil || clientID == "" {
 		return
 	}
+	b.setOnline(clientID, false)
 	conns, err := b.srv.Connz(&server.ConnzOptions{User: clientID, Limit: 1024})
 	if err != nil {
 		return
@@ -192,13 +204,39 @@ func (b *Bus) Disconnect(clientID string) {
 	}
 }
 
-// Online reports whether the bus user clientID has a connection.
+// Online reports whether the bus user clientID has a connection (as of at
+// most onlineTTL ago; a connection that authenticates since, or one closed
+// by Disconnect, is seen at once).
 func (b *Bus) Online(clientID string) bool {
 	if b.srv == nil || clientID == "" {
 		return false
 	}
-	conns, err := b.srv.Connz(&server.ConnzOptions{User: clientID, Limit: 1})
-	return err == nil && conns.NumConns > 0
+	b.onlineMu.Lock()
+	defer b.onlineMu.Unlock()
+	if time.Since(b.onlineAt) > onlineTTL {
+		b.online = map[string]bool{}
+		if conns, err := b.srv.Connz(&server.ConnzOptions{Username: true, Limit: 1 << 20}); err == nil {
+			for _, c := range conns.Conns {
+				b.online[c.AuthorizedUser] = true
+			}
+		}
+		b.onlineAt = time.Now()
+	}
+	return b.online[clientID]
+}
+
+// setOnline updates the cache for one user.
+func (b *Bus) setOnline(clientID string, on bool) {
+	b.onlineMu.Lock()
+	defer b.onlineMu.Unlock()
+	if b.online == nil {
+		b.online = map[string]bool{}
+	}
+	if on {
+		b.online[clientID] = true
+	} else {
+		delete(b.online, clientID)
+	}
 }
 
 // Ping checks the engine's connection (for /health).

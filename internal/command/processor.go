@@ -100,8 +100,9 @@ type Processor struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool
-	keys     map[string]int // ordering key → commands queued or running
-	queues   []chan *privicore.Command
+	keys     map[string]int            // ordering key → commands queued or running
+	queues   []chan *privicore.Command // ordered commands, by key
+	free     chan *privicore.Command   // unordered commands: any idle worker takes one
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	started  bool
@@ -129,6 +130,7 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 	for range opts.Workers {
 		p.queues = append(p.queues, make(chan *privicore.Command, opts.QueueSize))
 	}
+	p.free = make(chan *privicore.Command, opts.QueueSize*opts.Workers)
 	return p
 }
 
@@ -267,12 +269,17 @@ func (p *Processor) enqueue(c *privicore.Command) {
 	if !p.started || p.inflight[c.ID] {
 		return
 	}
-	// Commands with one ordering key go to one worker, in order.
+	// Commands with one ordering key go to one worker, in order; commands
+	// ordered after nothing go to whichever worker is idle.
 	key := p.keyOf(c)
-	h := fnv.New32a()
-	h.Write([]byte(key))
+	q := p.free
+	if key != c.ID {
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		q = p.queues[int(h.Sum32())%len(p.queues)]
+	}
 	select {
-	case p.queues[int(h.Sum32())%len(p.queues)] <- c:
+	case q <- c:
 		p.inflight[c.ID] = true
 		p.keys[key]++
 	default:
@@ -317,8 +324,9 @@ func (p *Processor) Start(ctx context.Context) error {
 	p.started = true
 	p.mu.Unlock()
 	for i := range p.queues {
-		p.wg.Add(1)
+		p.wg.Add(2)
 		go p.worker(p.queues[i])
+		go p.worker(p.free)
 	}
 	p.wg.Add(1)
 	go p.sweeper()

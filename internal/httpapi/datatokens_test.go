@@ -415,7 +415,7 @@ func TestOfflineDeviceCatchesUpAndSync(t *testing.T) {
 	}
 	waitBlobs(t, d2, 3)
 	d2.Kill()
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // the bus notices, and its connection list is refreshed
 	a.rejected(accepted(t, a.postJSON("/storage/synchronize", u.Token, map[string]string{"deviceIdentifier": id2})), "storage.device_offline")
 }
 
