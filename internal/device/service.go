@@ -54,6 +54,10 @@ type Bus interface {
 
 // Service implements the device rules.
 type Service struct {
+	// Changed, if set, is called after any device change is committed (the
+	// storage service drops its cached device lists).
+	Changed func()
+
 	store     privicore.Store
 	cmds      *command.Processor
 	bus       Bus
@@ -72,6 +76,16 @@ func New(store privicore.Store, cmds *command.Processor, bus Bus, engineKey stri
 	cmds.Handle(CmdAssignRole, s.handleAssignRole)
 	cmds.Handle(CmdDropRole, s.handleDropRole)
 	return s
+}
+
+// DeviceChanged implements profile.DeviceKeys.
+func (s *Service) DeviceChanged() { s.changed() }
+
+// changed is the After hook of a committed device change.
+func (s *Service) changed() {
+	if s.Changed != nil {
+		s.Changed()
+	}
 }
 
 // SetBus connects the bus (which itself authenticates devices through the
@@ -319,7 +333,7 @@ func (s *Service) handleApprove(ctx context.Context, q privicore.Queries, c *pri
 	}
 	s.approve(d)
 	d.UpdatedAt = s.now()
-	return command.Result{}, q.UpdateDevice(ctx, d)
+	return command.Result{After: s.changed}, q.UpdateDevice(ctx, d)
 }
 
 func (s *Service) handleReject(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -343,7 +357,7 @@ func (s *Service) handleRemove(ctx context.Context, q privicore.Queries, c *priv
 	}
 	// Once the removal is committed, its credentials no longer authenticate;
 	// close the connection it already has.
-	return command.Result{After: func() { s.bus.Disconnect(d.ClientID) }}, nil
+	return command.Result{After: func() { s.bus.Disconnect(d.ClientID); s.changed() }}, nil
 }
 
 // ---- roles ----
@@ -361,7 +375,7 @@ func (s *Service) handleAssignRole(ctx context.Context, q privicore.Queries, c *
 	}
 	d.Role = p.Role
 	d.UpdatedAt = s.now()
-	return command.Result{}, q.UpdateDevice(ctx, d)
+	return command.Result{After: s.changed}, q.UpdateDevice(ctx, d)
 }
 
 func (s *Service) handleDropRole(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -374,7 +388,7 @@ func (s *Service) handleDropRole(ctx context.Context, q privicore.Queries, c *pr
 	}
 	d.Role = privicore.RoleNone
 	d.UpdatedAt = s.now()
-	return command.Result{}, q.UpdateDevice(ctx, d)
+	return command.Result{After: s.changed}, q.UpdateDevice(ctx, d)
 }
 
 // ---- listing and configuration ----

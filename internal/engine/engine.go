@@ -143,6 +143,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.Storage = storage.New(store, e.Bus, cfg.Logger)
 	e.Storage.Handle(e.Commands)
+	e.Devices.Changed = e.Storage.InvalidateDevices
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, e.Hub, master, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
 
 	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Storage: e.Storage, DataTokens: e.DataTokens, Channels: e.Hub.Handler(),

@@ -562,6 +562,8 @@ type publicKeyPayload struct {
 // service implements it.
 type DeviceKeys interface {
 	RegisterKey(ctx context.Context, q privicore.Queries, profileID, deviceID, qrTokenID, publicKey string) error
+	// DeviceChanged is called once such a registration is committed.
+	DeviceChanged()
 }
 
 // SetDeviceKeys connects the device service (set once, before Start).
@@ -598,7 +600,7 @@ func (s *Service) handleRegisterPublicKey(ctx context.Context, q privicore.Queri
 		if s.devices == nil {
 			return command.Result{}, privicore.Reject(ReasonDeviceNotFound, "device not found")
 		}
-		return command.Result{}, s.devices.RegisterKey(ctx, q, c.ProfileID, pl.DeviceIdentifier, pl.QRTokenID, pl.PublicKey)
+		return command.Result{After: s.devices.DeviceChanged}, s.devices.RegisterKey(ctx, q, c.ProfileID, pl.DeviceIdentifier, pl.QRTokenID, pl.PublicKey)
 	}
 	p, err := q.FindProfileByID(ctx, c.ProfileID)
 	if err != nil {

@@ -57,6 +57,10 @@ type Service struct {
 	// ValidChunk is Valid for one chunk of a chunked blob.
 	ValidChunk func(blobID string, seq int, chunk []byte) bool
 
+	devMu    sync.Mutex
+	devGen   uint64
+	devCache map[string]devEntry
+
 	kick chan string
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -69,7 +73,7 @@ func New(store privicore.Store, b *bus.Bus, logger *slog.Logger) *Service {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{store: store, nc: b.Conn(), prefix: b.Prefix(), online: b, log: logger, timeout: 15 * time.Second,
-		Valid: func(string, []byte) bool { return true }, kick: make(chan string, 1024), stop: make(chan struct{})}
+		Valid: func(string, []byte) bool { return true }, devCache: map[string]devEntry{}, kick: make(chan string, 1024), stop: make(chan struct{})}
 }
 
 func (s *Service) subject(deviceID, op string) string {
@@ -103,8 +107,47 @@ type deviceError struct{ code string }
 func (e *deviceError) Error() string { return "device: " + e.code }
 
 // Devices returns the profile's storage devices.
+//
+// The list is cached per profile until a device change is committed
+// (InvalidateDevices) or for deviceCacheTTL at most.
 func (s *Service) Devices(ctx context.Context, profileID string) ([]*privicore.Device, error) {
-	return s.store.ListDevices(ctx, profileID, privicore.RoleStorage)
+	s.devMu.Lock()
+	gen := s.devGen
+	e, ok := s.devCache[profileID]
+	s.devMu.Unlock()
+	if ok && e.gen == gen && time.Since(e.at) < deviceCacheTTL {
+		return e.devices, nil
+	}
+	at := time.Now()
+	ds, err := s.store.ListDevices(ctx, profileID, privicore.RoleStorage)
+	if err != nil {
+		return nil, err
+	}
+	s.devMu.Lock()
+	if len(s.devCache) > 10000 {
+		s.devCache = map[string]devEntry{}
+	}
+	s.devCache[profileID] = devEntry{gen: gen, at: at, devices: ds}
+	s.devMu.Unlock()
+	return ds, nil
+}
+
+// deviceCacheTTL bounds the life of a cached device list.
+const deviceCacheTTL = 5 * time.Second
+
+type devEntry struct {
+	gen     uint64
+	at      time.Time
+	devices []*privicore.Device
+}
+
+// InvalidateDevices drops the cached device lists; call it once a change
+// to any device has been committed.
+func (s *Service) InvalidateDevices() {
+	s.devMu.Lock()
+	s.devGen++
+	s.devCache = map[string]devEntry{}
+	s.devMu.Unlock()
 }
 
 // Push sends blob to every storage device of the profile at once and
