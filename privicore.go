@@ -253,6 +253,20 @@ type DataToken struct {
 	UpdatedAt     time.Time      //
 }
 
+// DataTokenField names a mutable field of a DataToken for UpdateDataToken.
+type DataTokenField int
+
+// The fields UpdateDataToken can write.
+const (
+	FieldToken     DataTokenField = iota // Token
+	FieldContext                         // Context
+	FieldMeta                            // Meta
+	FieldState                           // State
+	FieldPayload                         // BlobID, WrappedKey, Size, Chunks
+	FieldExpiresAt                       // ExpiresAt
+	FieldUpdatedAt                       // UpdatedAt
+)
+
 // DataTokenFilter selects data tokens of a profile; empty fields match all.
 type DataTokenFilter struct {
 	Context, Token, FileName, Extension, DataType string
@@ -262,7 +276,10 @@ type DataTokenFilter struct {
 // DataTokenStore persists data tokens and where their blobs are.
 type DataTokenStore interface {
 	CreateDataToken(ctx context.Context, t *DataToken) error
-	UpdateDataToken(ctx context.Context, t *DataToken) error
+	// UpdateDataToken writes t's fields named in fields (DataTokenField…),
+	// or all of them when none is named. Naming only what changed spares
+	// the index updates of the others.
+	UpdateDataToken(ctx context.Context, t *DataToken, fields ...DataTokenField) error
 	DeleteDataToken(ctx context.Context, id string) error
 	// FindDataToken looks a token up by id, temporary or permanent token; ENOTFOUND.
 	FindDataToken(ctx context.Context, idOrToken string) (*DataToken, error)

@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,28 +83,53 @@ func (c *Client) Token() string {
 	return c.token
 }
 
-// Error is an error answer of the API (spec §0).
+// Error is an error answer of the API (spec §0), e.g.
+// {"error":"validation_failed","message":"…","errors":{"password":["…"]}}.
+// An answer without a JSON error body (a proxy's 502, a 503 from /health)
+// gets the status text as its Code and the body as its Message.
 type Error struct {
 	Status     int                 // HTTP status
 	Code       string              // "unauthorized", "forbidden", "validation_failed", "not_found", "conflict", "rate_limited", …
-	Message    string              //
-	Reason     string              // dotted reason key, when one applies
-	Fields     map[string][]string // validation problems by field
-	RetryAfter time.Duration       // for rate_limited
+	Message    string              // human-readable message
+	Reason     string              // dotted reason key, when one applies (e.g. "profile.public_key_required")
+	Fields     map[string][]string // validation problems by field (422)
+	RetryAfter time.Duration       // the Retry-After header (429)
 }
 
-// Error implements error.
+// Error implements error: status, code, message, reason and the field
+// messages (fields in name order).
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d %s: %s", e.Status, e.Code, e.Message)
+	fmt.Fprintf(&b, "%d %s", e.Status, e.Code)
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, " (%s)", e.Reason)
 	}
-	for f, problems := range e.Fields {
-		fmt.Fprintf(&b, "; %s %s", f, strings.Join(problems, ", "))
+	names := make([]string, 0, len(e.Fields))
+	for f := range e.Fields {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	for _, f := range names {
+		fmt.Fprintf(&b, "; %s: %s", f, strings.Join(e.Fields[f], ", "))
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
 	}
 	return b.String()
 }
+
+// IsStatus reports whether err is an API *Error with the HTTP status code.
+func IsStatus(err error, status int) bool {
+	var apiErr *Error
+	return errors.As(err, &apiErr) && apiErr.Status == status
+}
+
+// ErrSessionClosed is returned by Session methods that wait (Await,
+// AwaitRequest) once the session has been closed.
+var ErrSessionClosed = errors.New("client: session closed")
 
 // RejectedError is a command the engine refused (command_status 3).
 type RejectedError struct {
@@ -187,8 +213,12 @@ func decodeError(res *http.Response, raw []byte) error {
 	} else {
 		e.Code, e.Message = strings.ReplaceAll(strings.ToLower(http.StatusText(res.StatusCode)), " ", "_"), strings.TrimSpace(string(raw))
 	}
-	if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil {
-		e.RetryAfter = time.Duration(s) * time.Second
+	if ra := res.Header.Get("Retry-After"); ra != "" {
+		if s, err := strconv.Atoi(ra); err == nil && s > 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		} else if t, err := http.ParseTime(ra); err == nil && time.Until(t) > 0 {
+			e.RetryAfter = time.Until(t).Round(time.Second)
+		}
 	}
 	return e
 }
@@ -316,8 +346,9 @@ func (c *Client) RegisterPublicKeyWithCredentials(ctx context.Context, username,
 	return c.command(ctx, "/public-key/register-public-key", noAuth, map[string]string{"username": username, "password": password, "publicKey": signedKey})
 }
 
-// PublicKey returns the profile's registered key.
-func (c *Client) PublicKey(ctx context.Context) (string, error) {
+// RetrievePublicKey returns the profile's registered signed public key (a
+// 404 *Error when none is registered).
+func (c *Client) RetrievePublicKey(ctx context.Context) (string, error) {
 	var out struct {
 		PublicKey string `json:"publicKey"`
 	}
@@ -359,7 +390,9 @@ type Status struct {
 	Body          string `json:"body"`
 }
 
-// CommandStatus polls a command.
+// CommandStatus polls a command (GET /utility/request-command-id-status/{id}).
+// An unknown command id (or another profile's) is a 404 *Error with Code
+// "not_found".
 func (c *Client) CommandStatus(ctx context.Context, commandID string) (Status, error) {
 	var st Status
 	_, _, err := c.do(ctx, http.MethodGet, "/utility/request-command-id-status/"+url.PathEscape(commandID), nil, nil, &st)

@@ -63,7 +63,7 @@ func TestSessionFlow(t *testing.T) {
 	if err != nil || out.Status != 2 {
 		t.Fatalf("register key: %+v %v", out, err)
 	}
-	if got, err := s.PublicKey(ctx); err != nil || got != pub {
+	if got, err := s.RetrievePublicKey(ctx); err != nil || got != pub {
 		t.Fatalf("public key %q %v", got, err)
 	}
 	if k, err := s.EnginePublicKey(ctx); err != nil || k != e.EngineKey {

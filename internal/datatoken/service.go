@@ -364,7 +364,7 @@ func (s *Service) applyExchange(ctx context.Context, q privicore.Queries, c *pri
 		return command.Result{}, err
 	}
 	t.State, t.BlobID, t.WrappedKey, t.Size, t.UpdatedAt = privicore.TokenStored, p.BlobID, p.Wrapped, p.Size, s.now()
-	if err := q.UpdateDataToken(ctx, t); err != nil {
+	if err := q.UpdateDataToken(ctx, t, privicore.FieldState, privicore.FieldPayload, privicore.FieldUpdatedAt); err != nil {
 		return command.Result{}, err
 	}
 	if err := s.record(ctx, q, p); err != nil {
@@ -449,7 +449,7 @@ func (s *Service) ConfigureFileMeta(ctx context.Context, profileID string, m Fil
 		}
 		t.UpdatedAt = s.now()
 		token = t.Token
-		return q.UpdateDataToken(ctx, t)
+		return q.UpdateDataToken(ctx, t, privicore.FieldToken, privicore.FieldExpiresAt, privicore.FieldMeta, privicore.FieldContext, privicore.FieldUpdatedAt)
 	})
 	return token, err
 }

@@ -62,12 +62,47 @@ func (q queries) CreateDataToken(ctx context.Context, t *privicore.DataToken) er
 	return dbErr(err)
 }
 
+// dataTokenColumns are the columns (and values) behind each field.
+func dataTokenColumns(t *privicore.DataToken, f privicore.DataTokenField) (cols []string, args []any) {
+	a := dataTokenArgs(t) // in dataTokenCols order
+	switch f {
+	case privicore.FieldToken:
+		return []string{"token"}, []any{a[3]}
+	case privicore.FieldContext:
+		return []string{"context"}, []any{a[6]}
+	case privicore.FieldMeta:
+		return []string{"meta", "file_name", "file_extension", "data_type"}, []any{a[7], a[8], a[9], a[10]}
+	case privicore.FieldState:
+		return []string{"state"}, []any{a[11]}
+	case privicore.FieldPayload:
+		return []string{"blob_id", "size", "chunks", "wrapped_key"}, []any{a[5], a[12], a[13], a[14]}
+	case privicore.FieldExpiresAt:
+		return []string{"expires_at"}, []any{a[16]}
+	case privicore.FieldUpdatedAt:
+		return []string{"updated_at"}, []any{a[18]}
+	}
+	return nil, nil
+}
+
+// allDataTokenFields is what UpdateDataToken writes when told nothing.
+var allDataTokenFields = []privicore.DataTokenField{privicore.FieldToken, privicore.FieldContext, privicore.FieldMeta,
+	privicore.FieldState, privicore.FieldPayload, privicore.FieldExpiresAt, privicore.FieldUpdatedAt}
+
 // UpdateDataToken implements privicore.DataTokenStore.
-func (q queries) UpdateDataToken(ctx context.Context, t *privicore.DataToken) error {
-	a := dataTokenArgs(t)
-	n, err := affected(q.exec(ctx, `UPDATE data_tokens SET profile_id = ?, temp_token = ?, token = ?, reservation_id = ?, blob_id = ?, context = ?, meta = ?,
-		file_name = ?, file_extension = ?, data_type = ?, state = ?, size = ?, chunks = ?, wrapped_key = ?, application = ?, expires_at = ?, created_at = ?, updated_at = ?
-		WHERE id = ?`, append(a[1:], a[0])...))
+func (q queries) UpdateDataToken(ctx context.Context, t *privicore.DataToken, fields ...privicore.DataTokenField) error {
+	if len(fields) == 0 {
+		fields = allDataTokenFields
+	}
+	var set []string
+	var args []any
+	for _, f := range fields {
+		cols, vals := dataTokenColumns(t, f)
+		for _, c := range cols {
+			set = append(set, c+" = ?")
+		}
+		args = append(args, vals...)
+	}
+	n, err := affected(q.exec(ctx, `UPDATE data_tokens SET `+strings.Join(set, ", ")+` WHERE id = ?`, append(args, t.ID)...))
 	if err == nil && n == 0 {
 		return notFound("data token")
 	}
