@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,20 +197,6 @@ func TestAwaitFallsBackToPolling(t *testing.T) {
 	out, err := s.Do(actx, func() (string, error) { return s.RegisterPublicKey(actx, pub) })
 	if err != nil || out.Status != 2 {
 		t.Fatalf("await without a socket: %+v %v", out, err)
-	}
-}
-
-func TestErrorDecoding(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "7")
-		w.WriteHeader(429)
-		w.Write([]byte(`{"error":"rate_limited","message":"too many attempts"}`))
-	}))
-	defer srv.Close()
-	_, err := client.New(srv.URL).Authenticate(context.Background(), "a", "b")
-	var apiErr *client.Error
-	if !errors.As(err, &apiErr) || apiErr.Code != "rate_limited" || apiErr.RetryAfter != 7*time.Second {
-		t.Fatalf("decoded %#v", err)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -315,7 +314,7 @@ func (s *Session) AwaitRequest(ctx context.Context, requestID string) (RequestEv
 		case <-ctx.Done():
 			return RequestEvent{}, ctx.Err()
 		case <-s.done:
-			return RequestEvent{}, errors.New("session closed")
+			return RequestEvent{}, ErrSessionClosed
 		}
 	}
 }

@@ -6,25 +6,32 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 )
 
-// Event is one event of the profile's channel.
+// Event is one event of the profile's channel: the data object of an
+// envelope {"data":{"type":…,"id":…,…}}.
 type Event struct {
-	Type          string          `json:"type"` // X-DPT-CAB-ID, X-DPT-CAB-REQUEST-ID, STREAM-READY, …
-	ID            string          `json:"id"`
+	Type          string          `json:"type"` // X-DPT-CAB-ID, X-DPT-CAB-REQUEST-ID, STREAM-READY, POOL-OPENED, POOL-RESOLVED
+	ID            string          `json:"id"`   // the command id, request id or pool id
 	CommandStatus int             `json:"command_status"`
 	Body          string          `json:"body"`
-	Raw           json.RawMessage `json:"-"` // the whole data object
+	Raw           json.RawMessage `json:"-"` // the whole data object, for the type-specific fields
 }
 
 // Session is a Client joined to its profile's channel. It keeps the socket
-// alive, re-dials and re-joins after a disconnect, and remembers recent
-// command outcomes so that Await finds an outcome that arrived before it
-// was called.
+// alive (a ping every 20 s), re-dials with backoff and re-joins after a
+// disconnect, and remembers recent command outcomes (the last 4096, at most
+// 10 minutes old) so that Await finds an outcome that arrived before it was
+// called. A Session is safe for concurrent use; Close stops every goroutine
+// it started.
 type Session struct {
 	*Client
 
@@ -42,19 +49,33 @@ type Session struct {
 	reqWaiters map[string][]chan struct{}
 	epoch      int           // connections so far
 	changed    chan struct{} // closed and replaced at every (re)join
-	joinErr    error
+	channelID  string
 }
 
-// outcomeCache bounds the remembered outcomes.
-const outcomeCache = 4096
+// Bounds of the remembered outcomes.
+const (
+	outcomeCache = 4096
+	outcomeTTL   = 10 * time.Minute
+)
+
+// Socket timing: keep-alive pings, how long a dial and join may take, and
+// the re-dial backoff.
+const (
+	pingEvery   = 20 * time.Second
+	joinTimeout = 10 * time.Second
+	minBackoff  = 100 * time.Millisecond
+	maxBackoff  = 5 * time.Second
+)
 
 type cached struct {
 	id     string
 	status int
 	body   string
+	at     time.Time
 }
 
-// Login authenticates and opens a Session.
+// Login authenticates username with password at baseURL and opens a
+// Session with the issued token.
 func Login(ctx context.Context, baseURL, username, password string, opts ...Option) (*Session, error) {
 	c := New(baseURL, opts...)
 	if _, err := c.Authenticate(ctx, username, password); err != nil {
@@ -63,8 +84,11 @@ func Login(ctx context.Context, baseURL, username, password string, opts ...Opti
 	return NewSession(ctx, c)
 }
 
-// NewSession joins c's channel with c's token. It returns once joined (or
-// with the join error, e.g. an invalid token).
+// NewSession joins the channel of c's profile with c's token (see WithToken
+// and SetToken). It returns once joined, or with the join error: a 401
+// *Error for a bad or expired token. ctx bounds the first join only; the
+// session lives until Close. A later SetToken on c is used by the next
+// re-join.
 func NewSession(ctx context.Context, c *Client) (*Session, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{Client: c, ctx: sctx, cancel: cancel, done: make(chan struct{}), events: make(chan Event, 256),
@@ -85,11 +109,20 @@ func NewSession(ctx context.Context, c *Client) (*Session, error) {
 	}
 }
 
-// Events delivers every event of the channel. Events are dropped when the
-// channel is full; Await does not depend on it.
+// Events delivers every event of the channel, for callers that want them
+// all. An event is dropped when the channel's buffer is full (Await and
+// AwaitRequest do not depend on it). The channel is closed after Close.
 func (s *Session) Events() <-chan Event { return s.events }
 
-// Close leaves the channel and stops the session.
+// ChannelID returns the channel id of the current (or last) join.
+func (s *Session) ChannelID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.channelID
+}
+
+// Close leaves the channel, stops the session's goroutines and waits for
+// them. Waiting calls then return ErrSessionClosed. Close is idempotent.
 func (s *Session) Close() error {
 	s.cancel()
 	<-s.done
@@ -99,7 +132,8 @@ func (s *Session) Close() error {
 // loop keeps a joined connection, re-dialing with backoff.
 func (s *Session) loop(first chan error) {
 	defer close(s.done)
-	backoff := 100 * time.Millisecond
+	defer close(s.events) // dispatch runs on this goroutine only
+	backoff := minBackoff
 	for s.ctx.Err() == nil {
 		conn, err := s.dialAndJoin()
 		if first != nil {
@@ -110,37 +144,34 @@ func (s *Session) loop(first chan error) {
 			first = nil
 		}
 		if err == nil {
-			backoff = 100 * time.Millisecond
+			backoff = minBackoff
 			s.joined()
 			s.serve(conn)
 			continue
 		}
-		var apiErr *Error
-		if errors.As(err, &apiErr) && apiErr.Status == 401 {
-			s.mu.Lock()
-			s.joinErr = err
-			s.mu.Unlock()
-		}
+		// Jitter spreads the re-dials of many sessions after an engine restart.
+		wait := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-s.ctx.Done():
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		if backoff < 5*time.Second {
-			backoff *= 2
+		if backoff < maxBackoff {
+			backoff = min(2*backoff, maxBackoff)
 		}
 	}
 }
 
 // dialAndJoin opens the socket and joins the channel.
 func (s *Session) dialAndJoin() (*websocket.Conn, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, joinTimeout)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, s.ws, nil)
+	conn, _, err := websocket.Dial(ctx, s.ws, &websocket.DialOptions{HTTPClient: s.httpc})
 	if err != nil {
 		return nil, err
 	}
 	conn.SetReadLimit(16 << 20)
-	join, _ := json.Marshal(map[string]any{"action": "joinChannel", "data": map[string]string{"authorizationToken": s.Token(), "correlationId": "session"}})
+	corr := uuid.NewString()
+	join, _ := json.Marshal(map[string]any{"action": "joinChannel", "data": map[string]string{"authorizationToken": s.Token(), "correlationId": corr}})
 	if err := conn.Write(ctx, websocket.MessageText, join); err != nil {
 		conn.CloseNow()
 		return nil, err
@@ -155,17 +186,25 @@ func (s *Session) dialAndJoin() (*websocket.Conn, error) {
 			CorrelationID string `json:"correlationId"`
 			Status        int    `json:"status"`
 			Data          struct {
-				Message string `json:"message"`
+				ChannelID string `json:"channelId"`
+				Message   string `json:"message"`
 			} `json:"data"`
 		}
-		if json.Unmarshal(b, &reply) != nil || reply.Status == 0 {
-			s.dispatch(b) // an event that raced the reply
+		if json.Unmarshal(b, &reply) != nil || reply.Status == 0 || (reply.CorrelationID != "" && reply.CorrelationID != corr) {
+			s.dispatch(b) // an event (e.g. a buffered one) that raced the reply
 			continue
 		}
-		if reply.Status != 200 {
+		if reply.Status != http.StatusOK {
 			conn.CloseNow()
-			return nil, &Error{Status: reply.Status, Code: "unauthorized", Message: reply.Data.Message}
+			code := "unauthorized"
+			if reply.Status != http.StatusUnauthorized {
+				code = strings.ReplaceAll(strings.ToLower(http.StatusText(reply.Status)), " ", "_")
+			}
+			return nil, &Error{Status: reply.Status, Code: code, Message: reply.Data.Message}
 		}
+		s.mu.Lock()
+		s.channelID = reply.Data.ChannelID
+		s.mu.Unlock()
 		return conn, nil
 	}
 }
@@ -175,7 +214,6 @@ func (s *Session) dialAndJoin() (*websocket.Conn, error) {
 func (s *Session) joined() {
 	s.mu.Lock()
 	s.epoch++
-	s.joinErr = nil
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
@@ -188,14 +226,14 @@ func (s *Session) serve(conn *websocket.Conn) {
 	pingDone := make(chan struct{})
 	go func() {
 		defer close(pingDone)
-		t := time.NewTicker(20 * time.Second)
+		t := time.NewTicker(pingEvery)
 		defer t.Stop()
 		for {
 			select {
 			case <-connCtx.Done():
 				return
 			case <-t.C:
-				ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+				ctx, cancel := context.WithTimeout(connCtx, joinTimeout)
 				err := conn.Ping(ctx)
 				cancel()
 				if err != nil {
@@ -209,10 +247,6 @@ func (s *Session) serve(conn *websocket.Conn) {
 	for {
 		_, b, err := conn.Read(s.ctx)
 		if err != nil {
-			if s.ctx.Err() != nil {
-				conn.Close(websocket.StatusNormalClosure, "bye")
-			}
-			conn.CloseNow()
 			return
 		}
 		s.dispatch(b)
@@ -247,12 +281,15 @@ func (s *Session) dispatch(b []byte) {
 	}
 }
 
+// remember records a final outcome and wakes its waiters. The cache keeps
+// the newest outcomeCache entries, none older than outcomeTTL.
 func (s *Session) remember(id string, status int, body string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.outcomes[id]; !ok {
-		s.outcomes[id] = s.order.PushBack(cached{id: id, status: status, body: body})
-		for s.order.Len() > outcomeCache {
+		now := time.Now()
+		s.outcomes[id] = s.order.PushBack(cached{id: id, status: status, body: body, at: now})
+		for s.order.Len() > outcomeCache || now.Sub(s.order.Front().Value.(cached).at) > outcomeTTL {
 			old := s.order.Front()
 			s.order.Remove(old)
 			delete(s.outcomes, old.Value.(cached).id)
@@ -264,6 +301,7 @@ func (s *Session) remember(id string, status int, body string) {
 	delete(s.waiters, id)
 }
 
+// rememberRequest records a data answer and wakes its waiters.
 func (s *Session) rememberRequest(re RequestEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -295,10 +333,14 @@ func (s *Session) lookup(id string) (cached, bool) {
 // pollEvery is Await's safety-net polling interval.
 const pollEvery = 3 * time.Second
 
-// Await waits for command id to finish: the Outcome on success, a
-// *RejectedError with the reason on rejection. It listens on the socket,
-// polls after every reconnect (events may have been missed), and polls every
-// few seconds as a safety net.
+// Await waits for command id to finish: the Outcome on success
+// (command_status 2), a *RejectedError with the reason key on rejection
+// (command_status 3). Pending events (command_status 1, e.g. while a vote
+// runs) are ignored. It listens on the socket, polls CommandStatus after
+// every re-join (events may have been missed) and every few seconds as a
+// safety net. An API error of a poll (a 404 *Error for an unknown command)
+// ends it; a transport error does not (the socket may still deliver). It
+// returns ctx's error when ctx ends and ErrSessionClosed after Close.
 func (s *Session) Await(ctx context.Context, id string) (Outcome, error) {
 	for {
 		if c, ok := s.lookup(id); ok {
@@ -323,7 +365,7 @@ func (s *Session) Await(ctx context.Context, id string) (Outcome, error) {
 		case <-ctx.Done():
 			stop = ctx.Err()
 		case <-s.done:
-			stop = errors.New("session closed")
+			stop = ErrSessionClosed
 		}
 		poll.Stop()
 		s.dropWaiter(id, w)
@@ -334,8 +376,15 @@ func (s *Session) Await(ctx context.Context, id string) (Outcome, error) {
 			continue
 		}
 		st, err := s.CommandStatus(ctx, id)
-		if err != nil {
+		var apiErr *Error
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return Outcome{}, ctx.Err()
+		case errors.As(err, &apiErr):
 			return Outcome{}, fmt.Errorf("poll %s: %w", id, err)
+		default:
+			continue // the engine unreachable for now: wait for the socket or the next poll
 		}
 		if st.CommandStatus == 2 || st.CommandStatus == 3 {
 			s.remember(id, st.CommandStatus, st.Body)
@@ -361,7 +410,9 @@ func (s *Session) dropWaiter(id string, w chan struct{}) {
 	}
 }
 
-// Do submits a command with submit and awaits its outcome.
+// Do submits a command with submit (any method returning a command id) and
+// awaits its outcome. A submission error (e.g. a 422 *Error) is returned as
+// is.
 func (s *Session) Do(ctx context.Context, submit func() (string, error)) (Outcome, error) {
 	id, err := submit()
 	if err != nil {
@@ -370,7 +421,8 @@ func (s *Session) Do(ctx context.Context, submit func() (string, error)) (Outcom
 	return s.Await(ctx, id)
 }
 
-// Reconnects is how many times the session has joined its channel.
+// Reconnects is how many times the session has re-joined its channel after
+// the first join.
 func (s *Session) Reconnects() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
