@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Measures a privicore binary as deployed: a fresh engine, three storage
+# device processes enrolled with the CLI, then three runs of each load.
+#
+#   go build -o /tmp/pc ./cmd/privicore && scripts/bench.sh /tmp/pc
+#
+# Runs on this kind of machine spread by ±15 %: compare builds back to back.
+set -u
+B=${1:?usage: scripts/bench.sh PRIVICORE-BINARY [seconds]}
+SECS=${2:-6}
+DIR=$(mktemp -d)
+API=127.0.0.1:18109
+BUS=127.0.0.1:14322
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
+cd "$DIR"
+export PRIVICORE_CONFIG_DIR=$DIR/conf
+"$B" serve --addr $API --ws-addr - --bus-addr $BUS --data-dir "$DIR/data" --log-level warn > serve.out 2>&1 &
+for _ in $(seq 50); do curl -fs http://$API/health >/dev/null 2>&1 && break; sleep 0.1; done
+S=--server=http://$API
+PW='Bench-pass-Tr0ub4dor&3-horse'
+echo "$PW" | "$B" profile register $S --username bench --password-stdin >/dev/null
+echo "$PW" | "$B" login $S --username bench --password-stdin >/dev/null
+"$B" key generate --out owner.key >/dev/null
+"$B" key register --key owner.key >/dev/null
+for i in 1 2 3; do
+  "$B" device enroll --role storage --approve --name s$i --key-out d$i.key --bundle-out b$i.json >/dev/null
+  "$B" storage-device --config b$i.json --key d$i.key --dir s$i > dev$i.out 2>&1 &
+done
+sleep 2
+export PRIVICORE_PASSWORD="$PW"
+for kind in store retrieve ack; do
+  for _ in 1 2 3; do
+    "$B" bench $kind --server http://$API --username bench --duration ${SECS}s --sockets 1 | sed -n '1,3p'
+  done
+done
