@@ -133,8 +133,8 @@ var ErrSessionClosed = errors.New("client: session closed")
 
 // RejectedError is a command the engine refused (command_status 3).
 type RejectedError struct {
-	CommandID string
-	Reason    string // e.g. "profile.wrong_password"
+	CommandID string // the rejected command (or data request) id
+	Reason    string // the reason key, e.g. "profile.wrong_password"
 }
 
 // Error implements error.
@@ -242,8 +242,8 @@ func (c *Client) command(ctx context.Context, path string, header http.Header, b
 
 // Token is an issued authorization token.
 type Token struct {
-	Value     string
-	ExpiresAt time.Time
+	Value     string    // T-…; send it as X-DPT-AUTHORIZATION (WithToken, SetToken)
+	ExpiresAt time.Time // when it stops working
 }
 
 type tokenBody struct {
@@ -253,10 +253,10 @@ type tokenBody struct {
 
 // RegisterProfileRequest is a new profile.
 type RegisterProfileRequest struct {
-	Username   string `json:"username"`
-	Password   string `json:"password"`
-	GivenName  string `json:"givenName,omitempty"`
-	FamilyName string `json:"familyName,omitempty"`
+	Username   string `json:"username"`             // 3–254 characters, unique case-insensitively
+	Password   string `json:"password"`             // must pass the engine's entropy check
+	GivenName  string `json:"givenName,omitempty"`  // optional
+	FamilyName string `json:"familyName,omitempty"` // optional
 }
 
 // RegisterProfile submits a registration; the outcome's body is the new
@@ -293,8 +293,8 @@ func (c *Client) ChangePassword(ctx context.Context, current, next string) (stri
 
 // QRToken is a device enrollment token.
 type QRToken struct {
-	Value     string
-	ExpiresAt time.Time
+	Value     string    // single use
+	ExpiresAt time.Time // 5 minutes after issue
 }
 
 // GenerateQRToken issues a single-use enrollment token; role may be "",
@@ -384,10 +384,46 @@ func (c *Client) Health(ctx context.Context) error {
 
 // Status is a command's state.
 type Status struct {
-	CommandID     string `json:"commandId"`
+	CommandID     string `json:"commandId"`      // the command polled
 	CommandStatus int    `json:"command_status"` // 1 pending, 2 succeeded, 3 rejected
 	Status        string `json:"status"`         // started, succeeded, rejected
-	Body          string `json:"body"`
+	Body          string `json:"body"`           // the result, or the reason key of a rejection
+}
+
+// UnmarshalJSON implements json.Unmarshaler: a body that is not a JSON
+// string (an object, for a command that creates one) is kept as its JSON
+// text.
+func (st *Status) UnmarshalJSON(b []byte) error {
+	type plain Status
+	v := struct {
+		*plain
+		Body textOrJSON `json:"body"`
+	}{plain: (*plain)(st)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	st.Body = string(v.Body)
+	return nil
+}
+
+// textOrJSON is a JSON string, or any other JSON value kept as its text.
+type textOrJSON string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *textOrJSON) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = textOrJSON(s)
+	case string(b) == "null":
+		*t = ""
+	default:
+		*t = textOrJSON(b)
+	}
+	return nil
 }
 
 // CommandStatus polls a command (GET /utility/request-command-id-status/{id}).
@@ -401,7 +437,7 @@ func (c *Client) CommandStatus(ctx context.Context, commandID string) (Status, e
 
 // Outcome is a finished command.
 type Outcome struct {
-	CommandID string
+	CommandID string // the command awaited
 	Status    int    // 2
 	Body      string // the result: "Command completed successfully", or a created id
 }

@@ -57,9 +57,13 @@ func TestSessionFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	out, err := s.Do(ctx, func() (string, error) { return s.RegisterPublicKey(ctx, pub) })
 	if err != nil || out.Status != 2 {
 		t.Fatalf("register key: %+v %v", out, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the ack took %v: it came by the safety-net poll, not on the socket", d)
 	}
 	if got, err := s.RetrievePublicKey(ctx); err != nil || got != pub {
 		t.Fatalf("public key %q %v", got, err)
@@ -82,6 +86,18 @@ func TestSessionFlow(t *testing.T) {
 	_, err = s.ChangePassword(ctx, strongPassword, "weak")
 	if !errors.As(err, &apiErr) || apiErr.Status != 422 || len(apiErr.Fields["newPassword"]) == 0 {
 		t.Fatalf("weak password: %v", err)
+	}
+
+	// A successful change: the old password stops working, the token stays.
+	const newPassword = "An0ther!strong-passphrase-here"
+	if _, err := s.Do(ctx, func() (string, error) { return s.ChangePassword(ctx, strongPassword, newPassword) }); err != nil {
+		t.Fatalf("change password: %v", err)
+	}
+	if _, err := client.New(e.URL).Authenticate(ctx, name, strongPassword); !client.IsStatus(err, 401) {
+		t.Fatalf("old password after the change: %v", err)
+	}
+	if _, err := client.New(e.URL).Authenticate(ctx, name, newPassword); err != nil {
+		t.Fatalf("new password: %v", err)
 	}
 
 	qr, err := s.GenerateQRToken(ctx, "storage")

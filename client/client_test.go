@@ -81,7 +81,7 @@ func TestErrorDecoding(t *testing.T) {
 // recorded is one request seen by the fake API.
 type recorded struct {
 	method, path, token, contentType string
-	body                                map[string]any
+	body                             map[string]any
 }
 
 // fakeAPI answers every §1–§4 endpoint with a canned answer and records
@@ -288,5 +288,16 @@ func TestGenerateKeyPair(t *testing.T) {
 	}
 	if _, err := client.SignedPublicKey("zz"); err == nil {
 		t.Fatal("a bad private key was accepted")
+	}
+}
+
+func TestStatusObjectBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"commandId":"c","command_status":2,"status":"succeeded","body":{"copied":3,"failed":0}}`)
+	}))
+	defer srv.Close()
+	st, err := client.New(srv.URL).CommandStatus(context.Background(), "c")
+	if err != nil || st.CommandStatus != 2 || st.Body != `{"copied":3,"failed":0}` {
+		t.Fatalf("%+v %v", st, err)
 	}
 }

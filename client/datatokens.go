@@ -98,6 +98,7 @@ type progressReader struct {
 	report      func(sent, total int64)
 }
 
+// Read implements io.Reader, reporting the running count.
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.sent += int64(n)

@@ -2,8 +2,13 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"time"
 
 	"github.com/privicore/privicore/client"
 )
@@ -56,4 +61,88 @@ func ExampleSession_Await() {
 	if _, err := s.Await(ctx, id); client.IsReason(err, "profile.wrong_password") {
 		fmt.Println("wrong current password")
 	}
+}
+
+// Generate a key pair locally: the private key never leaves the machine.
+func ExampleGenerateKeyPair() {
+	privateHex, signedPublic, err := client.GenerateKeyPair()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(privateHex), len(signedPublic))
+	// Output: 64 200
+}
+
+// A client for an engine whose channel proxy listens on its own port, with a
+// token saved earlier.
+func ExampleNew() {
+	c := client.New("http://127.0.0.1:8009",
+		client.WithWebSocketURL("ws://127.0.0.1:8083/"),
+		client.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}),
+		client.WithToken(os.Getenv("PRIVICORE_TOKEN")))
+	id, err := c.ProfileID(context.Background())
+	if client.IsStatus(err, 401) {
+		log.Fatal("log in again")
+	}
+	fmt.Println(id)
+}
+
+// API errors are *client.Error values carrying the §0 error body.
+func ExampleError() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(422)
+		fmt.Fprint(w, `{"error":"validation_failed","message":"invalid fields","errors":{"password":["too weak"]}}`)
+	}))
+	defer srv.Close()
+
+	_, err := client.New(srv.URL).RegisterProfile(context.Background(), client.RegisterProfileRequest{Username: "alice", Password: "weak"})
+	var apiErr *client.Error
+	if errors.As(err, &apiErr) {
+		fmt.Println(apiErr.Status, apiErr.Code, apiErr.Fields["password"])
+	}
+	fmt.Println(err)
+	// Output:
+	// 422 validation_failed [too weak]
+	// 422 validation_failed: invalid fields; password: too weak
+}
+
+// Reuse a token (e.g. from a config file) for a session, and follow every
+// event of the profile.
+func ExampleNewSession() {
+	ctx := context.Background()
+	c := client.New("http://127.0.0.1:8009", client.WithToken(os.Getenv("PRIVICORE_TOKEN")))
+	s, err := client.NewSession(ctx, c) // a 401 *client.Error for a bad token
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	go func() {
+		for ev := range s.Events() { // closed by Close
+			fmt.Println(ev.Type, ev.ID, ev.CommandStatus, ev.Body)
+		}
+	}()
+	out, err := s.Do(ctx, func() (string, error) {
+		return s.ChangePassword(ctx, "current-passphrase", "An0ther!strong-passphrase")
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(out.Body)
+}
+
+// Without a session, wait for a command by polling its status.
+func ExampleClient_WaitCommand() {
+	ctx := context.Background()
+	c := client.New("http://127.0.0.1:8009")
+	id, err := c.RegisterProfile(ctx, client.RegisterProfileRequest{Username: "bob", Password: "Tr0ub4dor&3-correct-horse", GivenName: "Bob"})
+	if err != nil {
+		log.Fatal(err) // 409 taken, 422 weak password: *client.Error
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := c.WaitCommand(ctx, id)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("profile id:", out.Body)
 }

@@ -19,11 +19,27 @@ import (
 // Event is one event of the profile's channel: the data object of an
 // envelope {"data":{"type":…,"id":…,…}}.
 type Event struct {
-	Type          string          `json:"type"` // X-DPT-CAB-ID, X-DPT-CAB-REQUEST-ID, STREAM-READY, POOL-OPENED, POOL-RESOLVED
-	ID            string          `json:"id"`   // the command id, request id or pool id
-	CommandStatus int             `json:"command_status"`
-	Body          string          `json:"body"`
-	Raw           json.RawMessage `json:"-"` // the whole data object, for the type-specific fields
+	Type          string          `json:"type"`           // X-DPT-CAB-ID, X-DPT-CAB-REQUEST-ID, STREAM-READY, POOL-OPENED, POOL-RESOLVED
+	ID            string          `json:"id"`             // the command id, request id or pool id
+	CommandStatus int             `json:"command_status"` // 1 pending, 2 succeeded, 3 failed
+	Body          string          `json:"body"`           // result, reason key, ciphertext or download URL, by type
+	Raw           json.RawMessage `json:"-"`              // the whole data object, for the type-specific fields
+}
+
+// UnmarshalJSON implements json.Unmarshaler: a body that is not a JSON
+// string (an object, for a command that creates one) is kept as its JSON
+// text.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	type plain Event
+	v := struct {
+		*plain
+		Body textOrJSON `json:"body"`
+	}{plain: (*plain)(e)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	e.Body = string(v.Body)
+	return nil
 }
 
 // Session is a Client joined to its profile's channel. It keeps the socket

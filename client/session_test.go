@@ -113,6 +113,18 @@ func (f *fakeChannel) send(t *testing.T, typ, id string, status int, body string
 	}
 }
 
+// sendRaw writes a message as is to every joined socket.
+func (f *fakeChannel) sendRaw(t *testing.T, msg string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		if err := c.Write(context.Background(), websocket.MessageText, []byte(msg)); err != nil {
+			t.Errorf("send: %v", err)
+		}
+	}
+}
+
 // dropAll closes every joined socket, as a restarting server would.
 func (f *fakeChannel) dropAll() {
 	f.mu.Lock()
@@ -233,6 +245,13 @@ func TestSessionJoinEventsAndAwait(t *testing.T) {
 	}
 	if want := "buffered/2 early/2 voted/1 voted/3 done/2"; strings.Join(got, " ") != want {
 		t.Fatalf("events %v, want %s", got, want)
+	}
+
+	// Noise is skipped; an object body is kept as JSON text.
+	f.sendRaw(t, `not json`)
+	f.sendRaw(t, `{"data":{"type":"X-DPT-CAB-ID","id":"obj","command_status":2,"body":{"copied":2,"failed":0}}}`)
+	if out, err := s.Await(actx, "obj"); err != nil || out.Body != `{"copied":2,"failed":0}` {
+		t.Fatalf("object body: %+v %v", out, err)
 	}
 
 	s.Close()

@@ -148,11 +148,36 @@ func password(e *env, fromStdin bool) (string, error) {
 	return "", errors.New("give the password on standard input with --password-stdin (or in PRIVICORE_PASSWORD)")
 }
 
+// passwordFlags are the ways a command takes one password: --password-stdin
+// (first line of standard input), --password (accepted with a warning: it
+// ends up in shell history and process listings), or PRIVICORE_PASSWORD.
+type passwordFlags struct {
+	fromStdin bool
+	value     string
+}
+
+func (p *passwordFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&p.fromStdin, "password-stdin", false, "read the password from the first line of standard input")
+	cmd.Flags().StringVar(&p.value, "password", "", "the password (unsafe: prefer --password-stdin or PRIVICORE_PASSWORD)")
+}
+
+// get returns the password, warning on stderr when it came from --password.
+func (p *passwordFlags) get(e *env) (string, error) {
+	if !p.fromStdin && p.value != "" {
+		fmt.Fprintln(e.stderr, "privicore: warning: --password is visible in shell history and process listings; use --password-stdin or PRIVICORE_PASSWORD")
+		return p.value, nil
+	}
+	if p.fromStdin && p.value != "" {
+		return "", errors.New("give --password-stdin or --password, not both")
+	}
+	return password(e, p.fromStdin)
+}
+
 // addClientCommands adds the command-line client built on the SDK.
 func addClientCommands(root *cobra.Command, e *env) {
 	f := &clientFlags{}
 	withServer := func(c *cobra.Command) *cobra.Command {
-		c.Flags().StringVar(&f.server, "server", "", "engine URL (default $PRIVICORE_SERVER, the saved server, or "+defaultServer+")")
+		c.PersistentFlags().StringVar(&f.server, "server", "", "engine URL (default $PRIVICORE_SERVER, the saved server, or "+defaultServer+")")
 		return c
 	}
 
@@ -167,7 +192,7 @@ func addClientCommands(root *cobra.Command, e *env) {
 
 func newRegisterCmd(e *env, f *clientFlags) *cobra.Command {
 	var req client.RegisterProfileRequest
-	var fromStdin bool
+	var pw passwordFlags
 	cmd := &cobra.Command{
 		Use:   "register",
 		Short: "Register a new profile",
@@ -176,11 +201,11 @@ func newRegisterCmd(e *env, f *clientFlags) *cobra.Command {
 			if req.Username == "" {
 				return errors.New("--username is required")
 			}
-			pw, err := password(e, fromStdin)
+			p, err := pw.get(e)
 			if err != nil {
 				return err
 			}
-			req.Password = pw
+			req.Password = p
 			conf, err := loadConfig(e)
 			if err != nil {
 				return err
@@ -203,13 +228,14 @@ func newRegisterCmd(e *env, f *clientFlags) *cobra.Command {
 	cmd.Flags().StringVar(&req.Username, "username", "", "username (3–254 characters)")
 	cmd.Flags().StringVar(&req.GivenName, "given-name", "", "given name")
 	cmd.Flags().StringVar(&req.FamilyName, "family-name", "", "family name")
-	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
+	pw.add(cmd)
 	return cmd
 }
 
 func newLoginCmd(e *env, f *clientFlags) *cobra.Command {
 	var username string
-	var fromStdin, printToken bool
+	var pwf passwordFlags
+	var printToken bool
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Authenticate and save the token in your config dir",
@@ -218,7 +244,7 @@ func newLoginCmd(e *env, f *clientFlags) *cobra.Command {
 			if username == "" {
 				return errors.New("--username is required")
 			}
-			pw, err := password(e, fromStdin)
+			pw, err := pwf.get(e)
 			if err != nil {
 				return err
 			}
@@ -243,8 +269,8 @@ func newLoginCmd(e *env, f *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&username, "username", "", "username")
-	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
-	cmd.Flags().BoolVar(&printToken, "print-token", false, "also print the token")
+	pwf.add(cmd)
+	cmd.Flags().BoolVar(&printToken, "print-token", false, "also print the token (keep it secret)")
 	return cmd
 }
 

@@ -134,8 +134,8 @@ func Start(cfg Config) (*Device, error) {
 		nats.CustomInboxPrefix("_INBOX_"+b.DeviceIdentifier),
 		nats.Name("privicore-storage-"+b.DeviceIdentifier),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
-		nats.ReconnectHandler(func(*nats.Conn) { d.hello() }),
-		nats.ConnectHandler(func(*nats.Conn) { d.hello() }),
+		nats.ReconnectHandler(d.hello),
+		nats.ConnectHandler(d.hello),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				d.log.Warn("bus disconnected", "err", err)
@@ -154,16 +154,16 @@ func Start(cfg Config) (*Device, error) {
 	}
 	d.sub.SetPendingLimits(-1, 512<<20)
 	if nc.IsConnected() {
-		d.hello()
+		d.hello(nc)
 	}
 	return d, nil
 }
 
-// hello tells the engine the device is online (so it sends what was missed).
-func (d *Device) hello() {
-	if d.nc != nil {
-		d.nc.Publish(d.cfg.Bundle.BusSubjectPrefix+".from.hello", nil)
-	}
+// hello tells the engine the device is online (so it sends what was
+// missed). It uses the connection it is given: the handlers that call it
+// may run before Start has stored d.nc.
+func (d *Device) hello(nc *nats.Conn) {
+	nc.Publish(d.cfg.Bundle.BusSubjectPrefix+".from.hello", nil)
 }
 
 // Close disconnects.
