@@ -281,6 +281,10 @@ type DataTokenStore interface {
 	// the index updates of the others.
 	UpdateDataToken(ctx context.Context, t *DataToken, fields ...DataTokenField) error
 	DeleteDataToken(ctx context.Context, id string) error
+	// FillReservation stores the payload fields of t (FieldPayload) and
+	// marks it TokenStored, only if it is still a reservation that has not
+	// expired at now; otherwise ECONFLICT and nothing changes.
+	FillReservation(ctx context.Context, t *DataToken, now time.Time) error
 	// FindDataToken looks a token up by id, temporary or permanent token; ENOTFOUND.
 	FindDataToken(ctx context.Context, idOrToken string) (*DataToken, error)
 	FindDataTokenByReservation(ctx context.Context, commandID string) (*DataToken, error)

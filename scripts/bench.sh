@@ -2,12 +2,13 @@
 # Measures a privicore binary as deployed: a fresh engine, three storage
 # device processes enrolled with the CLI, then three runs of each load.
 #
-#   go build -o /tmp/pc ./cmd/privicore && scripts/bench.sh /tmp/pc
+#   go build -o /tmp/pc ./cmd/privicore && scripts/bench.sh /tmp/pc [seconds] ["store retrieve ack"]
 #
 # Runs on this kind of machine spread by ±15 %: compare builds back to back.
 set -u
 B=${1:?usage: scripts/bench.sh PRIVICORE-BINARY [seconds]}
 SECS=${2:-6}
+KINDS=${3:-store retrieve ack}
 DIR=$(mktemp -d)
 API=127.0.0.1:18109
 BUS=127.0.0.1:14322
@@ -28,7 +29,7 @@ for i in 1 2 3; do
 done
 sleep 2
 export PRIVICORE_PASSWORD="$PW"
-for kind in store retrieve ack; do
+for kind in $KINDS; do
   for _ in 1 2 3; do
     "$B" bench $kind --server http://$API --username bench --duration ${SECS}s --sockets 1 | sed -n '1,3p'
   done

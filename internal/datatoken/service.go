@@ -241,9 +241,10 @@ type pushed struct {
 	Size    int64
 	Acked   []string
 	Missed  []string
-	Fail    string // a rejection to record after compensating
-	Chunks  int    // streamed payloads: how many chunks
-	TokenID string // the data token updated (update-data)
+	Fail    string               // a rejection to record after compensating
+	Chunks  int                  // streamed payloads: how many chunks
+	Token   *privicore.DataToken // the reservation as Prepare read it (exchange)
+	TokenID string               // the data token updated (update-data)
 }
 
 // Exchange validates a layer-1 payload (base64 of [IV][ciphertext][tag],
@@ -317,7 +318,11 @@ func (s *Service) prepareExchange(ctx context.Context, c *privicore.Command) (an
 		// The engine restarted before the payload reached the devices.
 		return nil, privicore.Reject(storage.ReasonWriteFailed, "the payload was lost in a restart; exchange it again")
 	}
-	return s.push(ctx, c.ProfileID, p.BlobID, att.([]byte))
+	pu, err := s.push(ctx, c.ProfileID, p.BlobID, att.([]byte))
+	if pu != nil {
+		pu.Token = t
+	}
+	return pu, err
 }
 
 // push seals payload as blob blobID and fans it out.
@@ -355,16 +360,17 @@ func (s *Service) applyExchange(ctx context.Context, q privicore.Queries, c *pri
 	if p.Fail != "" {
 		return command.Result{}, privicore.Reject(p.Fail, "too few storage devices wrote the data")
 	}
-	var pl exchangePayload
-	if err := decode(c, &pl); err != nil {
-		return command.Result{}, err
-	}
-	t, err := q.FindDataToken(ctx, pl.TempToken)
-	if err := s.checkReservation(t, err, c.ProfileID); err != nil {
-		return command.Result{}, err
-	}
-	t.State, t.BlobID, t.WrappedKey, t.Size, t.UpdatedAt = privicore.TokenStored, p.BlobID, p.Wrapped, p.Size, s.now()
-	if err := q.UpdateDataToken(ctx, t, privicore.FieldState, privicore.FieldPayload, privicore.FieldUpdatedAt); err != nil {
+	// The reservation read in Prepare is filled only if it is still open;
+	// if not, read it again to say why.
+	t := *p.Token
+	t.BlobID, t.WrappedKey, t.Size = p.BlobID, p.Wrapped, p.Size
+	if err := q.FillReservation(ctx, &t, s.now()); privicore.ErrorCode(err) == privicore.ECONFLICT {
+		cur, err := q.FindDataToken(ctx, t.ID)
+		if err := s.checkReservation(cur, err, c.ProfileID); err != nil {
+			return command.Result{}, err
+		}
+		return command.Result{}, privicore.Reject(ReasonReservationUsed, "reservation already used")
+	} else if err != nil {
 		return command.Result{}, err
 	}
 	if err := s.record(ctx, q, p); err != nil {

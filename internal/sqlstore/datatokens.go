@@ -109,6 +109,22 @@ func (q queries) UpdateDataToken(ctx context.Context, t *privicore.DataToken, fi
 	return err
 }
 
+// FillReservation implements privicore.DataTokenStore.
+func (q queries) FillReservation(ctx context.Context, t *privicore.DataToken, now time.Time) error {
+	cols, args := dataTokenColumns(t, privicore.FieldPayload)
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = c + " = ?"
+	}
+	args = append(args, privicore.TokenStored, nanos(now), t.ID, privicore.TokenReserved, nanos(now))
+	n, err := affected(q.exec(ctx, `UPDATE data_tokens SET `+strings.Join(set, ", ")+`, state = ?, updated_at = ?
+		WHERE id = ? AND state = ? AND expires_at > ?`, args...))
+	if err == nil && n == 0 {
+		return privicore.Errorf(privicore.ECONFLICT, "not an open reservation")
+	}
+	return err
+}
+
 // DeleteDataToken implements privicore.DataTokenStore.
 func (q queries) DeleteDataToken(ctx context.Context, id string) error {
 	_, err := q.exec(ctx, `DELETE FROM data_tokens WHERE id = ?`, id)
