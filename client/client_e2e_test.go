@@ -162,17 +162,24 @@ func TestLoginFailuresAndHealth(t *testing.T) {
 	}
 }
 
-// TestSessionRejoinsAfterTheServerDropsIt has the server close the session's
-// socket: the session re-dials and re-joins, and acks arrive on the new socket.
-func TestSessionRejoinsAfterTheServerDropsIt(t *testing.T) {
+// loggedIn starts an engine and returns a session of a new profile (no key
+// yet), closed when the test ends.
+func loggedIn(t *testing.T) (*enginetest.Engine, *client.Session) {
+	t.Helper()
 	e := enginetest.Start(t)
-	ctx := context.Background()
-	name := newUser(t, client.New(e.URL))
-	s, err := client.Login(ctx, e.URL, name, strongPassword)
+	s, err := client.Login(context.Background(), e.URL, newUser(t, client.New(e.URL)), strongPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return e, s
+}
+
+// TestSessionRejoinsAfterTheServerDropsIt has the server close the session's
+// socket: the session re-dials and re-joins, and acks arrive on the new socket.
+func TestSessionRejoinsAfterTheServerDropsIt(t *testing.T) {
+	e, s := loggedIn(t)
+	ctx := context.Background()
 	profileID, _ := s.ProfileID(ctx)
 
 	e.Hub.CloseToken(profile.HashSecret(s.Token())) // the token stays valid
@@ -198,14 +205,8 @@ func TestSessionRejoinsAfterTheServerDropsIt(t *testing.T) {
 // TestAwaitFallsBackToPolling closes every socket for good: Await still
 // resolves, by polling.
 func TestAwaitFallsBackToPolling(t *testing.T) {
-	e := enginetest.Start(t)
+	e, s := loggedIn(t)
 	ctx := context.Background()
-	name := newUser(t, client.New(e.URL))
-	s, err := client.Login(ctx, e.URL, name, strongPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	e.Hub.Close() // no socket will be accepted again
 	_, pub, _ := client.GenerateKeyPair()
 	actx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -217,14 +218,8 @@ func TestAwaitFallsBackToPolling(t *testing.T) {
 }
 
 func TestStoreAndRetrieveBothPaths(t *testing.T) {
-	e := enginetest.Start(t)
+	_, s := loggedIn(t)
 	ctx := context.Background()
-	name := newUser(t, client.New(e.URL))
-	s, err := client.Login(ctx, e.URL, name, strongPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	_, pub, _ := client.GenerateKeyPair()
 	if _, err := s.Do(ctx, func() (string, error) { return s.RegisterPublicKey(ctx, pub) }); err != nil {
 		t.Fatal(err)
