@@ -383,3 +383,69 @@ func TestNewUserWithTheBinary(t *testing.T) {
 		t.Fatalf("token still alive after logout: %d", status)
 	}
 }
+
+// TestServeTakesSettingsFromTheEnvironment runs `serve` in-process with
+// every setting in PRIVICORE_* variables instead of flags.
+func TestServeTakesSettingsFromTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	env := map[string]string{
+		"PRIVICORE_ADDR":      addr,
+		"PRIVICORE_WS_ADDR":   "-",
+		"PRIVICORE_BUS_ADDR":  freeAddr(t),
+		"PRIVICORE_DATA_DIR":  filepath.Join(dir, "data"),
+		"PRIVICORE_DATABASE":  filepath.Join(dir, "elsewhere", "engine.db"),
+		"PRIVICORE_TOKEN_TTL": "90s",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), &syncWriter{w: &out}, io.Discard)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not listen on PRIVICORE_ADDR: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	status, body, _ := post("http://"+addr+"/profile/register-profile", map[string]string{"username": "envuser", "password": strongPassword}, "")
+	if status != 202 {
+		t.Fatalf("register: %d", status)
+	}
+	for st, _ := commandStatus(t, "http://"+addr, body["commandId"].(string)); st != 2; st, _ = commandStatus(t, "http://"+addr, body["commandId"].(string)) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, tok, _ := post("http://"+addr+"/profile/authenticate", map[string]string{"username": "envuser", "password": strongPassword}, "")
+	exp, _ := time.Parse(time.RFC3339, tok["expiresAt"].(string))
+	if d := time.Until(exp); d > 91*time.Second || d < 60*time.Second {
+		t.Fatalf("PRIVICORE_TOKEN_TTL ignored: token lives %v", d)
+	}
+	for _, f := range []string{filepath.Join(dir, "data", "engine.key"), filepath.Join(dir, "elsewhere", "engine.db")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+// syncWriter serializes writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
