@@ -280,6 +280,9 @@ type DataTokenStore interface {
 	// or all of them when none is named. Naming only what changed spares
 	// the index updates of the others.
 	UpdateDataToken(ctx context.Context, t *DataToken, fields ...DataTokenField) error
+	// UpdateDataTokenIf is UpdateDataToken on condition that the stored
+	// UpdatedAt is still version (optimistic concurrency); ECONFLICT if not.
+	UpdateDataTokenIf(ctx context.Context, t *DataToken, version time.Time, fields ...DataTokenField) error
 	DeleteDataToken(ctx context.Context, id string) error
 	// FillReservation stores the payload fields of t (FieldPayload) and
 	// marks it TokenStored, only if it is still a reservation that has not

@@ -424,40 +424,68 @@ func (s *Service) ConfigureFileMeta(ctx context.Context, profileID string, m Fil
 	if err := v.Err(); err != nil {
 		return "", err
 	}
-	var token string
-	err := s.store.Write(ctx, func(q privicore.Queries) error {
+	// Read outside the writer; the update then applies only if nobody
+	// changed the token meanwhile (its updated_at is the version), else it
+	// is redone inside the transaction.
+	t, err := s.owned(ctx, s.store, profileID, m.Token)
+	if err != nil {
+		return "", err
+	}
+	token, err := s.applyFileMeta(t, m)
+	if err != nil {
+		return "", err
+	}
+	version := t.UpdatedAt
+	t.UpdatedAt = s.now()
+	err = s.store.Write(ctx, func(q privicore.Queries) error {
+		return q.UpdateDataTokenIf(ctx, t, version, fileMetaFields...)
+	})
+	if privicore.ErrorCode(err) != privicore.ECONFLICT {
+		return token, err
+	}
+	err = s.store.Write(ctx, func(q privicore.Queries) error {
 		t, err := s.owned(ctx, q, profileID, m.Token)
 		if err != nil {
 			return err
 		}
-		if t.State != privicore.TokenStored {
-			return privicore.Errorf(privicore.ECONFLICT, "the exchange has not finished")
-		}
-		if t.Token == "" {
-			if !s.now().Before(t.ExpiresAt) {
-				return privicore.Errorf(privicore.ENOTFOUND, "data token not found")
-			}
-			t.Token, t.ExpiresAt = randomToken("dtk-"), time.Time{}
-		}
-		file, _ := t.Meta["file"].(map[string]any)
-		if file == nil {
-			file = map[string]any{}
-		}
-		file["fileName"], file["extension"], file["path"] = m.FileName, m.Extension, m.Path
-		if m.Size != nil {
-			file["size"] = *m.Size
-		} else if _, ok := file["size"]; !ok {
-			file["size"] = t.Size
-		}
-		t.Meta["file"] = file
-		if m.Context != "" {
-			t.Context = m.Context
+		if token, err = s.applyFileMeta(t, m); err != nil {
+			return err
 		}
 		t.UpdatedAt = s.now()
-		token = t.Token
-		return q.UpdateDataToken(ctx, t, privicore.FieldToken, privicore.FieldExpiresAt, privicore.FieldMeta, privicore.FieldContext, privicore.FieldUpdatedAt)
+		return q.UpdateDataToken(ctx, t, fileMetaFields...)
 	})
 	return token, err
+}
+
+// fileMetaFields are what configure-file-meta writes.
+var fileMetaFields = []privicore.DataTokenField{privicore.FieldToken, privicore.FieldExpiresAt, privicore.FieldMeta, privicore.FieldContext, privicore.FieldUpdatedAt}
+
+// applyFileMeta sets m on t (making it permanent) and returns its dtk-… token.
+func (s *Service) applyFileMeta(t *privicore.DataToken, m FileMeta) (string, error) {
+	if t.State != privicore.TokenStored {
+		return "", privicore.Errorf(privicore.ECONFLICT, "the exchange has not finished")
+	}
+	if t.Token == "" {
+		if !s.now().Before(t.ExpiresAt) {
+			return "", privicore.Errorf(privicore.ENOTFOUND, "data token not found")
+		}
+		t.Token, t.ExpiresAt = randomToken("dtk-"), time.Time{}
+	}
+	file, _ := t.Meta["file"].(map[string]any)
+	if file == nil {
+		file = map[string]any{}
+	}
+	file["fileName"], file["extension"], file["path"] = m.FileName, m.Extension, m.Path
+	if m.Size != nil {
+		file["size"] = *m.Size
+	} else if _, ok := file["size"]; !ok {
+		file["size"] = t.Size
+	}
+	t.Meta["file"] = file
+	if m.Context != "" {
+		t.Context = m.Context
+	}
+	return t.Token, nil
 }
 
 // ---- request data ----

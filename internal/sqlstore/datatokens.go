@@ -90,6 +90,24 @@ var allDataTokenFields = []privicore.DataTokenField{privicore.FieldToken, privic
 
 // UpdateDataToken implements privicore.DataTokenStore.
 func (q queries) UpdateDataToken(ctx context.Context, t *privicore.DataToken, fields ...privicore.DataTokenField) error {
+	n, err := q.updateDataToken(ctx, t, "", nil, fields)
+	if err == nil && n == 0 {
+		return notFound("data token")
+	}
+	return err
+}
+
+// UpdateDataTokenIf implements privicore.DataTokenStore.
+func (q queries) UpdateDataTokenIf(ctx context.Context, t *privicore.DataToken, version time.Time, fields ...privicore.DataTokenField) error {
+	n, err := q.updateDataToken(ctx, t, " AND updated_at = ?", []any{nanos(version)}, fields)
+	if err == nil && n == 0 {
+		return privicore.Errorf(privicore.ECONFLICT, "data token changed meanwhile")
+	}
+	return err
+}
+
+// updateDataToken writes fields of t (all when none) where the id and cond match.
+func (q queries) updateDataToken(ctx context.Context, t *privicore.DataToken, cond string, condArgs []any, fields []privicore.DataTokenField) (int64, error) {
 	if len(fields) == 0 {
 		fields = allDataTokenFields
 	}
@@ -102,11 +120,8 @@ func (q queries) UpdateDataToken(ctx context.Context, t *privicore.DataToken, fi
 		}
 		args = append(args, vals...)
 	}
-	n, err := affected(q.exec(ctx, `UPDATE data_tokens SET `+strings.Join(set, ", ")+` WHERE id = ?`, append(args, t.ID)...))
-	if err == nil && n == 0 {
-		return notFound("data token")
-	}
-	return err
+	args = append(append(args, t.ID), condArgs...)
+	return affected(q.exec(ctx, `UPDATE data_tokens SET `+strings.Join(set, ", ")+` WHERE id = ?`+cond, args...))
 }
 
 // FillReservation implements privicore.DataTokenStore.

@@ -152,3 +152,47 @@ func TestWriteAfterCloseIsUnavailable(t *testing.T) {
 		t.Fatalf("write after close: %v", err)
 	}
 }
+
+func TestConditionalDataTokenUpdates(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	defer db.Close()
+	now := time.Now().UTC()
+	tok := &privicore.DataToken{ID: "d1", ProfileID: "p", TempToken: "tmp-1", ReservationID: "r1", Context: "c",
+		Meta: map[string]any{}, State: privicore.TokenReserved, ExpiresAt: now.Add(time.Minute), CreatedAt: now, UpdatedAt: now}
+	w := func(fn func(q privicore.Queries) error) error { return db.Write(ctx, fn) }
+	if err := w(func(q privicore.Queries) error { return q.CreateDataToken(ctx, tok) }); err != nil {
+		t.Fatal(err)
+	}
+	// A stale version changes nothing.
+	stale := *tok
+	stale.Context, stale.UpdatedAt = "stale", now.Add(time.Second)
+	if err := w(func(q privicore.Queries) error {
+		return q.UpdateDataTokenIf(ctx, &stale, now.Add(-time.Second), privicore.FieldContext, privicore.FieldUpdatedAt)
+	}); privicore.ErrorCode(err) != privicore.ECONFLICT {
+		t.Fatalf("stale version: %v", err)
+	}
+	fresh := *tok
+	fresh.Context, fresh.UpdatedAt = "fresh", now.Add(time.Second)
+	if err := w(func(q privicore.Queries) error {
+		return q.UpdateDataTokenIf(ctx, &fresh, now, privicore.FieldContext, privicore.FieldUpdatedAt)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Filling a reservation: only while open and unexpired.
+	fill := *tok
+	fill.BlobID, fill.Size = "b1", 42
+	if err := w(func(q privicore.Queries) error { return q.FillReservation(ctx, &fill, now.Add(2*time.Minute)) }); privicore.ErrorCode(err) != privicore.ECONFLICT {
+		t.Fatalf("expired reservation filled: %v", err)
+	}
+	if err := w(func(q privicore.Queries) error { return q.FillReservation(ctx, &fill, now) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := w(func(q privicore.Queries) error { return q.FillReservation(ctx, &fill, now) }); privicore.ErrorCode(err) != privicore.ECONFLICT {
+		t.Fatalf("reservation filled twice: %v", err)
+	}
+	got, _ := db.FindDataToken(ctx, "d1")
+	if got.Context != "fresh" || got.State != privicore.TokenStored || got.BlobID != "b1" || got.Size != 42 || got.TempToken != "tmp-1" {
+		t.Fatalf("token %+v", got)
+	}
+}
