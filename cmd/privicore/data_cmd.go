@@ -399,9 +399,12 @@ func newTokensUpdateCmd(e *env, f *clientFlags, use, short string) *cobra.Comman
 
 // newStorageDeviceCmd runs the storage device daemon.
 func newStorageDeviceCmd(e *env) *cobra.Command {
-	var bundlePath, keyPath, dir string
+	var bundlePath, keyPath, dir, pprofAddr string
 	cmd := &cobra.Command{Use: "storage-device", Short: "Run a storage device (holds the profile's blobs under --dir)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := startPprof(e, pprofAddr); err != nil {
+				return err
+			}
 			b, err := storagedevice.ReadBundle(bundlePath)
 			if err != nil {
 				return err
@@ -422,5 +425,6 @@ func newStorageDeviceCmd(e *env) *cobra.Command {
 	cmd.Flags().StringVar(&bundlePath, "config", "bundle.json", "configuration bundle")
 	cmd.Flags().StringVar(&keyPath, "key", "device.key", "the device's private key file (0600)")
 	cmd.Flags().StringVar(&dir, "dir", "storage", "directory for the blobs and the at-rest key")
+	cmd.Flags().StringVar(&pprofAddr, "pprof-addr", "", "serve the Go profiler here (e.g. 127.0.0.1:6061); off by default")
 	return cmd
 }
