@@ -41,6 +41,8 @@ const (
 	TokenAction   TokenKind = "action"   // attempt-authentication action id (legacy flow step 1)
 	TokenTemp     TokenKind = "temp"     // temporary token of the legacy flow (single use, 60 s)
 	TokenDownload TokenKind = "download" // single-use download URL secret (Ref: the blob)
+	TokenOAuth    TokenKind = "oauth"    // an OAuth application's access token ("T-…"): acts as the profile within Scope
+	TokenRefresh  TokenKind = "refresh"  // an OAuth refresh token (single use; Pair: its access token)
 )
 
 // Token is a stored secret. Only its hash (ID) is kept; the secret itself is
@@ -56,6 +58,10 @@ type Token struct {
 	ExpiresAt time.Time //
 	RevokedAt time.Time // zero while valid
 	UsedAt    time.Time // single-use tokens: zero until spent
+	// OAuth tokens only.
+	Application string // the OAuth application the token acts for
+	Family      string // the authorization code every token of one grant descends from
+	Pair        string // refresh tokens: the id of the access token issued with it
 }
 
 // Valid reports whether the token may be used at now.
@@ -128,6 +134,12 @@ type TokenStore interface {
 	// DeleteExpiredTokens removes tokens that expired before t and returns
 	// how many went.
 	DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error)
+	// RevokeApplicationTokens revokes every valid token of an OAuth
+	// application and returns their ids.
+	RevokeApplicationTokens(ctx context.Context, applicationID string, at time.Time) ([]string, error)
+	// RevokeTokenFamily revokes every valid token of one grant (Family) and
+	// returns their ids.
+	RevokeTokenFamily(ctx context.Context, family string, at time.Time) ([]string, error)
 }
 
 // CommandStore persists commands.
@@ -153,6 +165,7 @@ type Queries interface {
 	CommandStore
 	DeviceStore
 	DataTokenStore
+	OAuthStore
 }
 
 // Store is the engine's database. Its Queries methods read outside a

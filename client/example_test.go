@@ -146,3 +146,62 @@ func ExampleClient_WaitCommand() {
 	}
 	fmt.Println("profile id:", out.Body)
 }
+
+// The OAuth authorization-code flow: the profile registers an application
+// and consents; the application retrieves the code with its client
+// credentials and the nonce, exchanges it for tokens, acts within its
+// scopes, and refreshes before the access token expires (an hour).
+func ExampleClient_ObtainAccessToken() {
+	ctx := context.Background()
+	base := "http://127.0.0.1:8009"
+	owner, err := client.Login(ctx, base, "alice", "Tr0ub4dor&3-correct-horse")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer owner.Close()
+
+	// The owner, once: register, and keep the client secret (shown once).
+	out, err := owner.Do(ctx, func() (string, error) {
+		return owner.RegisterOAuthApplication(ctx, "invoice sync", "https://sync.example/callback", []string{"data-token:read"})
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg, err := owner.OAuthConfiguration(ctx, out.CommandID)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The owner consents to a grant; the request id and the nonce go to the application.
+	nonce := client.NewNonce()
+	grant, err := owner.Do(ctx, func() (string, error) {
+		return owner.RequestAuthorizationCode(ctx, cfg.ClientID, nonce, []string{"data-token:read"})
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The application: code, then tokens (each step works once).
+	app := client.New(base)
+	code, err := app.RetrieveAuthorizationCode(ctx, cfg.ClientID, cfg.ClientSecret, grant.CommandID, nonce)
+	if err != nil {
+		log.Fatal(err)
+	}
+	tokens, err := app.ObtainAccessToken(ctx, cfg.ClientID, cfg.ClientSecret, code.AuthorizationCode)
+	if err != nil {
+		log.Fatal(err)
+	}
+	as := client.New(base, client.WithToken(tokens.AccessToken))
+	page, err := as.ListDataTokens(ctx, 1, 25, nil) // within data-token:read
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(page.Meta.Total, "tokens")
+
+	// Later: rotate (the old pair stops working).
+	tokens, err = app.RefreshAccessToken(ctx, cfg.ClientID, cfg.ClientSecret, tokens.RefreshToken)
+	if err != nil {
+		log.Fatal(err)
+	}
+	as.SetToken(tokens.AccessToken)
+}

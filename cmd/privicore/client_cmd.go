@@ -188,6 +188,7 @@ func addClientCommands(root *cobra.Command, e *env) {
 	key.AddCommand(newKeyGenerateCmd(e), withServer(newKeyRegisterCmd(e, f)))
 	root.AddCommand(profile, key, withServer(newLoginCmd(e, f)))
 	addDataCommands(root, e, f, withServer)
+	addOAuthCommands(root, e, f, withServer)
 }
 
 func newRegisterCmd(e *env, f *clientFlags) *cobra.Command {

@@ -168,16 +168,18 @@ func (s *Service) owned(ctx context.Context, q privicore.Queries, profileID, tok
 // ---- reserve ----
 
 type reservePayload struct {
-	ID        string         `json:"id"`
-	TempToken string         `json:"tempToken"`
-	Context   string         `json:"context"`
-	TTL       int            `json:"ttl"`
-	Meta      map[string]any `json:"meta,omitempty"`
+	ID          string         `json:"id"`
+	Application string         `json:"application,omitempty"`
+	TempToken   string         `json:"tempToken"`
+	Context     string         `json:"context"`
+	TTL         int            `json:"ttl"`
+	Meta        map[string]any `json:"meta,omitempty"`
 }
 
 // Reserve validates and submits a reservation: context 1–512 characters,
-// ttl 1–1440 minutes (default 5).
-func (s *Service) Reserve(ctx context.Context, profileID, contextName string, ttl int, meta map[string]any) (*privicore.Command, error) {
+// ttl 1–1440 minutes (default 5). application is the OAuth application
+// acting for the profile ("" for the profile itself): the token records it.
+func (s *Service) Reserve(ctx context.Context, profileID, application, contextName string, ttl int, meta map[string]any) (*privicore.Command, error) {
 	v := privicore.ValidationErrors{}
 	if n := utf8.RuneCountInString(contextName); n < 1 || n > 512 {
 		v.Add("context", "must be 1 to 512 characters")
@@ -194,8 +196,8 @@ func (s *Service) Reserve(ctx context.Context, profileID, contextName string, tt
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	return s.cmds.Submit(ctx, profileID, CmdReserve, reservePayload{ID: ulid.Make().String(), TempToken: randomToken("tmp-"),
-		Context: contextName, TTL: ttl, Meta: meta})
+	return s.cmds.Submit(ctx, profileID, CmdReserve, reservePayload{ID: ulid.Make().String(), Application: application,
+		TempToken: randomToken("tmp-"), Context: contextName, TTL: ttl, Meta: meta})
 }
 
 func (s *Service) handleReserve(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -208,7 +210,7 @@ func (s *Service) handleReserve(ctx context.Context, q privicore.Queries, c *pri
 		meta["data"] = p.Meta
 	}
 	return command.Result{}, q.CreateDataToken(ctx, &privicore.DataToken{ID: p.ID, ProfileID: c.ProfileID, TempToken: p.TempToken,
-		ReservationID: c.ID, Context: p.Context, Meta: meta, State: privicore.TokenReserved,
+		ReservationID: c.ID, Context: p.Context, Meta: meta, State: privicore.TokenReserved, Application: p.Application,
 		ExpiresAt: c.CreatedAt.Add(time.Duration(p.TTL) * time.Minute), CreatedAt: s.now(), UpdatedAt: s.now()})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/httpapi"
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/oauth"
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/sqlstore"
 	"github.com/privicore/privicore/internal/storage"
@@ -87,6 +88,7 @@ type Engine struct {
 	Devices    *device.Service
 	Storage    *storage.Service
 	DataTokens *datatoken.Service
+	OAuth      *oauth.Service
 	Bus        *bus.Bus
 	Hub        *wsproxy.Hub
 	EngineKey  string // the engine's signed public key
@@ -146,7 +148,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Devices.Changed = e.Storage.InvalidateDevices
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, e.Hub, master, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
 
-	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Storage: e.Storage, DataTokens: e.DataTokens, Channels: e.Hub.Handler(),
+	e.OAuth = oauth.New(store, e.Commands, e.Profiles)
+
+	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Storage: e.Storage, DataTokens: e.DataTokens,
+		OAuth: e.OAuth, Channels: e.Hub.Handler(),
 		EngineKey: e.EngineKey, Logger: cfg.Logger, Checks: map[string]func(context.Context) error{"bus": e.Bus.Ping}}
 	e.handler = api.Handler()
 

@@ -72,7 +72,8 @@ func (s *Server) reserveTokenSpace(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, privicore.Invalid("meta", err.Error()))
 		return
 	}
-	c, err := s.DataTokens.Reserve(r.Context(), authFrom(r).Profile.ID, p.String("context"), int(ttl), meta)
+	a := authFrom(r)
+	c, err := s.DataTokens.Reserve(r.Context(), a.Profile.ID, a.Application(), p.String("context"), int(ttl), meta)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -10,8 +10,8 @@ import (
 
 // authedOrQR accepts the owner's token or a device enrollment (QR) token.
 // The handler tells them apart by authFrom(r).Token.Kind.
-func (s *Server) authedOrQR(h http.HandlerFunc) http.Handler {
-	owner := s.authed(activeProfile, h)
+func (s *Server) authedOrQR(scope string, h http.HandlerFunc) http.Handler {
+	owner := s.authed(activeProfile, scope, h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if secret := r.Header.Get(authHeader); profile.IsQRToken(secret) {
 			s.asQR(w, r, secret, h)

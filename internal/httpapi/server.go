@@ -16,6 +16,7 @@ import (
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/device"
+	"github.com/privicore/privicore/internal/oauth"
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/storage"
 )
@@ -31,6 +32,7 @@ type Server struct {
 	Devices    *device.Service
 	Storage    *storage.Service
 	DataTokens *datatoken.Service
+	OAuth      *oauth.Service
 	Channels   http.Handler // the WebSocket channel proxy, served at /ws
 	EngineKey  string       // the engine's signed public key (200 hex)
 	Logger     *slog.Logger
@@ -60,13 +62,18 @@ const (
 	activeProfile                  // a valid token of a profile with a public key
 )
 
-// authed wraps h so that it runs only for a valid token (401 otherwise) and,
-// at activeProfile, only for a profile with a registered key (403
-// profile.public_key_required).
-func (s *Server) authed(level authLevel, h http.HandlerFunc) http.Handler {
+// authed wraps h so that it runs only for a valid token (401 otherwise),
+// at activeProfile only for a profile with a registered key (403
+// profile.public_key_required), and for an OAuth access token only if it
+// holds scope (403 oauth.scope_missing; profile.ProfileOnly: never).
+func (s *Server) authed(level authLevel, scope string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, err := s.Profiles.Authorize(r.Context(), r.Header.Get(authHeader))
 		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if err := a.Allow(scope); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -93,7 +100,7 @@ func (s *Server) optionalAuth(h http.HandlerFunc) http.Handler {
 		case profile.IsQRToken(secret):
 			s.asQR(w, r, secret, h)
 		default:
-			s.authed(anyProfile, h).ServeHTTP(w, r)
+			s.authed(anyProfile, profile.AnyScope, h).ServeHTTP(w, r)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -113,10 +114,46 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, onRevoke fu
 	return s
 }
 
-// Auth is an authenticated caller: the profile and the token it presented.
+// Auth is an authenticated caller: the profile and the token it presented
+// (the profile's own, or an OAuth application's access token).
 type Auth struct {
 	Profile *privicore.Profile
 	Token   *privicore.Token
+}
+
+// ReasonScopeMissing is the EFORBIDDEN reason for an OAuth access token used
+// outside its scopes.
+const ReasonScopeMissing = "oauth.scope_missing"
+
+// Scopes an endpoint may demand besides the catalogue's.
+const (
+	ProfileOnly = ""    // only the profile's own tokens open it
+	AnyScope    = "any" // every valid token, OAuth or not (status, channel, a token's own expiry and revocation)
+)
+
+// Application is the OAuth application acting, "" for the profile itself.
+func (a *Auth) Application() string {
+	if a.Token.Kind == privicore.TokenOAuth {
+		return a.Token.Application
+	}
+	return ""
+}
+
+// Allow returns nil if the caller may use an endpoint that needs scope: a
+// profile's own token may use every endpoint; an OAuth access token only
+// those whose scope it was granted, never ProfileOnly ones (EFORBIDDEN with
+// reason oauth.scope_missing).
+func (a *Auth) Allow(scope string) error {
+	if a.Token.Kind != privicore.TokenOAuth || scope == AnyScope {
+		return nil
+	}
+	if scope == ProfileOnly {
+		return privicore.Forbidden(ReasonScopeMissing, "this endpoint needs the profile's own token")
+	}
+	if !privicore.ScopeCovers(a.Token.Scope, scope) {
+		return privicore.Forbidden(ReasonScopeMissing, "the token lacks the scope %s", scope)
+	}
+	return nil
 }
 
 // errInvalidToken is the one answer for a missing, unknown, expired or revoked token.
@@ -257,7 +294,7 @@ func (s *Service) ProfileByCredentials(ctx context.Context, username, pw, addr s
 
 // issue stores a new token and returns its secret.
 func (s *Service) issue(ctx context.Context, profileID string, kind privicore.TokenKind, prefix string, ttl time.Duration, role, ref string) (string, *privicore.Token, error) {
-	secret := newSecret(prefix)
+	secret := NewSecret(prefix)
 	now := s.now()
 	t := &privicore.Token{ID: HashSecret(secret), ProfileID: profileID, Kind: kind, Role: role, Ref: ref,
 		Scope: []string{"all"}, CreatedAt: now, ExpiresAt: now.Add(ttl).Truncate(time.Second)}
@@ -268,8 +305,8 @@ func (s *Service) issue(ctx context.Context, profileID string, kind privicore.To
 }
 
 // lookup returns the valid, unspent token of kind for secret.
-func (s *Service) lookup(ctx context.Context, secret string, kind privicore.TokenKind) (*privicore.Token, error) {
-	t, err := s.lookupAny(ctx, secret, kind)
+func (s *Service) lookup(ctx context.Context, secret string, kinds ...privicore.TokenKind) (*privicore.Token, error) {
+	t, err := s.lookupAny(ctx, secret, kinds...)
 	if err != nil {
 		return nil, err
 	}
@@ -279,8 +316,8 @@ func (s *Service) lookup(ctx context.Context, secret string, kind privicore.Toke
 	return t, nil
 }
 
-// lookupAny returns the valid token of kind for secret, spent or not.
-func (s *Service) lookupAny(ctx context.Context, secret string, kind privicore.TokenKind) (*privicore.Token, error) {
+// lookupAny returns the valid token of one of kinds for secret, spent or not.
+func (s *Service) lookupAny(ctx context.Context, secret string, kinds ...privicore.TokenKind) (*privicore.Token, error) {
 	if secret == "" || len(secret) > 256 {
 		return nil, errInvalidToken
 	}
@@ -290,7 +327,7 @@ func (s *Service) lookupAny(ctx context.Context, secret string, kind privicore.T
 	} else if err != nil {
 		return nil, err
 	}
-	if t.Kind != kind || !t.Valid(s.now()) {
+	if !slices.Contains(kinds, t.Kind) || !t.Valid(s.now()) {
 		return nil, errInvalidToken
 	}
 	return t, nil
@@ -314,7 +351,7 @@ func (s *Service) Authorize(ctx context.Context, secret string) (*Auth, error) {
 }
 
 func (s *Service) authorize(ctx context.Context, secret string) (*Auth, error) {
-	t, err := s.lookup(ctx, secret, privicore.TokenAuth)
+	t, err := s.lookupAuth(ctx, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -336,9 +373,25 @@ func RequireActive(a *Auth) error {
 	return nil
 }
 
-// VerifyChannelToken implements wsproxy.TokenVerifier.
+// lookupAuth returns the valid authorization token for secret: the
+// profile's own or an OAuth access token.
+func (s *Service) lookupAuth(ctx context.Context, secret string) (*privicore.Token, error) {
+	return s.lookup(ctx, secret, privicore.TokenAuth, privicore.TokenOAuth)
+}
+
+// Forget drops cached authorizations of a profile and closes the sockets
+// joined with tokens revoked outside this service (OAuth revocations).
+func (s *Service) Forget(profileID string, tokenIDs []string) {
+	s.auths.dropProfile(profileID)
+	for _, id := range tokenIDs {
+		s.onRevoke(id)
+	}
+}
+
+// VerifyChannelToken implements wsproxy.TokenVerifier. OAuth access tokens
+// may join too: an application needs its commands' acks.
 func (s *Service) VerifyChannelToken(ctx context.Context, secret string) (string, string, time.Time, error) {
-	t, err := s.lookup(ctx, secret, privicore.TokenAuth)
+	t, err := s.lookupAuth(ctx, secret)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
@@ -348,6 +401,9 @@ func (s *Service) VerifyChannelToken(ctx context.Context, secret string) (string
 // Reauthorize issues a fresh token for the caller with the given ttl
 // (60 s … 30 days); the presented token keeps its own expiry.
 func (s *Service) Reauthorize(ctx context.Context, a *Auth, ttl time.Duration) (string, *privicore.Token, error) {
+	if err := a.Allow(ProfileOnly); err != nil {
+		return "", nil, err
+	}
 	if ttl < MinTTL || ttl > MaxTTL {
 		return "", nil, privicore.Invalid("ttl", "must be a number of seconds from 60 to 2592000")
 	}

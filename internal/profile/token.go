@@ -15,8 +15,11 @@ const (
 	prefixAction = "A-"  // attempt-authentication action id
 )
 
-// newSecret returns prefix + 256 random bits, URL-safe.
-func newSecret(prefix string) string {
+// PrefixAuth starts every authorization token, OAuth access tokens included.
+const PrefixAuth = prefixAuth
+
+// NewSecret returns prefix + 256 random bits, URL-safe.
+func NewSecret(prefix string) string {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("crypto/rand failed: " + err.Error())

@@ -218,13 +218,13 @@ func (q queries) FindProfileByUsername(ctx context.Context, username string) (*p
 
 // ---- tokens ----
 
-const tokenCols = `id, profile_id, kind, role, scope, ref, created_at, expires_at, revoked_at, used_at`
+const tokenCols = `id, profile_id, kind, role, scope, ref, created_at, expires_at, revoked_at, used_at, application_id, family, pair`
 
 // CreateToken implements privicore.TokenStore.
 func (q queries) CreateToken(ctx context.Context, t *privicore.Token) error {
-	_, err := q.exec(ctx, `INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.ProfileID, string(t.Kind), t.Role, strings.Join(t.Scope, " "), t.Ref,
-		nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.RevokedAt), nanos(t.UsedAt))
+		nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.RevokedAt), nanos(t.UsedAt), t.Application, t.Family, t.Pair)
 	return dbErr(err)
 }
 
@@ -234,7 +234,7 @@ func (q queries) FindToken(ctx context.Context, id string) (*privicore.Token, er
 	var kind, scope string
 	var created, expires, revoked, used int64
 	err := q.row(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id).
-		Scan(&t.ID, &t.ProfileID, &kind, &t.Role, &scope, &t.Ref, &created, &expires, &revoked, &used)
+		Scan(&t.ID, &t.ProfileID, &kind, &t.Role, &scope, &t.Ref, &created, &expires, &revoked, &used, &t.Application, &t.Family, &t.Pair)
 	if isNoRows(err) {
 		return nil, notFound("token")
 	} else if err != nil {
@@ -246,6 +246,44 @@ func (q queries) FindToken(ctx context.Context, id string) (*privicore.Token, er
 	}
 	t.CreatedAt, t.ExpiresAt, t.RevokedAt, t.UsedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked), fromNanos(used)
 	return &t, nil
+}
+
+// RevokeApplicationTokens implements privicore.TokenStore.
+func (q queries) RevokeApplicationTokens(ctx context.Context, applicationID string, at time.Time) ([]string, error) {
+	return q.revokeWhere(ctx, "application_id", applicationID, at)
+}
+
+// RevokeTokenFamily implements privicore.TokenStore.
+func (q queries) RevokeTokenFamily(ctx context.Context, family string, at time.Time) ([]string, error) {
+	return q.revokeWhere(ctx, "family", family, at)
+}
+
+// revokeWhere revokes the valid tokens whose column equals value.
+func (q queries) revokeWhere(ctx context.Context, column, value string, at time.Time) ([]string, error) {
+	if value == "" {
+		return nil, nil
+	}
+	rows, err := q.rows(ctx, `SELECT id FROM tokens WHERE `+column+` = ? AND revoked_at = 0`, value)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, dbErr(err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(err)
+	}
+	if _, err := q.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE `+column+` = ? AND revoked_at = 0`, nanos(at), value); err != nil {
+		return nil, dbErr(err)
+	}
+	return ids, nil
 }
 
 // RevokeToken implements privicore.TokenStore.
