@@ -166,6 +166,7 @@ type Queries interface {
 	DeviceStore
 	DataTokenStore
 	OAuthStore
+	VotingStore
 }
 
 // Store is the engine's database. Its Queries methods read outside a

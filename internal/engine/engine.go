@@ -25,6 +25,7 @@ import (
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/sqlstore"
 	"github.com/privicore/privicore/internal/storage"
+	"github.com/privicore/privicore/internal/voting"
 	"github.com/privicore/privicore/internal/wsproxy"
 	"golang.org/x/time/rate"
 )
@@ -89,6 +90,7 @@ type Engine struct {
 	Storage    *storage.Service
 	DataTokens *datatoken.Service
 	OAuth      *oauth.Service
+	Voting     *voting.Service
 	Bus        *bus.Bus
 	Hub        *wsproxy.Hub
 	EngineKey  string // the engine's signed public key
@@ -149,9 +151,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, e.Hub, master, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
 
 	e.OAuth = oauth.New(store, e.Commands, e.Profiles)
+	e.Voting = voting.New(store, e.Commands)
 
 	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Storage: e.Storage, DataTokens: e.DataTokens,
-		OAuth: e.OAuth, Channels: e.Hub.Handler(),
+		OAuth: e.OAuth, Voting: e.Voting, Channels: e.Hub.Handler(),
 		EngineKey: e.EngineKey, Logger: cfg.Logger, Checks: map[string]func(context.Context) error{"bus": e.Bus.Ping}}
 	e.handler = api.Handler()
 

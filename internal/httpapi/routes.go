@@ -108,6 +108,23 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /data-token/delete-data", s.authed(activeProfile, privicore.ScopeDataTokenWrite, s.deleteData))
 	handle("GET /data-token/transaction-count-statistics", s.authed(activeProfile, privicore.ScopeDataTokenRead, s.transactionStatistics))
 
+	// §9 Verified authenticators, the voting strategy, voting configurations.
+	handle("POST /verified-authenticator/register", s.authed(activeProfile, privicore.ScopeVotingWrite, s.deviceCommand(device.CmdAssignRole, privicore.RoleAuthenticator)))
+	handle("POST /verified-authenticator/register-authenticator", s.authed(activeProfile, privicore.ScopeVotingWrite, s.deviceCommand(device.CmdAssignRole, privicore.RoleAuthenticator)))
+	handle("GET /verified-authenticator/list", s.authed(activeProfile, privicore.ScopeVotingRead, s.listAuthenticators))
+	handle("GET /verified-authenticator/list-verified-authenticators", s.authed(activeProfile, privicore.ScopeVotingRead, s.listAuthenticators))
+	handle("POST /verified-authenticator/remove", s.authed(activeProfile, privicore.ScopeVotingWrite, s.deviceCommand(device.CmdDropRole, privicore.RoleAuthenticator)))
+	handle("POST /verified-authenticator/remove-authenticator", s.authed(activeProfile, privicore.ScopeVotingWrite, s.deviceCommand(device.CmdDropRole, privicore.RoleAuthenticator)))
+	handle("GET /verified-authenticator/retrieve-voting-strategy", s.authed(activeProfile, privicore.ScopeVotingRead, s.retrieveVotingStrategy))
+	handle("POST /verified-authenticator/set-quorum-size", s.authed(activeProfile, privicore.ScopeVotingWrite, s.setQuorumSize()))
+	handle("POST /verified-authenticator/set-quorum-strategy", s.authed(activeProfile, privicore.ScopeVotingWrite, s.setQuorumStrategy()))
+	handle("POST /verified-authenticator/set-voting-time-limit", s.authed(activeProfile, privicore.ScopeVotingWrite, s.setVotingTimeLimit()))
+	handle("POST /verified-authenticator/set-maximum-voting-attempts", s.authed(activeProfile, privicore.ScopeVotingWrite, s.setMaximumVotingAttempts()))
+	handle("POST /verified-authenticator/voting-configuration/register", s.authed(activeProfile, privicore.ScopeVotingWrite, s.registerVotingConfiguration))
+	handle("POST /verified-authenticator/voting-configuration/update", s.authed(activeProfile, privicore.ScopeVotingWrite, s.updateVotingConfiguration))
+	handle("GET /verified-authenticator/voting-configuration/list", s.authed(activeProfile, privicore.ScopeVotingRead, s.listVotingConfigurations))
+	handle("GET /verified-authenticator/voting-configuration/retrieve/{idOrName}", s.authed(activeProfile, privicore.ScopeVotingRead, s.retrieveVotingConfiguration))
+
 	handle("/", http.HandlerFunc(notFound))
 	return s.middleware(mux)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/privicore/privicore/internal/oauth"
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/storage"
+	"github.com/privicore/privicore/internal/voting"
 )
 
 // DefaultMaxBody bounds request bodies.
@@ -33,6 +34,7 @@ type Server struct {
 	Storage    *storage.Service
 	DataTokens *datatoken.Service
 	OAuth      *oauth.Service
+	Voting     *voting.Service
 	Channels   http.Handler // the WebSocket channel proxy, served at /ws
 	EngineKey  string       // the engine's signed public key (200 hex)
 	Logger     *slog.Logger

@@ -1,0 +1,209 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/voting"
+)
+
+// §9 Verified authenticators, the profile's voting strategy and voting
+// configurations.
+
+func (s *Server) listAuthenticators(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Devices.List(r.Context(), authFrom(r).Profile.ID, privicore.RoleAuthenticator)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// strategyJSON is the retrieve-voting-strategy answer.
+type strategyJSON struct {
+	Strategy         string   `json:"strategy"`
+	StrategyParams   int      `json:"strategyParams"`
+	QuorumSize       int      `json:"quorumSize"`
+	TimeLimit        int      `json:"timeLimit"`
+	NumberOfAttempts int      `json:"numberOfAttempts"`
+	Strategies       []string `json:"strategies"`
+}
+
+func (s *Server) retrieveVotingStrategy(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Voting.Strategy(r.Context(), authFrom(r).Profile.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, strategyJSON{Strategy: st.Strategy, StrategyParams: st.Percentage, QuorumSize: st.QuorumSize,
+		TimeLimit: st.TimeLimit, NumberOfAttempts: st.Attempts, Strategies: privicore.Strategies})
+}
+
+// optInt reads an optional integer field into *dst (nil when absent),
+// adding a field error when it is present but no integer.
+func optInt(p *params, v privicore.ValidationErrors, field string, names ...string) *int {
+	n, ok, err := p.Int(append([]string{field}, names...)...)
+	if err != nil {
+		v.Add(field, err.Error())
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	i := int(max(min(n, 1<<31-1), -1<<31))
+	return &i
+}
+
+// optString is a present string field, or nil.
+func optString(p *params, names ...string) *string {
+	if !p.Has(names...) {
+		return nil
+	}
+	v := p.String(names...)
+	return &v
+}
+
+// strategySetter handles one set-… endpoint: it reads its one required
+// field into a StrategyChange.
+func (s *Server) strategySetter(field string, set func(p *params, v privicore.ValidationErrors, ch *voting.StrategyChange)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := s.bind(w, r)
+		if !ok {
+			return
+		}
+		v := privicore.ValidationErrors{}
+		var ch voting.StrategyChange
+		if !p.Has(field) {
+			v.Add(field, "is required")
+		} else {
+			set(p, v, &ch)
+		}
+		if err := v.Err(); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		c, err := s.Voting.ChangeStrategy(r.Context(), authFrom(r).Profile.ID, ch)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeAccepted(w, c)
+	}
+}
+
+func (s *Server) setQuorumSize() http.HandlerFunc {
+	return s.strategySetter("quorumSize", func(p *params, v privicore.ValidationErrors, ch *voting.StrategyChange) {
+		ch.QuorumSize = optInt(p, v, "quorumSize")
+	})
+}
+
+func (s *Server) setQuorumStrategy() http.HandlerFunc {
+	return s.strategySetter("strategy", func(p *params, v privicore.ValidationErrors, ch *voting.StrategyChange) {
+		ch.Strategy = optString(p, "strategy")
+		ch.Percentage = optInt(p, v, "strategy_params", "strategyParams")
+	})
+}
+
+func (s *Server) setVotingTimeLimit() http.HandlerFunc {
+	return s.strategySetter("timeLimit", func(p *params, v privicore.ValidationErrors, ch *voting.StrategyChange) {
+		ch.TimeLimit = optInt(p, v, "timeLimit")
+	})
+}
+
+func (s *Server) setMaximumVotingAttempts() http.HandlerFunc {
+	return s.strategySetter("numberOfAttempts", func(p *params, v privicore.ValidationErrors, ch *voting.StrategyChange) {
+		ch.Attempts = optInt(p, v, "numberOfAttempts")
+	})
+}
+
+// configurationInput reads the fields of a voting configuration.
+func configurationInput(p *params) (voting.ConfigurationInput, error) {
+	v := privicore.ValidationErrors{}
+	in := voting.ConfigurationInput{
+		Name:       optString(p, "name"),
+		Strategy:   optString(p, "strategy"),
+		Percentage: optInt(p, v, "percentageRequired"),
+		TimeLimit:  optInt(p, v, "timeLimit"),
+	}
+	if p.Has("deviceIdentifiers") {
+		ids := p.Strings("deviceIdentifiers")
+		in.DeviceIDs = &ids
+	}
+	return in, v.Err()
+}
+
+func (s *Server) registerVotingConfiguration(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	in, err := configurationInput(p)
+	if err == nil {
+		var c *privicore.Command
+		if c, err = s.Voting.RegisterConfiguration(r.Context(), authFrom(r).Profile.ID, in); err == nil {
+			writeAccepted(w, c)
+			return
+		}
+	}
+	s.fail(w, r, err)
+}
+
+func (s *Server) updateVotingConfiguration(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	in, err := configurationInput(p)
+	if err == nil {
+		key := p.String("id")
+		if key == "" {
+			key = p.String("name")
+			in.Name = nil // the name finds it; renaming needs the id
+		}
+		var c *privicore.Command
+		if c, err = s.Voting.UpdateConfiguration(r.Context(), authFrom(r).Profile.ID, key, in); err == nil {
+			writeAccepted(w, c)
+			return
+		}
+	}
+	s.fail(w, r, err)
+}
+
+// votingConfigJSON is a voting configuration as listed.
+type votingConfigJSON struct {
+	ID                 string   `json:"id"`
+	Name               string   `json:"name"`
+	TimeLimit          int      `json:"timeLimit"`
+	Strategy           string   `json:"strategy"`
+	PercentageRequired int      `json:"percentageRequired"`
+	DeviceIdentifiers  []string `json:"deviceIdentifiers"`
+	CreatedAt          string   `json:"createdAt"`
+	UpdatedAt          string   `json:"updatedAt"`
+}
+
+func votingConfigOf(c *privicore.VotingConfiguration) votingConfigJSON {
+	return votingConfigJSON{ID: c.ID, Name: c.Name, TimeLimit: c.TimeLimit, Strategy: c.Strategy, PercentageRequired: c.Percentage,
+		DeviceIdentifiers: c.DeviceIDs, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt)}
+}
+
+func (s *Server) listVotingConfigurations(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Voting.Configurations(r.Context(), authFrom(r).Profile.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]votingConfigJSON, 0, len(list))
+	for _, c := range list {
+		out = append(out, votingConfigOf(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) retrieveVotingConfiguration(w http.ResponseWriter, r *http.Request) {
+	c, err := s.Voting.Configuration(r.Context(), authFrom(r).Profile.ID, r.PathValue("idOrName"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, votingConfigOf(c))
+}
