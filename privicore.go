@@ -167,6 +167,8 @@ type Queries interface {
 	DataTokenStore
 	OAuthStore
 	VotingStore
+	PoolStore
+	PolicyStore
 }
 
 // Store is the engine's database. Its Queries methods read outside a

@@ -81,3 +81,113 @@ type VotingStore interface {
 	// ListVotingConfigurations returns the profile's configurations, oldest first.
 	ListVotingConfigurations(ctx context.Context, profileID string) ([]*VotingConfiguration, error)
 }
+
+// Pool states (spec §11). Every state but PoolOpen is final for its
+// attempt; a failed attempt (rejected, expired, quorum not met) is followed
+// by a new one while attempts remain.
+const (
+	PoolOpen         = "open"
+	PoolApproved     = "approved"
+	PoolRejected     = "rejected"       // the strategy said no
+	PoolExpired      = "expired"        // the time limit passed without any answer
+	PoolQuorumNotMet = "quorum_not_met" // too few answers for a result to count
+	PoolCancelled    = "cancelled"      // the profile cancelled it
+)
+
+// Pool is a vote of a profile's authenticators on one operation: a held
+// command (Event names what it would do) or an ad-hoc question.
+type Pool struct {
+	ID          string         // UUIDv7
+	ProfileID   string         //
+	CommandID   string         // the command whose ack waits for the outcome
+	Event       string         // the gated event, or "voting.create"
+	Title       string         //
+	Question    string         //
+	Nonce       string         // the creator's, echoed back
+	Detail      map[string]any // what the ballot shows: application, data token, device…
+	Strategy    string         // how answers count
+	Percentage  int            //
+	QuorumSize  int            //
+	TimeLimit   int            // seconds per attempt
+	Eligible    []string       // the authenticators asked (frozen when the pool opens)
+	Attempt     int            // 1, 2, …
+	MaxAttempts int            //
+	State       string         // Pool…
+	CreatedAt   time.Time      //
+	ExpiresAt   time.Time      // the current attempt's deadline
+	ResolvedAt  time.Time      // zero while open
+	Answers     []PoolAnswer   // of the current attempt
+}
+
+// PoolAnswer is one authenticator's answer.
+type PoolAnswer struct {
+	DeviceID string
+	Yes      bool
+	At       time.Time
+}
+
+// PoolStore persists pools and their answers.
+type PoolStore interface {
+	// CreatePool inserts p.
+	CreatePool(ctx context.Context, p *Pool) error
+	// UpdatePool writes p's attempt, state, deadline and resolution time.
+	UpdatePool(ctx context.Context, p *Pool) error
+	// FindPool returns the pool with the current attempt's answers, or
+	// ENOTFOUND.
+	FindPool(ctx context.Context, id string) (*Pool, error)
+	// FindPoolByCommand returns the pool holding a command, or ENOTFOUND.
+	FindPoolByCommand(ctx context.Context, commandID string) (*Pool, error)
+	// AddPoolAnswer records an answer; a second answer of the device in the
+	// same attempt is ECONFLICT.
+	AddPoolAnswer(ctx context.Context, poolID string, attempt int, a PoolAnswer) error
+	// OpenPools lists open pools (without answers), soonest deadline first.
+	OpenPools(ctx context.Context, limit int) ([]*Pool, error)
+}
+
+// The events a policy can gate (spec §10): what a command would do.
+const (
+	EventDataExchange          = "data-token.exchange" // also stream uploads
+	EventDataRequest           = "data-token.request-data"
+	EventDataUpdate            = "data-token.update"
+	EventDataDelete            = "data-token.delete"
+	EventDeviceApprove         = "device.approve"
+	EventDeviceRemove          = "device.remove"
+	EventStorageRegister       = "storage.register"
+	EventStorageRemove         = "storage.remove"
+	EventAuthenticatorRegister = "verified-authenticator.register"
+	EventAuthenticatorRemove   = "verified-authenticator.remove"
+	EventPolicyDeactivate      = "policy.deactivate"
+	EventPolicyDelete          = "policy.delete"
+	EventPasswordChange        = "profile.change-password"
+	EventOAuthRegister         = "oauth.register"
+)
+
+// Policy makes the profile's authenticators vote on the events it covers
+// while it is active.
+type Policy struct {
+	ID              string         // the register command's id
+	ProfileID       string         //
+	Name            string         // unique per profile
+	TemplateID      string         // from the engine's catalogue
+	EventIDs        []string       // ids of the template's events it covers
+	Events          []string       // their names (Event…), derived from EventIDs
+	ConfigurationID string         // a voting configuration; "" for the profile's strategy
+	Configuration   map[string]any // the template's parameters
+	Active          bool           // new policies start inactive
+	CreatedAt       time.Time      //
+	UpdatedAt       time.Time      //
+}
+
+// PolicyStore persists policies.
+type PolicyStore interface {
+	// CreatePolicy inserts p; a name the profile uses is ECONFLICT.
+	CreatePolicy(ctx context.Context, p *Policy) error
+	// SetPolicyActive switches a policy on or off.
+	SetPolicyActive(ctx context.Context, id string, active bool, at time.Time) error
+	// DeletePolicy removes a policy.
+	DeletePolicy(ctx context.Context, id string) error
+	// FindPolicy looks one of the profile's policies up by id or name; ENOTFOUND.
+	FindPolicy(ctx context.Context, profileID, idOrName string) (*Policy, error)
+	// ListPolicies returns the profile's policies, oldest first.
+	ListPolicies(ctx context.Context, profileID string) ([]*Policy, error)
+}

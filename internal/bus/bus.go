@@ -19,6 +19,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/privicore/privicore"
 )
 
 // DefaultPrefix starts every privicore subject.
@@ -261,4 +263,26 @@ func (b *Bus) Close() {
 		b.srv.Shutdown()
 		b.srv.WaitForShutdown()
 	}
+}
+
+// Dial connects a device with its bundle: its credentials, its inbox
+// prefix, reconnecting by itself forever. hello runs on every (re)connect
+// with the connection (the caller announces itself there).
+func Dial(b *privicore.Bundle, name string, log *slog.Logger, hello func(*nats.Conn)) (*nats.Conn, error) {
+	nc, err := nats.Connect(b.BusURL,
+		nats.UserInfo(b.ClientID, b.ClientSecret),
+		nats.CustomInboxPrefix(InboxPrefix(b.DeviceIdentifier)),
+		nats.Name(name+"-"+b.DeviceIdentifier),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
+		nats.ReconnectHandler(hello),
+		nats.ConnectHandler(hello),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("bus disconnected", "err", err)
+			}
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", b.BusURL, err)
+	}
+	return nc, nil
 }

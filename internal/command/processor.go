@@ -64,6 +64,19 @@ type Steps struct {
 	Compensate func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error
 }
 
+// Gate holds commands for a vote of the profile's authenticators
+// (internal/voting implements it). A held command stays pending until the
+// gate calls Resume; it does not hold back later commands with its ordering
+// key, and its own checks run when it is finally applied.
+type Gate interface {
+	// Gated reports whether c, which fires event, may need a vote. It must
+	// be cheap: it is asked for every command that fires an event.
+	Gated(ctx context.Context, c *privicore.Command, event string) bool
+	// Check decides a gated command: run it now (proceed), hold it (no
+	// error, !proceed), or reject it (a *privicore.Error with a reason).
+	Check(ctx context.Context, c *privicore.Command, event string) (proceed bool, err error)
+}
+
 // Publisher delivers events to a profile's channel.
 type Publisher interface {
 	Publish(profileID string, data any)
@@ -93,6 +106,8 @@ type Processor struct {
 	log      *slog.Logger
 	opts     Options
 	handlers map[string]Steps
+	events   map[string]func(*privicore.Command) string
+	gate     Gate
 	now      func() time.Time
 
 	attachMu sync.Mutex
@@ -125,7 +140,7 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, handlers: map[string]Steps{}, attached: map[string]any{},
+	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, handlers: map[string]Steps{}, events: map[string]func(*privicore.Command) string{}, attached: map[string]any{},
 		now: func() time.Time { return time.Now().UTC() }, inflight: map[string]bool{}, keys: map[string]int{}, stop: make(chan struct{})}
 	for range opts.Workers {
 		p.queues = append(p.queues, make(chan *privicore.Command, opts.QueueSize))
@@ -183,6 +198,45 @@ func (p *Processor) detach(id string) {
 // ByID is a Steps.Key for commands that need no ordering.
 func ByID(c *privicore.Command) string { return c.ID }
 
+// Event declares the policy event commands of typ fire (spec §10), as a
+// function of the command ("" for none). Set before Start.
+func (p *Processor) Event(typ string, event func(*privicore.Command) string) { p.events[typ] = event }
+
+// Fires is an Event function for command types that always fire event.
+func Fires(event string) func(*privicore.Command) string {
+	return func(*privicore.Command) string { return event }
+}
+
+// SetGate installs the gate asked about commands that fire events. Set
+// before Start.
+func (p *Processor) SetGate(g Gate) { p.gate = g }
+
+// EventOf returns the event c fires, or "".
+func (p *Processor) EventOf(c *privicore.Command) string {
+	if f := p.events[c.Type]; f != nil {
+		return f(c)
+	}
+	return ""
+}
+
+// gated reports whether the gate may hold c.
+func (p *Processor) gated(ctx context.Context, c *privicore.Command) (string, bool) {
+	if p.gate == nil {
+		return "", false
+	}
+	ev := p.EventOf(c)
+	return ev, ev != "" && p.gate.Gated(ctx, c, ev)
+}
+
+// Resume queues a held command again (its gate decided).
+func (p *Processor) Resume(ctx context.Context, id string) {
+	c, err := p.store.FindCommand(ctx, id)
+	if err != nil || c.Status != privicore.CommandPending {
+		return
+	}
+	p.enqueue(c)
+}
+
 // NewID returns a fresh command id (UUIDv7).
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
@@ -204,7 +258,8 @@ func (p *Processor) SubmitWithID(ctx context.Context, id, profileID, typ string,
 	}
 	now := p.now()
 	c := &privicore.Command{ID: id, ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandPending, CreatedAt: now, UpdatedAt: now}
-	if h := p.handlers[typ]; h.Prepare == nil {
+	if _, gated := p.gated(ctx, c); !gated && p.handlers[typ].Prepare == nil {
+		h := p.handlers[typ]
 		if key := p.keyOf(c); p.claim(key) {
 			done, err := p.inline(ctx, c, h)
 			p.release(key)
@@ -405,6 +460,19 @@ func (p *Processor) execute(c *privicore.Command) {
 		p.reject(ctx, c, Steps{}, nil, "command.unknown_type")
 		return
 	}
+	if ev, gated := p.gated(ctx, c); gated {
+		proceed, err := p.gate.Check(ctx, c, ev)
+		switch {
+		case err != nil && isRejection(err):
+			p.reject(ctx, c, Steps{}, nil, reasonOf(err))
+			return
+		case err != nil:
+			p.retry(ctx, c, err)
+			return
+		case !proceed:
+			return // held: pending until the gate resumes it
+		}
+	}
 	var prepared any
 	if h.Prepare != nil {
 		var err error
@@ -528,6 +596,8 @@ func (p *Processor) Status(ctx context.Context, id, callerProfileID string) (*pr
 // commands whose effect must be visible at once (e.g. a delete that must
 // stop reads immediately). A rejection from apply is returned as the error,
 // and nothing is recorded; on success the outcome is published as usual.
+// When the gate may hold the command, it takes the queued path instead
+// (typ must then have a handler doing what apply does).
 func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any, apply func(q privicore.Queries) (Result, error)) (*privicore.Command, error) {
 	raw, err := json.Marshal(payload)
 	if err != nil {
@@ -535,6 +605,11 @@ func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any,
 	}
 	now := p.now()
 	c := &privicore.Command{ID: NewID(), ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandSucceeded, CreatedAt: now, UpdatedAt: now}
+	if _, held := p.handlers[typ]; held {
+		if _, gated := p.gated(ctx, c); gated {
+			return p.SubmitWithID(ctx, c.ID, profileID, typ, payload)
+		}
+	}
 	var res Result
 	err = p.store.Write(ctx, func(q privicore.Queries) error {
 		var err error

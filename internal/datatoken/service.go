@@ -116,6 +116,20 @@ func New(store privicore.Store, cmds *command.Processor, st *storage.Service, pu
 	cmds.HandleSteps(CmdUpdate, command.Steps{Key: byToken, Prepare: s.prepareUpdate, Apply: s.applyUpdate, Compensate: s.compensatePush})
 	cmds.HandleSteps(CmdMeta, command.Steps{Key: byToken, Apply: apply(s.handleMeta)})
 	cmds.HandleSteps(CmdRisk, command.Steps{Key: byToken, Apply: apply(s.handleRisk)})
+	// A delete runs at once, unless a policy holds it for a vote: then it
+	// is queued and applied by this handler once approved.
+	cmds.HandleSteps(CmdDelete, command.Steps{Key: byToken, Apply: apply(func(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+		var p struct{ Token string }
+		if err := decode(c, &p); err != nil {
+			return command.Result{}, err
+		}
+		return s.deleteIn(ctx, q, c.ProfileID, p.Token)
+	})})
+	for typ, event := range map[string]string{CmdExchange: privicore.EventDataExchange, CmdStreamExchange: privicore.EventDataExchange,
+		CmdRequest: privicore.EventDataRequest, CmdUpdate: privicore.EventDataUpdate, CmdMeta: privicore.EventDataUpdate,
+		CmdRisk: privicore.EventDataUpdate, CmdDelete: privicore.EventDataDelete} {
+		cmds.Event(typ, command.Fires(event))
+	}
 	return s
 }
 
@@ -813,20 +827,28 @@ func (s *Service) Delete(ctx context.Context, profileID, token string) (*privico
 	if token == "" {
 		return nil, privicore.Invalid("token", "is required")
 	}
-	var holders []string
+	if _, err := s.owned(ctx, s.store, profileID, token); err != nil {
+		return nil, err
+	}
 	return s.cmds.Run(ctx, profileID, CmdDelete, map[string]string{"token": token}, func(q privicore.Queries) (command.Result, error) {
-		t, err := s.owned(ctx, q, profileID, token)
-		if err != nil {
-			return command.Result{}, err
-		}
-		if holders, err = q.BlobHolders(ctx, t.BlobID); err != nil {
-			return command.Result{}, err
-		}
-		if err := s.forget(ctx, q, t.BlobID); err != nil {
-			return command.Result{}, err
-		}
-		return command.Result{After: func() { s.storage.KickAll(holders) }}, q.DeleteDataToken(ctx, t.ID)
+		return s.deleteIn(ctx, q, profileID, token)
 	})
+}
+
+// deleteIn removes a token inside q and queues its payload's removal.
+func (s *Service) deleteIn(ctx context.Context, q privicore.Queries, profileID, token string) (command.Result, error) {
+	t, err := s.owned(ctx, q, profileID, token)
+	if err != nil {
+		return command.Result{}, err
+	}
+	holders, err := q.BlobHolders(ctx, t.BlobID)
+	if err != nil {
+		return command.Result{}, err
+	}
+	if err := s.forget(ctx, q, t.BlobID); err != nil {
+		return command.Result{}, err
+	}
+	return command.Result{After: func() { s.storage.KickAll(holders) }}, q.DeleteDataToken(ctx, t.ID)
 }
 
 // Sweep removes tokens never made permanent whose reservation expired, and

@@ -75,6 +75,17 @@ func New(store privicore.Store, cmds *command.Processor, bus Bus, engineKey stri
 	cmds.Handle(CmdRemove, s.handleRemove)
 	cmds.Handle(CmdAssignRole, s.handleAssignRole)
 	cmds.Handle(CmdDropRole, s.handleDropRole)
+	cmds.Event(CmdApprove, command.Fires(privicore.EventDeviceApprove))
+	cmds.Event(CmdRemove, command.Fires(privicore.EventDeviceRemove))
+	roleEvent := func(storage, authenticator string) func(*privicore.Command) string {
+		return func(c *privicore.Command) string {
+			var p idPayload
+			json.Unmarshal(c.Payload, &p)
+			return map[string]string{privicore.RoleStorage: storage, privicore.RoleAuthenticator: authenticator}[p.Role]
+		}
+	}
+	cmds.Event(CmdAssignRole, roleEvent(privicore.EventStorageRegister, privicore.EventAuthenticatorRegister))
+	cmds.Event(CmdDropRole, roleEvent(privicore.EventStorageRemove, privicore.EventAuthenticatorRemove))
 	return s
 }
 

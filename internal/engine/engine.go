@@ -51,6 +51,7 @@ type Config struct {
 
 	ChannelBufferTTL time.Duration // how long events wait for a socket; default 60s
 	PingInterval     time.Duration // WebSocket keepalive; default 25s
+	VoteCheckEvery   time.Duration // how often overdue voting pools are resolved; default 200ms
 	ShutdownTimeout  time.Duration // graceful shutdown bound; default 10s
 	Logger           *slog.Logger  // default: discard
 }
@@ -152,6 +153,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 	e.OAuth = oauth.New(store, e.Commands, e.Profiles)
 	e.Voting = voting.New(store, e.Commands)
+	e.Voting.SetBus(voting.Bus{Conn: e.Bus.Conn(), Prefix: e.Bus.Prefix(), EngineKey: priv, Logger: cfg.Logger, CheckEvery: cfg.VoteCheckEvery})
 
 	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Storage: e.Storage, DataTokens: e.DataTokens,
 		OAuth: e.OAuth, Voting: e.Voting, Channels: e.Hub.Handler(),
@@ -164,7 +166,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		store.Close()
 		return nil, err
 	}
+	if err := e.Voting.Start(ctx); err != nil {
+		e.Storage.Stop()
+		e.Hub.Close()
+		e.Bus.Close()
+		store.Close()
+		return nil, fmt.Errorf("voting: %w", err)
+	}
 	if err := e.Commands.Start(ctx); err != nil {
+		e.Voting.Stop()
 		e.Storage.Stop()
 		e.Hub.Close()
 		e.Bus.Close()
@@ -288,6 +298,7 @@ func (e *Engine) Close() error {
 		close(e.stopBg)
 		e.wg.Wait()
 		e.Commands.Stop()
+		e.Voting.Stop()
 		e.Storage.Stop()
 		e.Bus.Close()
 		if cerr := e.Store.Close(); cerr != nil && err == nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/profile"
+	"github.com/privicore/privicore/internal/voting"
 )
 
 // Handler returns the API with every route. The WebSocket channel proxy is
@@ -124,6 +125,25 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /verified-authenticator/voting-configuration/update", s.authed(activeProfile, privicore.ScopeVotingWrite, s.updateVotingConfiguration))
 	handle("GET /verified-authenticator/voting-configuration/list", s.authed(activeProfile, privicore.ScopeVotingRead, s.listVotingConfigurations))
 	handle("GET /verified-authenticator/voting-configuration/retrieve/{idOrName}", s.authed(activeProfile, privicore.ScopeVotingRead, s.retrieveVotingConfiguration))
+
+	// §10 Policies.
+	active, inactive := true, false
+	handle("GET /policy/list-policy-templates", s.authed(activeProfile, privicore.ScopePolicyRead, s.listPolicyTemplates))
+	handle("POST /policy/register", s.authed(activeProfile, privicore.ScopePolicyWrite, s.registerPolicy))
+	handle("GET /policy/retrieve-policy/{idOrName}", s.authed(activeProfile, privicore.ScopePolicyRead, s.retrievePolicy))
+	handle("GET /policy/retrieve-registered-policy/{idOrName}", s.authed(activeProfile, privicore.ScopePolicyRead, s.retrievePolicy))
+	handle("GET /policy/list-registered-policies", s.authed(activeProfile, privicore.ScopePolicyRead, s.listPolicies(nil)))
+	handle("GET /policy/list-active-policies", s.authed(activeProfile, privicore.ScopePolicyRead, s.listPolicies(&active)))
+	handle("GET /policy/list-inactive-policies", s.authed(activeProfile, privicore.ScopePolicyRead, s.listPolicies(&inactive)))
+	handle("POST /policy/activate", s.authed(activeProfile, privicore.ScopePolicyWrite, s.changePolicy(voting.CmdActivatePolicy)))
+	handle("POST /policy/deactivate", s.authed(activeProfile, privicore.ScopePolicyWrite, s.changePolicy(voting.CmdDeactivatePolicy)))
+	handle("POST /policy/delete", s.authed(activeProfile, privicore.ScopePolicyWrite, s.changePolicy(voting.CmdDeletePolicy)))
+
+	// §11 Voting operations.
+	handle("POST /voting/create", s.authed(activeProfile, privicore.ScopeVotingWrite, s.createVote))
+	handle("POST /voting/create-voting", s.authed(activeProfile, privicore.ScopeVotingWrite, s.createVote))
+	handle("GET /voting/check-pool-status/{poolId}", s.authed(activeProfile, privicore.ScopeVotingRead, s.poolStatus))
+	handle("POST /voting/cancel-pool", s.authed(activeProfile, privicore.ScopeVotingWrite, s.cancelPool))
 
 	handle("/", http.HandlerFunc(notFound))
 	return s.middleware(mux)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/voting"
@@ -206,4 +207,164 @@ func (s *Server) retrieveVotingConfiguration(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	writeJSON(w, http.StatusOK, votingConfigOf(c))
+}
+
+// §10 Policies.
+
+// templateJSON renders the catalogue in the spec's shape.
+func templatesJSON() map[string]any {
+	out := map[string]any{}
+	for _, t := range voting.Templates {
+		events := map[string]map[string]string{}
+		for _, e := range t.Events {
+			events[e.ID] = map[string]string{e.Name: e.Description}
+		}
+		out[t.ID] = map[string]any{"name": t.Name, "description": t.Description, "events": events,
+			"configuration": t.Configuration, "votingAttributes": t.VotingAttributes}
+	}
+	return out
+}
+
+func (s *Server) listPolicyTemplates(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, templatesJSON())
+}
+
+func (s *Server) registerPolicy(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	cfg, _, err := p.Object("configuration")
+	if err != nil {
+		s.fail(w, r, privicore.Invalid("configuration", err.Error()))
+		return
+	}
+	c, err := s.Voting.RegisterPolicy(r.Context(), authFrom(r).Profile.ID, voting.PolicyInput{Name: p.String("name"),
+		TemplateID: p.String("policyTemplateId"), EventIDs: p.Strings("applyingEventIds"), Configuration: cfg,
+		VotingConfig: p.String("configurationId", "votingConfigurationId")})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
+}
+
+// policyJSON is a policy as the API shows it.
+type policyJSON struct {
+	ID               string         `json:"id"`
+	Name             string         `json:"name"`
+	PolicyTemplateID string         `json:"policyTemplateId"`
+	ApplyingEventIDs []string       `json:"applyingEventIds"`
+	Events           []string       `json:"events"`
+	ConfigurationID  string         `json:"configurationId"`
+	Configuration    map[string]any `json:"configuration"`
+	Active           bool           `json:"active"`
+	CreatedAt        string         `json:"createdAt"`
+}
+
+func policyOf(p *privicore.Policy) policyJSON {
+	return policyJSON{ID: p.ID, Name: p.Name, PolicyTemplateID: p.TemplateID, ApplyingEventIDs: p.EventIDs, Events: p.Events,
+		ConfigurationID: p.ConfigurationID, Configuration: p.Configuration, Active: p.Active, CreatedAt: formatTime(p.CreatedAt)}
+}
+
+func (s *Server) retrievePolicy(w http.ResponseWriter, r *http.Request) {
+	p, err := s.Voting.Policy(r.Context(), authFrom(r).Profile.ID, r.PathValue("idOrName"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, policyOf(p))
+}
+
+// listPolicies lists all (active nil), active or inactive policies.
+func (s *Server) listPolicies(active *bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		list, err := s.Voting.Policies(r.Context(), authFrom(r).Profile.ID, active)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out := make([]policyJSON, 0, len(list))
+		for _, p := range list {
+			out = append(out, policyOf(p))
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+// changePolicy handles activate, deactivate and delete.
+func (s *Server) changePolicy(typ string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := s.bind(w, r)
+		if !ok {
+			return
+		}
+		c, err := s.Voting.ChangePolicy(r.Context(), authFrom(r).Profile.ID, typ, p.String("policyId", "name"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeAccepted(w, c)
+	}
+}
+
+// §11 Voting operations.
+
+func (s *Server) createVote(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	c, poolID, err := s.Voting.CreateVote(r.Context(), authFrom(r).Profile.ID, p.String("votingConfigurationId", "configurationId"),
+		p.String("title"), p.String("question"), p.String("nonce"), p.Strings("skipAuthenticatorDevices"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("X-DPT-CAB-ID", c.ID)
+	writeJSON(w, http.StatusAccepted, map[string]string{"commandId": c.ID, "poolId": poolID, "message": "Command accepted."})
+}
+
+// poolAnswerJSON is one answer in a pool status.
+type poolAnswerJSON struct {
+	DeviceIdentifier string `json:"deviceIdentifier"`
+	Vote             string `json:"vote"`
+	At               string `json:"at"`
+}
+
+func (s *Server) poolStatus(w http.ResponseWriter, r *http.Request) {
+	pl, err := s.Voting.Pool(r.Context(), authFrom(r).Profile.ID, r.PathValue("poolId"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	answers := make([]poolAnswerJSON, 0, len(pl.Answers))
+	for _, a := range pl.Answers {
+		vote := "no"
+		if a.Yes {
+			vote = "yes"
+		}
+		answers = append(answers, poolAnswerJSON{DeviceIdentifier: a.DeviceID, Vote: vote, At: formatTime(a.At)})
+	}
+	left := 0
+	if pl.State == privicore.PoolOpen {
+		left = max(0, int(time.Until(pl.ExpiresAt).Seconds()+0.5))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"poolId": pl.ID, "state": pl.State, "strategy": pl.Strategy, "percentageRequired": pl.Percentage,
+		"quorumSize": pl.QuorumSize, "title": pl.Title, "question": pl.Question, "nonce": pl.Nonce, "eligible": pl.Eligible,
+		"answers": answers, "attempt": pl.Attempt, "maxAttempts": pl.MaxAttempts, "expiresAt": formatTime(pl.ExpiresAt),
+		"secondsLeft": left, "event": pl.Event, "commandId": pl.CommandID, "detail": pl.Detail})
+}
+
+func (s *Server) cancelPool(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	c, err := s.Voting.CancelVote(r.Context(), authFrom(r).Profile.ID, p.String("poolId"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
 }

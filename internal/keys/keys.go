@@ -198,3 +198,12 @@ func LoadOrCreateSecretFile(path string, size int) ([]byte, error) {
 	}
 	return secret, nil
 }
+
+// ParsePublicKey checks a signed public key and returns it as an X25519 key.
+func ParsePublicKey(signed string) (*ecdh.PublicKey, error) {
+	raw, err := ParseSigned(signed)
+	if err != nil {
+		return nil, err
+	}
+	return ecdh.X25519().NewPublicKey(raw)
+}

@@ -73,6 +73,7 @@ type Service struct {
 func New(store privicore.Store, cmds *command.Processor, profiles *profile.Service) *Service {
 	s := &Service{store: store, cmds: cmds, profiles: profiles, now: func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)
+	cmds.Event(CmdRegister, command.Fires(privicore.EventOAuthRegister))
 	cmds.Handle(CmdRemove, s.handleRemove)
 	cmds.Handle(CmdRequestCode, s.handleRequestCode)
 	return s

@@ -109,6 +109,7 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, onRevoke fu
 		now:    func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)
 	cmds.Handle(CmdChangePassword, s.handleChangePassword)
+	cmds.Event(CmdChangePassword, command.Fires(privicore.EventPasswordChange))
 	cmds.Handle(CmdRequestAuthToken, s.handleRequestAuthToken)
 	cmds.Handle(CmdRegisterPublicKey, s.handleRegisterPublicKey)
 	return s

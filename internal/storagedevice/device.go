@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/groupcommit"
 	"github.com/privicore/privicore/internal/keys"
 )
@@ -129,20 +130,9 @@ func Start(cfg Config) (*Device, error) {
 		ups: uploads{m: map[string]*upload{}}}
 	go d.writer()
 	b := cfg.Bundle
-	nc, err := nats.Connect(b.BusURL,
-		nats.UserInfo(b.ClientID, b.ClientSecret),
-		nats.CustomInboxPrefix("_INBOX_"+b.DeviceIdentifier),
-		nats.Name("privicore-storage-"+b.DeviceIdentifier),
-		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
-		nats.ReconnectHandler(d.hello),
-		nats.ConnectHandler(d.hello),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				d.log.Warn("bus disconnected", "err", err)
-			}
-		}))
+	nc, err := bus.Dial(b, "privicore-storage", d.log, d.hello)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", b.BusURL, err)
+		return nil, err
 	}
 	d.nc = nc
 	// Each request is handled on its own goroutine so that stores arriving

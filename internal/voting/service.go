@@ -52,6 +52,7 @@ type Service struct {
 	store privicore.Store
 	cmds  *command.Processor
 	now   func() time.Time
+	pools *pools // set by SetBus
 }
 
 // New returns the service and registers its command handlers with cmds.
@@ -60,8 +61,22 @@ func New(store privicore.Store, cmds *command.Processor) *Service {
 	cmds.Handle(CmdChangeStrategy, s.handleChangeStrategy)
 	cmds.Handle(CmdRegisterConfiguration, s.handleRegisterConfiguration)
 	cmds.Handle(CmdUpdateConfiguration, s.handleUpdateConfiguration)
+	cmds.HandleSteps(CmdCreateVote, command.Steps{Key: command.ByID, Apply: func(ctx context.Context, q privicore.Queries, c *privicore.Command, _ any) (command.Result, error) {
+		return s.handleCreateVote(ctx, q, c)
+	}})
+	cmds.Handle(CmdCancelVote, s.handleCancelVote)
+	cmds.Event(CmdCreateVote, func(*privicore.Command) string { return EventVote })
+	cmds.Handle(CmdRegisterPolicy, s.handleRegisterPolicy)
+	for _, typ := range []string{CmdActivatePolicy, CmdDeactivatePolicy, CmdDeletePolicy} {
+		cmds.Handle(typ, s.handleChangePolicy)
+	}
+	cmds.Event(CmdDeactivatePolicy, command.Fires(privicore.EventPolicyDeactivate))
+	cmds.Event(CmdDeletePolicy, command.Fires(privicore.EventPolicyDelete))
+	cmds.SetGate(s)
 	return s
 }
+
+func utf8Len(s string) int { return utf8.RuneCountInString(s) }
 
 func decode(c *privicore.Command, v any) error {
 	if err := json.Unmarshal(c.Payload, v); err != nil {

@@ -1,0 +1,276 @@
+package voting
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/command"
+)
+
+// Policies (spec §10). A policy names a template of the engine's
+// catalogue, the template's events it covers, a voting configuration (or
+// the profile's strategy) and the template's parameters. While it is
+// active, every command firing one of its events waits for a vote.
+
+// Command types of policies.
+const (
+	CmdRegisterPolicy   = "policy.register"
+	CmdActivatePolicy   = "policy.activate"
+	CmdDeactivatePolicy = "policy.deactivate"
+	CmdDeletePolicy     = "policy.delete"
+)
+
+// Rejection reasons of policies.
+const (
+	ReasonPolicyNotFound  = "policy.not_found"
+	ReasonPolicyNameTaken = "policy.name_taken"
+)
+
+// TemplateEvent is one event a template can gate.
+type TemplateEvent struct {
+	ID, Name, Description string
+}
+
+// Template is an entry of the policy template catalogue.
+type Template struct {
+	ID               string
+	Name             string
+	Description      string
+	Events           []TemplateEvent
+	Configuration    []string // the parameters a policy's configuration may set
+	VotingAttributes []string // what the voting configuration decides
+}
+
+// ParamBallotMessage is the template parameter whose text the ballots of
+// the policy's pools show as their question.
+const ParamBallotMessage = "ballotMessage"
+
+var votingAttributes = []string{"strategy", "percentageRequired", "quorumSize", "timeLimit", "numberOfAttempts", "deviceIdentifiers"}
+
+// Templates is the engine's catalogue. Event ids are the engine's own; one
+// event may appear in several templates.
+var Templates = []Template{
+	{ID: "data-protection", Name: "Data protection", Description: "Vote on what happens to the profile's data tokens",
+		Events: []TemplateEvent{
+			{"dt-exchange", privicore.EventDataExchange, "Data is exchanged for a token (inline or streamed)"},
+			{"dt-request", privicore.EventDataRequest, "A token's data is requested"},
+			{"dt-update", privicore.EventDataUpdate, "A token's data or meta is updated"},
+			{"dt-delete", privicore.EventDataDelete, "A token and its data are deleted"},
+		}},
+	{ID: "device-control", Name: "Device control", Description: "Vote on changes to the profile's devices",
+		Events: []TemplateEvent{
+			{"dev-approve", privicore.EventDeviceApprove, "A device is approved"},
+			{"dev-remove", privicore.EventDeviceRemove, "A device is removed"},
+			{"st-register", privicore.EventStorageRegister, "A device becomes a storage device"},
+			{"st-remove", privicore.EventStorageRemove, "A storage device loses its role"},
+			{"va-register", privicore.EventAuthenticatorRegister, "A device becomes an authenticator"},
+			{"va-remove", privicore.EventAuthenticatorRemove, "An authenticator loses its role"},
+		}},
+	{ID: "account-security", Name: "Account security", Description: "Vote on changes to the profile's credentials and delegations",
+		Events: []TemplateEvent{
+			{"pr-password", privicore.EventPasswordChange, "The password is changed"},
+			{"oa-register", privicore.EventOAuthRegister, "An OAuth application is registered"},
+			{"va-remove", privicore.EventAuthenticatorRemove, "An authenticator loses its role"},
+			{"po-deactivate", privicore.EventPolicyDeactivate, "A policy is deactivated"},
+			{"po-delete", privicore.EventPolicyDelete, "A policy is deleted"},
+		}},
+	{ID: "policy-protection", Name: "Policy protection", Description: "Vote before policies are switched off",
+		Events: []TemplateEvent{
+			{"po-deactivate", privicore.EventPolicyDeactivate, "A policy is deactivated"},
+			{"po-delete", privicore.EventPolicyDelete, "A policy is deleted"},
+		}},
+}
+
+func init() {
+	for i := range Templates {
+		Templates[i].Configuration = []string{ParamBallotMessage}
+		Templates[i].VotingAttributes = votingAttributes
+	}
+}
+
+func template(id string) *Template {
+	for i := range Templates {
+		if Templates[i].ID == id {
+			return &Templates[i]
+		}
+	}
+	return nil
+}
+
+// PolicyInput is a policy to register.
+type PolicyInput struct {
+	Name          string         `json:"name"`
+	TemplateID    string         `json:"policyTemplateId"`
+	EventIDs      []string       `json:"applyingEventIds"`
+	Configuration map[string]any `json:"configuration"`
+	VotingConfig  string         `json:"configurationId"` // id or name; "" for the profile's strategy
+}
+
+type registerPolicyPayload struct {
+	Policy privicore.Policy `json:"policy"`
+}
+
+// RegisterPolicy validates and submits a policy: a template of the
+// catalogue, at least one of its event ids, a configuration with only the
+// template's parameters, a voting configuration of the profile (by id or
+// name, optional), a name unique per profile (generated when absent). The
+// policy starts inactive; the ack body is its id.
+func (s *Service) RegisterPolicy(ctx context.Context, profileID string, in PolicyInput) (*privicore.Command, error) {
+	v := privicore.ValidationErrors{}
+	pol := privicore.Policy{ProfileID: profileID, Name: strings.TrimSpace(in.Name), TemplateID: in.TemplateID, Configuration: in.Configuration}
+	t := template(in.TemplateID)
+	if t == nil {
+		v.Add("policyTemplateId", "must be one of the templates of /policy/list-policy-templates")
+	} else {
+		if len(in.EventIDs) == 0 {
+			v.Add("applyingEventIds", "must name at least one event of the template")
+		}
+		for _, id := range in.EventIDs {
+			i := slices.IndexFunc(t.Events, func(e TemplateEvent) bool { return e.ID == id })
+			if i < 0 {
+				v.Add("applyingEventIds", id+" is not an event of the template "+t.ID)
+			} else if !slices.Contains(pol.EventIDs, id) {
+				pol.EventIDs = append(pol.EventIDs, id)
+				pol.Events = append(pol.Events, t.Events[i].Name)
+			}
+		}
+		for k, val := range in.Configuration {
+			if !slices.Contains(t.Configuration, k) {
+				v.Add("configuration", k+" is not a parameter of the template (parameters: "+strings.Join(t.Configuration, ", ")+")")
+			} else if str, ok := val.(string); !ok || utf8.RuneCountInString(str) > 500 {
+				v.Add("configuration", k+" must be text of at most 500 characters")
+			}
+		}
+	}
+	if pol.Configuration == nil {
+		pol.Configuration = map[string]any{}
+	}
+	if in.VotingConfig != "" {
+		cfg, err := s.store.FindVotingConfiguration(ctx, profileID, in.VotingConfig)
+		if privicore.ErrorCode(err) == privicore.ENOTFOUND {
+			v.Add("configurationId", "is not one of your voting configurations")
+		} else if err != nil {
+			return nil, err
+		} else {
+			pol.ConfigurationID = cfg.ID
+		}
+	}
+	if n := utf8.RuneCountInString(pol.Name); n > maxName {
+		v.Add("name", "must be at most 128 characters")
+	} else if n > 0 {
+		if _, err := s.store.FindPolicy(ctx, profileID, pol.Name); err == nil {
+			v.Add("name", "is already taken")
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	pol.ID = command.NewID()
+	if pol.Name == "" {
+		pol.Name = fmt.Sprintf("%s-%s", pol.TemplateID, pol.ID[len(pol.ID)-8:])
+	}
+	return s.cmds.SubmitWithID(ctx, pol.ID, profileID, CmdRegisterPolicy, registerPolicyPayload{Policy: pol})
+}
+
+func (s *Service) handleRegisterPolicy(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+	var p registerPolicyPayload
+	if err := decode(c, &p); err != nil {
+		return command.Result{}, err
+	}
+	pol := p.Policy
+	pol.ProfileID, pol.Active = c.ProfileID, false
+	pol.CreatedAt, pol.UpdatedAt = s.now(), s.now()
+	if pol.ConfigurationID != "" {
+		if _, err := q.FindVotingConfiguration(ctx, c.ProfileID, pol.ConfigurationID); err != nil {
+			return command.Result{}, privicore.Reject(ReasonConfigurationNotFound, "voting configuration not found")
+		}
+	}
+	if err := q.CreatePolicy(ctx, &pol); privicore.ErrorCode(err) == privicore.ECONFLICT {
+		return command.Result{}, privicore.Reject(ReasonPolicyNameTaken, "the name is taken")
+	} else if err != nil {
+		return command.Result{}, err
+	}
+	return command.Result{Body: pol.ID}, nil
+}
+
+type policyPayload struct {
+	PolicyID string `json:"policyId"` // id or name
+}
+
+// ChangePolicy submits activate, deactivate or delete (typ: one of the
+// Cmd…Policy types) of one of the profile's policies, by id or name.
+func (s *Service) ChangePolicy(ctx context.Context, profileID, typ, idOrName string) (*privicore.Command, error) {
+	if idOrName == "" {
+		return nil, privicore.Invalid("policyId", "is required")
+	}
+	return s.cmds.Submit(ctx, profileID, typ, policyPayload{PolicyID: idOrName})
+}
+
+func (s *Service) handleChangePolicy(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+	var p policyPayload
+	if err := decode(c, &p); err != nil {
+		return command.Result{}, err
+	}
+	pol, err := q.FindPolicy(ctx, c.ProfileID, p.PolicyID)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
+		return command.Result{}, privicore.Reject(ReasonPolicyNotFound, "policy not found")
+	} else if err != nil {
+		return command.Result{}, err
+	}
+	switch c.Type {
+	case CmdDeletePolicy:
+		err = q.DeletePolicy(ctx, pol.ID)
+	default:
+		err = q.SetPolicyActive(ctx, pol.ID, c.Type == CmdActivatePolicy, s.now())
+	}
+	return command.Result{Body: pol.ID}, err
+}
+
+// Policy returns one of the profile's policies by id or name.
+func (s *Service) Policy(ctx context.Context, profileID, idOrName string) (*privicore.Policy, error) {
+	p, err := s.store.FindPolicy(ctx, profileID, idOrName)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND || idOrName == "" {
+		return nil, privicore.Errorf(privicore.ENOTFOUND, "policy not found")
+	}
+	return p, err
+}
+
+// Policies lists the profile's policies; active selects active ones
+// (true), inactive ones (false) or all (nil).
+func (s *Service) Policies(ctx context.Context, profileID string, active *bool) ([]*privicore.Policy, error) {
+	all, err := s.store.ListPolicies(ctx, profileID)
+	if err != nil || active == nil {
+		return all, err
+	}
+	out := []*privicore.Policy{}
+	for _, p := range all {
+		if p.Active == *active {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// policyFor reads the policies each time, uncached: a policy change must
+// gate (or stop gating) the very next command. It is one indexed query,
+// made only for commands that fire an event.
+
+// policyFor returns the active policy of the profile covering event (the
+// oldest, if several do), or nil.
+func (s *Service) policyFor(ctx context.Context, profileID, event string) (*privicore.Policy, error) {
+	active := true
+	list, err := s.Policies(ctx, profileID, &active)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range list {
+		if slices.Contains(p.Events, event) {
+			return p, nil
+		}
+	}
+	return nil, nil
+}
