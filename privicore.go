@@ -102,6 +102,7 @@ type Command struct {
 	Status    CommandStatus   //
 	Body      string          // success: the result; rejection: the reason key
 	Attempts  int             // executions that failed for a transient reason
+	Actor     string          // who submitted it: "application <id>" or "token <hash prefix>"; "" if unknown
 	CreatedAt time.Time       //
 	UpdatedAt time.Time       //
 }

@@ -190,4 +190,6 @@ type PolicyStore interface {
 	FindPolicy(ctx context.Context, profileID, idOrName string) (*Policy, error)
 	// ListPolicies returns the profile's policies, oldest first.
 	ListPolicies(ctx context.Context, profileID string) ([]*Policy, error)
+	// ActivePolicyProfiles lists the profiles with at least one active policy.
+	ActivePolicyProfiles(ctx context.Context) ([]string, error)
 }

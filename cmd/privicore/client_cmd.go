@@ -189,6 +189,7 @@ func addClientCommands(root *cobra.Command, e *env) {
 	root.AddCommand(profile, key, withServer(newLoginCmd(e, f)))
 	addDataCommands(root, e, f, withServer)
 	addOAuthCommands(root, e, f, withServer)
+	addVotingCommands(root, e, f, withServer)
 }
 
 func newRegisterCmd(e *env, f *clientFlags) *cobra.Command {

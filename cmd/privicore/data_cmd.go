@@ -257,9 +257,7 @@ func roleStep(c *client.Client, role string) func(context.Context, string) (stri
 	if role == "storage" {
 		return c.RegisterStorage
 	}
-	return func(ctx context.Context, id string) (string, error) {
-		return "", errors.New("the authenticator role arrives with the voting work")
-	}
+	return c.RegisterAuthenticator
 }
 
 // dataKey is the CLI's layer-1 key, created on first use in the config dir.

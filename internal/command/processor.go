@@ -237,6 +237,19 @@ func (p *Processor) Resume(ctx context.Context, id string) {
 	p.enqueue(c)
 }
 
+type actorKey struct{}
+
+// WithActor returns ctx carrying who acts (recorded on the commands
+// submitted with it; ballots show it).
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+func actorOf(ctx context.Context) string {
+	a, _ := ctx.Value(actorKey{}).(string)
+	return a
+}
+
 // NewID returns a fresh command id (UUIDv7).
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
@@ -257,7 +270,8 @@ func (p *Processor) SubmitWithID(ctx context.Context, id, profileID, typ string,
 		return nil, err
 	}
 	now := p.now()
-	c := &privicore.Command{ID: id, ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandPending, CreatedAt: now, UpdatedAt: now}
+	c := &privicore.Command{ID: id, ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandPending, CreatedAt: now, UpdatedAt: now,
+		Actor: actorOf(ctx)}
 	if _, gated := p.gated(ctx, c); !gated && p.handlers[typ].Prepare == nil {
 		h := p.handlers[typ]
 		if key := p.keyOf(c); p.claim(key) {
@@ -604,7 +618,8 @@ func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any,
 		return nil, err
 	}
 	now := p.now()
-	c := &privicore.Command{ID: NewID(), ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandSucceeded, CreatedAt: now, UpdatedAt: now}
+	c := &privicore.Command{ID: NewID(), ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandSucceeded, CreatedAt: now, UpdatedAt: now,
+		Actor: actorOf(ctx)}
 	if _, held := p.handlers[typ]; held {
 		if _, gated := p.gated(ctx, c); gated {
 			return p.SubmitWithID(ctx, c.ID, profileID, typ, payload)

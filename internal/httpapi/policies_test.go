@@ -133,7 +133,7 @@ func TestGatedOperations(t *testing.T) {
 	first := yes.ballots[0].PoolID
 	yes.mu.Unlock()
 	b := yes.last(t, first, 1)
-	if b.Event != "data-token.exchange" || b.Question != "Allow?" || b.Title != "approve" {
+	if by, _ := b.Detail["by"].(string); b.Event != "data-token.exchange" || b.Question != "Allow?" || b.Title != "approve" || !strings.HasPrefix(by, "token ") {
 		t.Fatalf("ballot %+v", b)
 	}
 	del := accepted(t, a.postJSON("/data-token/delete-data", u.Token, map[string]string{"token": stored}))

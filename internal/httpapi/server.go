@@ -79,6 +79,7 @@ func (s *Server) authed(level authLevel, scope string, h http.HandlerFunc) http.
 			s.fail(w, r, err)
 			return
 		}
+		r = r.WithContext(command.WithActor(r.Context(), a.Actor()))
 		if level == activeProfile {
 			if err := profile.RequireActive(a); err != nil {
 				s.fail(w, r, err)

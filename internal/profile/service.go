@@ -140,6 +140,15 @@ func (a *Auth) Application() string {
 	return ""
 }
 
+// Actor names the caller for the commands it submits: the OAuth
+// application, or the first 12 hex digits of the token's hash.
+func (a *Auth) Actor() string {
+	if app := a.Application(); app != "" {
+		return "application " + app
+	}
+	return "token " + a.Token.ID[:min(12, len(a.Token.ID))]
+}
+
 // Allow returns nil if the caller may use an endpoint that needs scope: a
 // profile's own token may use every endpoint; an OAuth access token only
 // those whose scope it was granted, never ProfileOnly ones (EFORBIDDEN with

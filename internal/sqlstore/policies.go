@@ -90,3 +90,21 @@ func (q queries) ListPolicies(ctx context.Context, profileID string) ([]*privico
 	}
 	return out, dbErr(rows.Err())
 }
+
+// ActivePolicyProfiles implements privicore.PolicyStore.
+func (q queries) ActivePolicyProfiles(ctx context.Context) ([]string, error) {
+	rows, err := q.rows(ctx, `SELECT DISTINCT profile_id FROM policies WHERE active = 1`)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbErr(err)
+		}
+		out = append(out, id)
+	}
+	return out, dbErr(rows.Err())
+}

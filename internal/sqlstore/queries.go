@@ -309,13 +309,13 @@ func (q queries) DeleteExpiredTokens(ctx context.Context, before time.Time) (int
 
 // ---- commands ----
 
-const commandCols = `id, profile_id, type, payload, status, body, attempts, created_at, updated_at`
+const commandCols = `id, profile_id, type, payload, status, body, attempts, created_at, updated_at, actor`
 
 func scanCommand(row interface{ Scan(...any) error }) (*privicore.Command, error) {
 	var c privicore.Command
 	var payload string
 	var created, updated int64
-	if err := row.Scan(&c.ID, &c.ProfileID, &c.Type, &payload, &c.Status, &c.Body, &c.Attempts, &created, &updated); err != nil {
+	if err := row.Scan(&c.ID, &c.ProfileID, &c.Type, &payload, &c.Status, &c.Body, &c.Attempts, &created, &updated, &c.Actor); err != nil {
 		if isNoRows(err) {
 			return nil, notFound("command")
 		}
@@ -332,8 +332,8 @@ func (q queries) CreateCommand(ctx context.Context, c *privicore.Command) error 
 	if payload == "" {
 		payload = "{}"
 	}
-	_, err := q.exec(ctx, `INSERT INTO commands (`+commandCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.ProfileID, c.Type, payload, int(c.Status), c.Body, c.Attempts, nanos(c.CreatedAt), nanos(c.UpdatedAt))
+	_, err := q.exec(ctx, `INSERT INTO commands (`+commandCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.ProfileID, c.Type, payload, int(c.Status), c.Body, c.Attempts, nanos(c.CreatedAt), nanos(c.UpdatedAt), c.Actor)
 	if isUniqueViolation(err) {
 		return privicore.Errorf(privicore.ECONFLICT, "command %s exists", c.ID)
 	}

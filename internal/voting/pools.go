@@ -89,6 +89,9 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 		p.subs = append(p.subs, sub)
 	}
+	if err := s.reloadGuarded(ctx); err != nil {
+		return err
+	}
 	open, err := s.store.OpenPools(ctx, 10000)
 	if err != nil {
 		return err
@@ -121,13 +124,9 @@ func (s *Service) Stop() {
 // ---- creating and holding ----
 
 // Gated implements command.Gate: an ad-hoc vote always; another event when
-// an active policy of the profile covers it.
+// the profile may have an active policy (Check reads them).
 func (s *Service) Gated(ctx context.Context, c *privicore.Command, event string) bool {
-	if event == EventVote {
-		return true
-	}
-	pol, err := s.policyFor(ctx, c.ProfileID, event)
-	return err != nil || pol != nil
+	return event == EventVote || s.guarded.has(c.ProfileID)
 }
 
 // Check implements command.Gate: the command's pool decides; without one,
@@ -254,6 +253,9 @@ func (s *Service) describe(c *privicore.Command) map[string]any {
 	var m map[string]any
 	json.Unmarshal(c.Payload, &m)
 	out := map[string]any{"commandId": c.ID}
+	if c.Actor != "" {
+		out["by"] = c.Actor
+	}
 	for _, k := range []string{"token", "dataToken", "tempToken", "deviceIdentifier", "deviceId", "role", "policyId", "name", "application"} {
 		if v, ok := m[k]; ok && v != "" {
 			out[k] = v
@@ -476,17 +478,25 @@ func (s *Service) onAnswer(m *nats.Msg) {
 	}
 }
 
-// expiryLoop resolves pools whose deadline passed.
+// expiryLoop resolves pools whose deadline passed, and reloads the
+// guarded profiles every second.
 func (s *Service) expiryLoop() {
 	defer s.pools.wg.Done()
 	t := time.NewTicker(s.pools.bus.CheckEvery)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-s.pools.stop:
 			return
 		case <-t.C:
 			s.expire(context.Background())
+			if time.Since(last) >= time.Second {
+				last = time.Now()
+				if err := s.reloadGuarded(context.Background()); err != nil {
+					s.pools.bus.Logger.Warn("reloading the guarded profiles failed", "err", err)
+				}
+			}
 		}
 	}
 }

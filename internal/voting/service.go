@@ -49,15 +49,16 @@ const (
 
 // Service implements the voting rules.
 type Service struct {
-	store privicore.Store
-	cmds  *command.Processor
-	now   func() time.Time
-	pools *pools // set by SetBus
+	store   privicore.Store
+	cmds    *command.Processor
+	now     func() time.Time
+	pools   *pools // set by SetBus
+	guarded guarded
 }
 
 // New returns the service and registers its command handlers with cmds.
 func New(store privicore.Store, cmds *command.Processor) *Service {
-	s := &Service{store: store, cmds: cmds, now: func() time.Time { return time.Now().UTC() }}
+	s := &Service{store: store, cmds: cmds, now: func() time.Time { return time.Now().UTC() }, guarded: guarded{m: map[string]time.Time{}}}
 	cmds.Handle(CmdChangeStrategy, s.handleChangeStrategy)
 	cmds.Handle(CmdRegisterConfiguration, s.handleRegisterConfiguration)
 	cmds.Handle(CmdUpdateConfiguration, s.handleUpdateConfiguration)
