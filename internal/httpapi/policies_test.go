@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/base64"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +76,8 @@ func TestPolicyCatalogueAndLifecycle(t *testing.T) {
 	id := a.policy(u, map[string]any{"name": "guard", "policyTemplateId": "data-protection", "applyingEventIds": []string{"dt-delete", "dt-request"},
 		"votingConfigurationId": "mine", "configuration": map[string]any{"ballotMessage": "Someone wants your data"}})
 	fieldErrors(t, a.postJSON("/policy/register", u.Token, map[string]any{"name": "guard", "policyTemplateId": "data-protection", "applyingEventIds": []string{"dt-delete"}}), "name")
-	generated := a.policy(u, map[string]any{"policyTemplateId": "device-control", "applyingEventIds": "dev-approve,dev-remove"})
+	generated := a.succeed(accepted(t, a.postForm("/policy/register", u.Token, url.Values{"policyTemplateId": {"device-control"},
+		"applyingEventIds": {"dev-approve,dev-remove"}, "votingConfigurationId": {cfg}, "configuration": {`{"ballotMessage":"New device?"}`}})))
 
 	r = a.get("/policy/retrieve-policy/guard", u.Token)
 	expect(t, r, 200)
@@ -85,7 +87,12 @@ func TestPolicyCatalogueAndLifecycle(t *testing.T) {
 		p.Configuration["ballotMessage"] != "Someone wants your data" {
 		t.Fatalf("policy %s", r.Body)
 	}
-	expect(t, a.get("/policy/retrieve-registered-policy/"+generated, u.Token), 200)
+	r = a.get("/policy/retrieve-registered-policy/"+generated, u.Token)
+	expect(t, r, 200)
+	r.JSON(t, &p)
+	if p.ConfigurationID != cfg || !strings.HasPrefix(p.Name, "device-control-") || p.Configuration["ballotMessage"] != "New device?" || len(p.Events) != 2 {
+		t.Fatalf("form-registered policy %s", r.Body)
+	}
 	expect(t, a.get("/policy/retrieve-policy/guard", other.Token), 404)
 	if len(a.policies(u, "registered")) != 2 || len(a.policies(u, "active")) != 0 || len(a.policies(u, "inactive")) != 2 {
 		t.Fatal("new policies are not all inactive")

@@ -282,4 +282,11 @@ func TestVotesAreAuthenticated(t *testing.T) {
 	if p := a.pool(u, pool); p.State != "open" || len(p.Answers) != 1 {
 		t.Fatalf("after the replay %+v", p)
 	}
+	// An authenticator whose role was removed may still answer the pools
+	// that asked it, until they end.
+	a.succeed(accepted(t, a.postJSON("/verified-authenticator/remove", u.Token, map[string]string{"deviceIdentifier": skipped.ID})))
+	if r, err := skipped.Auth.Send(sign(skipped, "yes", 1)); err != nil || !r.Accepted {
+		t.Fatalf("a removed authenticator's answer to an open pool: %+v %v", r, err)
+	}
+	a.waitPool(u, pool, "approved")
 }
