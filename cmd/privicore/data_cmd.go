@@ -40,18 +40,7 @@ func addDataCommands(root *cobra.Command, e *env, f *clientFlags, withServer fun
 	for _, c := range []struct{ use, short string }{{"register", "Give a device the storage role"}, {"remove", "Drop the storage role"}, {"sync", "Copy to a device what it lacks"}} {
 		st.AddCommand(withServer(newDeviceActionCmd(e, f, c.use, c.short)))
 	}
-	st.AddCommand(withServer(&cobra.Command{Use: "list", Short: "List storage devices", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			ds, err := c.StorageDevices(e.ctx)
-			if err != nil {
-				return err
-			}
-			return printDevices(e, ds, true)
-		}}))
+	st.AddCommand(withServer(newListDevicesCmd(e, f, "List storage devices", (*client.Client).StorageDevices, true)))
 	tokens := &cobra.Command{Use: "tokens", Short: "List and manage data tokens"}
 	tokens.AddCommand(withServer(newTokensListCmd(e, f)), withServer(newTokensUpdateCmd(e, f, "update", "Update a token's file meta (key=value: fileName, extension, context, path)")),
 		withServer(newTokensUpdateCmd(e, f, "classify", "Set the information-security risk meta (key=value: classification, label, handling, …)")),
@@ -116,17 +105,23 @@ func printDevices(e *env, ds []client.Device, storage bool) error {
 }
 
 func newDeviceListCmd(e *env, f *clientFlags) *cobra.Command {
-	return &cobra.Command{Use: "list", Short: "List your devices", Args: cobra.NoArgs,
+	return newListDevicesCmd(e, f, "List your devices", (*client.Client).Devices, false)
+}
+
+// newListDevicesCmd is a `list` command printing the devices fetch returns
+// (storage: with blob counts).
+func newListDevicesCmd(e *env, f *clientFlags, short string, fetch func(*client.Client, context.Context) ([]client.Device, error), storage bool) *cobra.Command {
+	return &cobra.Command{Use: "list", Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := f.loggedIn(e)
 			if err != nil {
 				return err
 			}
-			ds, err := c.Devices(e.ctx)
+			ds, err := fetch(c, e.ctx)
 			if err != nil {
 				return err
 			}
-			return printDevices(e, ds, false)
+			return printDevices(e, ds, storage)
 		}}
 }
 

@@ -35,18 +35,7 @@ func addVotingCommands(root *cobra.Command, e *env, f *clientFlags, withServer f
 				})
 			}}))
 	}
-	auth.AddCommand(withServer(&cobra.Command{Use: "list", Short: "List your authenticators", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			ds, err := c.Authenticators(e.ctx)
-			if err != nil {
-				return err
-			}
-			return printDevices(e, ds, false)
-		}}))
+	auth.AddCommand(withServer(newListDevicesCmd(e, f, "List your authenticators", (*client.Client).Authenticators, false)))
 	root.AddCommand(auth, newVotingConfigCmd(e, f, withServer), newPolicyCmd(e, f, withServer), newVoteCmd(e, f, withServer))
 }
 

@@ -212,20 +212,7 @@ func (q queries) ListDataTokens(ctx context.Context, profileID string, f privico
 
 // ExpiredDataTokens implements privicore.DataTokenStore.
 func (q queries) ExpiredDataTokens(ctx context.Context, before time.Time, limit int) ([]*privicore.DataToken, error) {
-	rows, err := q.rows(ctx, `SELECT `+dataTokenCols+` FROM data_tokens WHERE token IS NULL AND expires_at > 0 AND expires_at < ? ORDER BY expires_at LIMIT ?`, nanos(before), limit)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	defer rows.Close()
-	var out []*privicore.DataToken
-	for rows.Next() {
-		t, err := scanDataToken(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, dbErr(rows.Err())
+	return collect(ctx, q, scanDataToken, `SELECT `+dataTokenCols+` FROM data_tokens WHERE token IS NULL AND expires_at > 0 AND expires_at < ? ORDER BY expires_at LIMIT ?`, nanos(before), limit)
 }
 
 // AddDeviceBlob implements privicore.DataTokenStore.

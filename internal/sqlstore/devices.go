@@ -100,20 +100,7 @@ func (q queries) ListDevices(ctx context.Context, profileID, role string) ([]*pr
 		query += ` AND role = ?`
 		args = append(args, role)
 	}
-	rows, err := q.rows(ctx, query+` ORDER BY created_at, id`, args...)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	defer rows.Close()
-	out := []*privicore.Device{}
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, dbErr(rows.Err())
+	return collect(ctx, q, scanDevice, query+` ORDER BY created_at, id`, args...)
 }
 
 // TouchDevice implements privicore.DeviceStore.

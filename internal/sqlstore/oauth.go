@@ -47,20 +47,7 @@ func (q queries) FindOAuthApplicationByClientID(ctx context.Context, clientID st
 
 // ListOAuthApplications implements privicore.OAuthStore.
 func (q queries) ListOAuthApplications(ctx context.Context, profileID string) ([]*privicore.OAuthApplication, error) {
-	rows, err := q.rows(ctx, `SELECT `+oauthAppCols+` FROM oauth_applications WHERE profile_id = ? ORDER BY created_at, id`, profileID)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	defer rows.Close()
-	out := []*privicore.OAuthApplication{}
-	for rows.Next() {
-		a, err := scanOAuthApp(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, dbErr(rows.Err())
+	return collect(ctx, q, scanOAuthApp, `SELECT `+oauthAppCols+` FROM oauth_applications WHERE profile_id = ? ORDER BY created_at, id`, profileID)
 }
 
 // SetOAuthSecret implements privicore.OAuthStore.

@@ -75,36 +75,10 @@ func (q queries) FindPolicy(ctx context.Context, profileID, idOrName string) (*p
 
 // ListPolicies implements privicore.PolicyStore.
 func (q queries) ListPolicies(ctx context.Context, profileID string) ([]*privicore.Policy, error) {
-	rows, err := q.rows(ctx, `SELECT `+policyCols+` FROM policies WHERE profile_id = ? ORDER BY created_at, id`, profileID)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	defer rows.Close()
-	out := []*privicore.Policy{}
-	for rows.Next() {
-		p, err := scanPolicy(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, dbErr(rows.Err())
+	return collect(ctx, q, scanPolicy, `SELECT `+policyCols+` FROM policies WHERE profile_id = ? ORDER BY created_at, id`, profileID)
 }
 
 // ActivePolicyProfiles implements privicore.PolicyStore.
 func (q queries) ActivePolicyProfiles(ctx context.Context) ([]string, error) {
-	rows, err := q.rows(ctx, `SELECT DISTINCT profile_id FROM policies WHERE active = 1`)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, dbErr(err)
-		}
-		out = append(out, id)
-	}
-	return out, dbErr(rows.Err())
+	return collect(ctx, q, scanString, `SELECT DISTINCT profile_id FROM policies WHERE active = 1`)
 }

@@ -100,18 +100,5 @@ func (q queries) AddPoolAnswer(ctx context.Context, poolID string, attempt int, 
 
 // OpenPools implements privicore.PoolStore.
 func (q queries) OpenPools(ctx context.Context, limit int) ([]*privicore.Pool, error) {
-	rows, err := q.rows(ctx, `SELECT `+poolCols+` FROM pools WHERE state = ? ORDER BY expires_at LIMIT ?`, privicore.PoolOpen, limit)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	defer rows.Close()
-	var out []*privicore.Pool
-	for rows.Next() {
-		p, err := scanPool(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, dbErr(rows.Err())
+	return collect(ctx, q, scanPool, `SELECT `+poolCols+` FROM pools WHERE state = ? ORDER BY expires_at LIMIT ?`, privicore.PoolOpen, limit)
 }

@@ -158,6 +158,31 @@ func dbErr(err error) error {
 	return unavailable(err)
 }
 
+// collect runs a query and scans every row with scan. An empty result is
+// an empty (not nil) slice.
+func collect[T any](ctx context.Context, q queries, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.rows(ctx, query, args...)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, dbErr(rows.Err())
+}
+
+// scanString scans a one-column row of text.
+func scanString(row interface{ Scan(...any) error }) (string, error) {
+	var s string
+	return s, dbErr(row.Scan(&s))
+}
+
 func affected(res sql.Result, err error) (int64, error) {
 	if err != nil {
 		return 0, dbErr(err)
@@ -263,22 +288,9 @@ func (q queries) revokeWhere(ctx context.Context, column, value string, at time.
 	if value == "" {
 		return nil, nil
 	}
-	rows, err := q.rows(ctx, `SELECT id FROM tokens WHERE `+column+` = ? AND revoked_at = 0`, value)
+	ids, err := collect(ctx, q, scanString, `SELECT id FROM tokens WHERE `+column+` = ? AND revoked_at = 0`, value)
 	if err != nil {
-		return nil, dbErr(err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, dbErr(err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, dbErr(err)
+		return nil, err
 	}
 	if _, err := q.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE `+column+` = ? AND revoked_at = 0`, nanos(at), value); err != nil {
 		return nil, dbErr(err)
@@ -364,18 +376,5 @@ func (q queries) MarkCommandAttempt(ctx context.Context, id string, at time.Time
 
 // PendingCommands implements privicore.CommandStore.
 func (q queries) PendingCommands(ctx context.Context, limit int) ([]*privicore.Command, error) {
-	rows, err := q.rows(ctx, `SELECT `+commandCols+` FROM commands WHERE status = ? ORDER BY created_at, id LIMIT ?`, int(privicore.CommandPending), limit)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	defer rows.Close()
-	var out []*privicore.Command
-	for rows.Next() {
-		c, err := scanCommand(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, dbErr(rows.Err())
+	return collect(ctx, q, scanCommand, `SELECT `+commandCols+` FROM commands WHERE status = ? ORDER BY created_at, id LIMIT ?`, int(privicore.CommandPending), limit)
 }

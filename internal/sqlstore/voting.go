@@ -86,20 +86,7 @@ func (q queries) FindVotingConfiguration(ctx context.Context, profileID, idOrNam
 
 // ListVotingConfigurations implements privicore.VotingStore.
 func (q queries) ListVotingConfigurations(ctx context.Context, profileID string) ([]*privicore.VotingConfiguration, error) {
-	rows, err := q.rows(ctx, `SELECT `+votingConfigCols+` FROM voting_configurations WHERE profile_id = ? ORDER BY created_at, id`, profileID)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	defer rows.Close()
-	out := []*privicore.VotingConfiguration{}
-	for rows.Next() {
-		c, err := scanVotingConfig(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, dbErr(rows.Err())
+	return collect(ctx, q, scanVotingConfig, `SELECT `+votingConfigCols+` FROM voting_configurations WHERE profile_id = ? ORDER BY created_at, id`, profileID)
 }
 
 func nonNil(s []string) []string {
