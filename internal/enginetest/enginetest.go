@@ -1,5 +1,7 @@
 // Package enginetest runs a real engine in-process for tests: real SQLite
-// in a temporary data dir, real HTTP and WebSocket listeners on loopback.
+// in a temporary data dir (or, with PRIVICORE_TEST_DATABASE=postgres, a
+// fresh database on a real PostgreSQL the tests start: internal/pgtest),
+// real HTTP and WebSocket listeners on loopback.
 package enginetest
 
 import (
@@ -7,11 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 
 	"golang.org/x/time/rate"
 
 	"github.com/privicore/privicore/internal/engine"
+	"github.com/privicore/privicore/internal/pgtest"
 )
 
 // Engine is an engine under test.
@@ -37,10 +41,25 @@ func Start(t testing.TB, configure ...func(*engine.Config)) *Engine {
 	return e
 }
 
+var (
+	pgMu    sync.Mutex
+	pgByDir = map[string]string{} // data dir → its PostgreSQL database
+)
+
 // StartWith runs an engine with cfg (Addr and WSAddr default to free
 // loopback ports), stopped when the test ends.
 func StartWith(t testing.TB, cfg engine.Config) *Engine {
 	t.Helper()
+	if cfg.Database == "" && os.Getenv("PRIVICORE_TEST_DATABASE") == "postgres" {
+		// A fresh database on the test PostgreSQL, the same one again for
+		// an engine restarted on the same data dir.
+		pgMu.Lock()
+		if pgByDir[cfg.DataDir] == "" {
+			pgByDir[cfg.DataDir] = pgtest.DSN(t)
+		}
+		cfg.Database = pgByDir[cfg.DataDir]
+		pgMu.Unlock()
+	}
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}

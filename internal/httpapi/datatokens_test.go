@@ -261,7 +261,7 @@ func TestReservationExpires(t *testing.T) {
 	a.succeed(cmd)
 	tmp := a.get("/data-token/retrieve-temporary-data-token/"+cmd, u.Token).Map(t)["token"].(string)
 	// Age the reservation instead of waiting a minute.
-	if _, err := e.Store.SQL().Exec(`UPDATE data_tokens SET expires_at = ? WHERE temp_token = ?`, time.Now().Add(-time.Second).UnixNano(), tmp); err != nil {
+	if _, err := e.Store.Exec(context.Background(), `UPDATE data_tokens SET expires_at = ? WHERE temp_token = ?`, time.Now().Add(-time.Second).UnixNano(), tmp); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, a.get("/data-token/retrieve-temporary-data-token/"+cmd, u.Token), 404)
@@ -433,7 +433,7 @@ func TestExchangedTokenNeverMadePermanentIsRemovedFromDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitBlobs(t, d, 1)
-	if _, err := e.Store.SQL().Exec(`UPDATE data_tokens SET expires_at = ? WHERE temp_token = ?`, time.Now().Add(-time.Second).UnixNano(), tmp); err != nil {
+	if _, err := e.Store.Exec(context.Background(), `UPDATE data_tokens SET expires_at = ? WHERE temp_token = ?`, time.Now().Add(-time.Second).UnixNano(), tmp); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.DataTokens.Sweep(context.Background()); err != nil {

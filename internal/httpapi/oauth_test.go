@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
@@ -221,14 +222,14 @@ func TestOAuthCodeFlowAndScopes(t *testing.T) {
 	// An expired code: not retrievable, and not exchangeable.
 	late := a.consent(u, app, "nonce-late", "data-token:read")
 	a.succeed(late)
-	if _, err := e.Store.SQL().Exec(`UPDATE oauth_codes SET expires_at = ? WHERE id = ?`, time.Now().Add(-time.Second).UnixNano(), late); err != nil {
+	if _, err := e.Store.Exec(context.Background(), `UPDATE oauth_codes SET expires_at = ? WHERE id = ?`, time.Now().Add(-time.Second).UnixNano(), late); err != nil {
 		t.Fatal(err)
 	}
 	reason(t, a.basic(path, creds(app.ClientID, app.Secret), map[string]string{"id": late, "nonce": "nonce-late"}), 422, "oauth.code_expired")
 	stale := a.consent(u, app, "nonce-stale", "data-token:read")
 	a.succeed(stale)
 	staleCode := a.retrieveCode(app, stale, "nonce-stale")
-	if _, err := e.Store.SQL().Exec(`UPDATE oauth_codes SET expires_at = ? WHERE id = ?`, time.Now().Add(-time.Second).UnixNano(), stale); err != nil {
+	if _, err := e.Store.Exec(context.Background(), `UPDATE oauth_codes SET expires_at = ? WHERE id = ?`, time.Now().Add(-time.Second).UnixNano(), stale); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, a.basic(obtain, creds(app.ClientID, app.Secret), map[string]string{"authorization_code": staleCode}), 401)

@@ -122,7 +122,7 @@ func (a *api) waitPool(u *user, id, state string) poolStatus {
 // expire moves a pool's deadline into the past (the engine's loop does the rest).
 func expire(t *testing.T, e *enginetest.Engine, poolID string) {
 	t.Helper()
-	if _, err := e.Store.SQL().Exec(`UPDATE pools SET expires_at = ? WHERE id = ?`, time.Now().Add(-time.Second).UnixNano(), poolID); err != nil {
+	if _, err := e.Store.Exec(context.Background(), `UPDATE pools SET expires_at = ? WHERE id = ?`, time.Now().Add(-time.Second).UnixNano(), poolID); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
@@ -119,7 +120,7 @@ func TestStreamedUploadRejections(t *testing.T) {
 
 	a.storageDevice(u, "s1")
 	tmp, stream := a.reserveStream(u.Token)
-	if _, err := e.Store.SQL().Exec(`UPDATE data_tokens SET expires_at = ? WHERE temp_token = ?`, time.Now().Add(-time.Second).UnixNano(), tmp); err != nil {
+	if _, err := e.Store.Exec(context.Background(), `UPDATE data_tokens SET expires_at = ? WHERE temp_token = ?`, time.Now().Add(-time.Second).UnixNano(), tmp); err != nil {
 		t.Fatal(err)
 	}
 	a.rejected(accepted(t, a.upload(stream, bytes.NewReader(make([]byte, 100)))), "datatoken.reservation_expired")

@@ -394,6 +394,12 @@ func (d *DB) Close() error {
 // SQL returns the underlying *sql.DB, for tests and maintenance tools.
 func (d *DB) SQL() *sql.DB { return d.db }
 
+// Exec runs one statement written with ? placeholders, on either dialect,
+// outside the writer (tests and maintenance tools).
+func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return d.db.ExecContext(ctx, rebind(d.dialect, query), args...)
+}
+
 // isUniqueViolation reports whether err is a unique-constraint failure.
 func isUniqueViolation(err error) bool {
 	if err == nil {
