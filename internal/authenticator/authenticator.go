@@ -80,6 +80,10 @@ func Start(cfg Config) (*Authenticator, error) {
 		nc.Close()
 		return nil, err
 	}
+	if _, err := nc.Subscribe(root+".to."+bus.OpPing, func(m *nats.Msg) { m.Respond(nil) }); err != nil {
+		nc.Close()
+		return nil, err
+	}
 	if nc.IsConnected() {
 		nc.Publish(root+".from.hello", nil)
 	}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +61,7 @@ type Bus struct {
 	// connection under the server's lock, too slow for every store.
 	onlineMu sync.Mutex
 	online   map[string]bool
+	probed   map[string]time.Time // external NATS: when each user's presence was last probed
 	onlineAt time.Time
 }
 
@@ -209,9 +211,16 @@ func (b *Bus) Disconnect(clientID string) {
 // Online reports whether the bus user clientID has a connection (as of at
 // most onlineTTL ago; a connection that authenticates since, or one closed
 // by Disconnect, is seen at once).
+//
+// With an external NATS the engine cannot list connections: it probes the
+// device instead (a request on <root>.to.ping: any answer means online, "no
+// responders" offline), at most once per onlineTTL per device.
 func (b *Bus) Online(clientID string) bool {
-	if b.srv == nil || clientID == "" {
+	if clientID == "" {
 		return false
+	}
+	if b.srv == nil {
+		return b.probe(clientID)
 	}
 	b.onlineMu.Lock()
 	defer b.onlineMu.Unlock()
@@ -225,6 +234,33 @@ func (b *Bus) Online(clientID string) bool {
 		b.onlineAt = time.Now()
 	}
 	return b.online[clientID]
+}
+
+// OpPing is the subject kind of presence probes; devices answer it.
+const OpPing = "ping"
+
+// probe answers Online on an external NATS.
+func (b *Bus) probe(clientID string) bool {
+	b.onlineMu.Lock()
+	if b.online == nil {
+		b.online, b.probed = map[string]bool{}, map[string]time.Time{}
+	}
+	if at, ok := b.probed[clientID]; ok && time.Since(at) < onlineTTL {
+		on := b.online[clientID]
+		b.onlineMu.Unlock()
+		return on
+	}
+	b.onlineMu.Unlock()
+	id := strings.TrimPrefix(clientID, "device-")
+	_, err := b.nc.Request(DeviceSubject(b.cfg.Prefix, id)+".to."+OpPing, nil, time.Second)
+	on := err == nil
+	b.onlineMu.Lock()
+	if len(b.probed) > 100000 {
+		b.online, b.probed = map[string]bool{}, map[string]time.Time{}
+	}
+	b.online[clientID], b.probed[clientID] = on, time.Now()
+	b.onlineMu.Unlock()
+	return on
 }
 
 // setOnline updates the cache for one user.

@@ -188,11 +188,14 @@ func (d *Device) path(id string) string { return filepath.Join(d.blobs, id) }
 func (d *Device) handle(m *nats.Msg) {
 	op := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	id := m.Header.Get(HeaderBlob)
-	if op != OpList && !blobID.MatchString(id) {
+	if op != OpList && op != bus.OpPing && !blobID.MatchString(id) {
 		d.fail(m, "bad_blob_id")
 		return
 	}
 	switch op {
+	case bus.OpPing:
+		m.Respond(nil)
+		return
 	case OpStore:
 		if err := d.store(id, m.Data); err != nil {
 			d.log.Error("store failed", "blob", id, "err", err)
