@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ func newServeCmd(e *env) *cobra.Command {
 	var cfg engine.Config
 	var pprofAddr string
 	var logLevel string
+	var calloutKey string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the engine (HTTP API, WebSocket channel proxy, command processor)",
@@ -28,6 +30,13 @@ func newServeCmd(e *env) *cobra.Command {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			cfg.Logger = newLogger(e, logLevel)
+			if calloutKey != "" {
+				seed, err := os.ReadFile(calloutKey)
+				if err != nil {
+					return fmt.Errorf("--nats-callout-key: %w", err)
+				}
+				cfg.NATSCalloutSeed = strings.TrimSpace(string(seed))
+			}
 			eng, err := startEngine(e, cfg, pprofAddr)
 			if err != nil {
 				return err
@@ -48,9 +57,11 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.Addr, "addr", envOr(e, "PRIVICORE_ADDR", "127.0.0.1:8009"), "API listen address (env PRIVICORE_ADDR)")
 	f.StringVar(&cfg.WSAddr, "ws-addr", envOr(e, "PRIVICORE_WS_ADDR", "127.0.0.1:8083"), `WebSocket proxy listen address, "-" for none; it is also at /ws on --addr (env PRIVICORE_WS_ADDR)`)
 	f.StringVar(&cfg.DataDir, "data-dir", envOr(e, "PRIVICORE_DATA_DIR", "./privicore-data"), "directory for the database and key files (env PRIVICORE_DATA_DIR)")
-	f.StringVar(&cfg.Database, "database", envOr(e, "PRIVICORE_DATABASE", ""), "database: a SQLite file path (default privicore.db in --data-dir) (env PRIVICORE_DATABASE)")
+	f.StringVar(&cfg.Database, "database", envOr(e, "PRIVICORE_DATABASE", ""), "database: a SQLite file path (default privicore.db in --data-dir) or a postgres:// URL (env PRIVICORE_DATABASE)")
 	f.StringVar(&cfg.BusAddr, "bus-addr", envOr(e, "PRIVICORE_BUS_ADDR", "127.0.0.1:4222"), "device bus (embedded NATS) listen address (env PRIVICORE_BUS_ADDR)")
 	f.StringVar(&cfg.NATSURL, "nats-url", envOr(e, "PRIVICORE_NATS_URL", ""), "use this external NATS instead of the embedded one (env PRIVICORE_NATS_URL)")
+	f.StringVar(&calloutKey, "nats-callout-key", envOr(e, "PRIVICORE_NATS_CALLOUT_KEY", ""), "with --nats-url: a file holding the auth callout issuer's account seed (SA…); the engine then authenticates devices for that server (env PRIVICORE_NATS_CALLOUT_KEY)")
+	f.StringVar(&cfg.NATSAccount, "nats-account", envOr(e, "PRIVICORE_NATS_ACCOUNT", ""), `with --nats-callout-key: the account devices are placed in (default "$G") (env PRIVICORE_NATS_ACCOUNT)`)
 	f.IntVar(&cfg.MinAcks, "min-acks", envInt(e, "PRIVICORE_MIN_ACKS", 1), "storage devices that must write an exchange durably before it succeeds (env PRIVICORE_MIN_ACKS)")
 	f.StringVar(&cfg.PublicURL, "public-url", envOr(e, "PRIVICORE_PUBLIC_URL", ""), "base of the download URLs handed out (default http://<addr>) (env PRIVICORE_PUBLIC_URL)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,9 +43,17 @@ type Config struct {
 	DataDir string // reserved for bus state; unused while the bus keeps nothing
 	Prefix  string // subject prefix; default DefaultPrefix
 	// NATSURL, when set, connects to an external NATS instead of embedding
-	// one; device authentication is then that cluster's business.
+	// one (credentials in the URL). Devices are then authenticated through
+	// the server's auth callout when CalloutSeed is set (see callout.go),
+	// else by the server's own configuration.
 	NATSURL string
-	Logger  *slog.Logger
+	// CalloutSeed is the auth callout issuer's account seed ("SA…").
+	CalloutSeed string
+	// CalloutAccount is the account devices are placed in; default "$G".
+	CalloutAccount string
+	// CalloutTTL is how long a device's grant lasts; default DefaultCalloutTTL.
+	CalloutTTL time.Duration
+	Logger     *slog.Logger
 }
 
 // Bus is the engine's side of the bus.
@@ -83,7 +92,13 @@ func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bus: connect %s: %w", cfg.NATSURL, err)
 		}
-		b.nc, b.url = nc, cfg.NATSURL
+		b.nc, b.url = nc, deviceURL(cfg.NATSURL)
+		if cfg.CalloutSeed != "" {
+			if err := b.startCallout(); err != nil {
+				nc.Close()
+				return nil, err
+			}
+		}
 		return b, nil
 	}
 	if cfg.Addr == "" {
@@ -130,6 +145,22 @@ func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
 	}
 	b.nc = nc
 	return b, nil
+}
+
+// deviceURL is the external servers' URLs (comma-separated) without the
+// engine's credentials.
+func deviceURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "" // unparsable: never hand out what may hold a password
+			continue
+		}
+		u.User = nil
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }
 
 // URL is where devices connect (it goes into their configuration bundle).
@@ -242,7 +273,7 @@ const OpPing = "ping"
 // probe answers Online on an external NATS.
 func (b *Bus) probe(clientID string) bool {
 	b.onlineMu.Lock()
-	if b.online == nil {
+	if b.online == nil || b.probed == nil {
 		b.online, b.probed = map[string]bool{}, map[string]time.Time{}
 	}
 	if at, ok := b.probed[clientID]; ok && time.Since(at) < onlineTTL {

@@ -45,6 +45,11 @@ type Config struct {
 
 	BusAddr string // device listener of the embedded NATS server; default 127.0.0.1:4222
 	NATSURL string // connect to this NATS instead of embedding one
+	// NATSCalloutSeed, with NATSURL, makes the engine the server's auth
+	// callout for devices (an account seed "SA…"); NATSAccount is the
+	// account devices are placed in (default "$G").
+	NATSCalloutSeed string
+	NATSAccount     string
 
 	MinAcks   int    // storage devices that must write an exchange durably; default 1
 	PublicURL string // base of the URLs the engine hands out; default http://<Addr>
@@ -132,7 +137,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	verifier.v = e.Profiles
 	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
 	e.Profiles.SetDeviceKeys(e.Devices)
-	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, Logger: cfg.Logger}, e.Devices)
+	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
+		CalloutAccount: cfg.NATSAccount, Logger: cfg.Logger}, e.Devices)
 	if err != nil {
 		e.Hub.Close()
 		store.Close()

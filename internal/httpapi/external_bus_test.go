@@ -3,10 +3,14 @@ package httpapi_test
 import (
 	"bytes"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"github.com/privicore/privicore"
 
 	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/enginetest"
@@ -57,6 +61,67 @@ func TestExternalNATS(t *testing.T) {
 	waitBlobs(t, d1, 2)
 	back := a.startDevice(u, d1Ident(a, u, "s2"), filepath.Dir(d2.Dir())) // with its files
 	waitBlobs(t, back, 2)
+}
+
+// TestExternalNATSAuthCallout: on an external NATS configured with the
+// engine as its auth callout, devices are authenticated against the
+// engine's database and confined to their own subjects.
+func TestExternalNATSAuthCallout(t *testing.T) {
+	issuer, _ := nkeys.CreateAccount()
+	seed, _ := issuer.Seed()
+	pub, _ := issuer.PublicKey()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		Users:       []*server.User{{Username: "privicore", Password: "engine-pw"}},
+		AuthCallout: &server.AuthCallout{Issuer: pub, AuthUsers: []string{"privicore"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("the external NATS did not start")
+	}
+	t.Cleanup(srv.Shutdown)
+	url := strings.Replace(srv.ClientURL(), "nats://", "nats://privicore:engine-pw@", 1)
+	e := enginetest.Start(t, func(c *engine.Config) { c.NATSURL, c.NATSCalloutSeed = url, string(seed) })
+	a := newAPI(t, e)
+	u := a.activeUser("callout")
+	id1, id2 := a.approvedDevice(u, "d1"), a.approvedDevice(u, "d2")
+	b1, b2 := a.bundle(u.Token, id1), a.bundle(u.Token, id2)
+	if strings.Contains(b1.BusURL, "engine-pw") || b1.BusURL != srv.ClientURL() {
+		t.Fatalf("the bundle's bus URL %q", b1.BusURL)
+	}
+	if _, err := connect(t, &privicore.Bundle{ClientID: b1.ClientID, ClientSecret: "wrong", BusURL: b1.BusURL, DeviceIdentifier: id1}, nil); err == nil {
+		t.Fatal("a wrong secret connected")
+	}
+	errs := make(chan error, 10)
+	nc1, err := connect(t, b1, errs)
+	if err != nil {
+		t.Fatalf("a device with its bundle: %v", err)
+	}
+	nc1.SubscribeSync(b2.BusSubjectPrefix + ".to.>") // another device's subjects
+	nc1.Flush()
+	select {
+	case err := <-errs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("unexpected error %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("subscribing to another device's subjects was not refused")
+	}
+	nc1.Close()
+
+	// A storage device works through it, and removal refuses new connections.
+	a.succeed(accepted(t, a.postJSON("/storage/register", u.Token, map[string]string{"deviceIdentifier": id2})))
+	a.startDevice(u, id2, t.TempDir())
+	s := join(t, e.WSURL, u.Token)
+	wire, _ := ciphertext(t, 200)
+	if got, _ := a.retrieve(s, u.Token, a.store(u, "callout", wire)); !bytes.Equal(got, wire) {
+		t.Fatal("store and read through the callout-authenticated device failed")
+	}
+	a.succeed(accepted(t, a.postJSON("/device/remove", u.Token, map[string]string{"deviceIdentifier": id1})))
+	if _, err := connect(t, b1, nil); err == nil {
+		t.Fatal("a removed device still connects")
+	}
 }
 
 // d1Ident returns the identifier of u's device named name.

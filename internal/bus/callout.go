@@ -1,0 +1,93 @@
+package bus
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+)
+
+// With an external NATS, device connections are authenticated by the
+// engine through the server's auth callout: the server asks the engine
+// (on $SYS.REQ.USER.AUTH) about every connection that is not one of its
+// own users; the engine checks the device's bus credentials against its
+// database and answers with a user JWT, signed with the callout issuer
+// key, that confines the device to its own subjects. The server must be
+// configured with that issuer's public key and with the engine's user
+// among the callout's auth users:
+//
+//	authorization {
+//	  users: [ { user: privicore, password: … } ]
+//	  auth_callout { issuer: A…, auth_users: [ privicore ] }
+//	}
+//
+// A device's grant lasts CalloutTTL: a removed device's credentials are
+// refused at once, and a connection it already has ends within CalloutTTL.
+
+// calloutSubject is where the server asks.
+const calloutSubject = "$SYS.REQ.USER.AUTH"
+
+// DefaultCalloutTTL is how long a device's grant lasts before it
+// reconnects and is asked about again.
+const DefaultCalloutTTL = 5 * time.Minute
+
+// startCallout answers the server's authorization requests.
+func (b *Bus) startCallout() error {
+	kp, err := nkeys.FromSeed([]byte(b.cfg.CalloutSeed))
+	if err != nil {
+		return fmt.Errorf("bus: the auth callout key: %w", err)
+	}
+	if pub, _ := kp.PublicKey(); !nkeys.IsValidPublicAccountKey(pub) {
+		return fmt.Errorf("bus: the auth callout key must be an account key (seed SA…)")
+	}
+	ttl := b.cfg.CalloutTTL
+	if ttl <= 0 {
+		ttl = DefaultCalloutTTL
+	}
+	account := b.cfg.CalloutAccount
+	if account == "" {
+		account = "$G"
+	}
+	_, err = b.nc.QueueSubscribe(calloutSubject, "privicore-auth", func(m *nats.Msg) {
+		token, err := b.authorize(string(m.Data), kp, account, ttl)
+		if err != nil {
+			b.log.Warn("auth callout request not understood", "err", err)
+			return
+		}
+		m.Respond([]byte(token))
+	})
+	return err
+}
+
+// authorize answers one request: a user JWT for a device with valid
+// credentials, an error otherwise (the server then refuses the connection).
+func (b *Bus) authorize(request string, kp nkeys.KeyPair, account string, ttl time.Duration) (string, error) {
+	rc, err := jwt.DecodeAuthorizationRequestClaims(request)
+	if err != nil {
+		return "", err
+	}
+	res := jwt.NewAuthorizationResponseClaims(rc.UserNkey)
+	res.Audience = rc.Server.ID
+	o := rc.ConnectOptions
+	id, ok := b.auth.AuthenticateDevice(o.Username, o.Password)
+	if !ok {
+		b.log.Info("bus connection refused", "client", o.Username)
+		res.Error = "not authorized"
+		return res.Encode(kp)
+	}
+	uc := jwt.NewUserClaims(rc.UserNkey)
+	uc.Name = o.Username
+	uc.Audience = account
+	uc.Expires = time.Now().Add(ttl).Unix()
+	root := DeviceSubject(b.cfg.Prefix, id)
+	uc.Pub.Allow.Add(root + ".from.>")
+	uc.Sub.Allow.Add(root+".to.>", InboxPrefix(id)+".>")
+	uc.Resp = &jwt.ResponsePermission{MaxMsgs: 1, Expires: time.Minute}
+	if res.Jwt, err = uc.Encode(kp); err != nil {
+		return "", err
+	}
+	b.setOnline(o.Username, true)
+	return res.Encode(kp)
+}
