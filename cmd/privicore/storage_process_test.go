@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore/client"
+	"github.com/privicore/privicore/internal/storagedevice"
 )
 
 // startDevice runs `privicore storage-device` as a real process.
@@ -120,13 +121,8 @@ func TestStorageDevicesAsProcesses(t *testing.T) {
 	// Every device, the killed one included, ends up with every blob.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		entries, _ := os.ReadDir(filepath.Join(devs[1].dir, "blobs"))
-		n := 0
-		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), ".") {
-				n++
-			}
-		}
+		held, _ := storagedevice.Holdings(devs[1].dir)
+		n := len(held)
 		if n == total+1 {
 			break
 		}
@@ -136,9 +132,8 @@ func TestStorageDevicesAsProcesses(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	for _, d := range []dev{devs[0], devs[2]} {
-		entries, _ := os.ReadDir(filepath.Join(d.dir, "blobs"))
-		if len(entries) != total+1 {
-			t.Fatalf("device %s holds %d blobs", d.dir, len(entries))
+		if held, _ := storagedevice.Holdings(d.dir); len(held) != total+1 {
+			t.Fatalf("device %s holds %d blobs", d.dir, len(held))
 		}
 	}
 	s.Close()

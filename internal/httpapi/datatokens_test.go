@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/storagedevice"
@@ -162,10 +166,17 @@ func TestStoreAndRetrieveThroughThreeDevices(t *testing.T) {
 		if len(ids) != 1 {
 			t.Fatalf("device holds %v", ids)
 		}
-		raw, _ := os.ReadFile(filepath.Join(d.Dir(), ids[0]))
-		if bytes.Contains(raw, wire[12:40]) || len(raw) < len(wire) {
-			t.Fatal("a device file holds the client ciphertext")
+		path, off, n, err := d.Locate(ids[0])
+		if err != nil || n < int64(len(wire)) {
+			t.Fatalf("the device's copy: %s %d+%d %v", path, off, n, err)
 		}
+		// No file of the device holds the client ciphertext.
+		filepath.WalkDir(d.Dir(), func(p string, de fs.DirEntry, _ error) error {
+			if raw, _ := os.ReadFile(p); !de.IsDir() && bytes.Contains(raw, wire[12:40]) {
+				t.Fatalf("device file %s holds the client ciphertext", p)
+			}
+			return nil
+		})
 	}
 	// The engine's database never holds the payload.
 	db, _ := os.ReadFile(filepath.Join(e.DataDir, "privicore.db"))
@@ -195,8 +206,12 @@ func TestStoreAndRetrieveThroughThreeDevices(t *testing.T) {
 
 	// A corrupted copy on one device and a missing one on another do not fail the read.
 	ids, _ := devs[0].List()
-	os.WriteFile(filepath.Join(devs[0].Dir(), ids[0]), bytes.Repeat([]byte{1}, 2000), 0o600)
-	os.Remove(filepath.Join(devs[1].Dir(), ids[0]))
+	path, off, n, _ := devs[0].Locate(ids[0])
+	f, _ := os.OpenFile(path, os.O_WRONLY, 0)
+	f.WriteAt(bytes.Repeat([]byte{1}, int(n)), off)
+	f.Close()
+	path, _, _, _ = devs[1].Locate(ids[0])
+	os.Remove(path)
 	got, _ = a.retrieve(s, u.Token, dtk)
 	if !bytes.Equal(got, wire) {
 		t.Fatal("read failed with one good copy left")
@@ -404,11 +419,17 @@ func TestOfflineDeviceCatchesUpAndSync(t *testing.T) {
 			id1 = id
 		}
 	}
-	a.startDevice(u, id1, filepath.Dir(d1.Dir())) // s1 back, with its files
+	a.startDevice(u, id1, d1.Dir()) // s1 back, with its files
 
-	// Sync: a blob lost on s2 is copied back from s1.
+	// Sync: a blob lost on s2 (removed behind the engine's back) is copied
+	// back from s1.
 	ids, _ := d2.List()
-	os.Remove(filepath.Join(d2.Dir(), ids[0]))
+	m := nats.NewMsg(bus.DeviceSubject(e.Bus.Prefix(), id2) + ".to." + storagedevice.OpDelete)
+	m.Header.Set(storagedevice.HeaderBlob, ids[0])
+	if _, err := e.Bus.Conn().RequestMsg(m, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitBlobs(t, d2, 2)
 	cmd := accepted(t, a.postJSON("/storage/sync-device", u.Token, map[string]string{"deviceIdentifier": id2}))
 	if body := a.succeed(cmd); body != `{"copied":1,"failed":0}` {
 		t.Fatalf("sync ack %q", body)

@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +58,7 @@ func TestExternalNATS(t *testing.T) {
 	wire2, _ := ciphertext(t, 300)
 	a.store(u, "ext", wire2)
 	waitBlobs(t, d1, 2)
-	back := a.startDevice(u, d1Ident(a, u, "s2"), filepath.Dir(d2.Dir())) // with its files
+	back := a.startDevice(u, d1Ident(a, u, "s2"), d2.Dir()) // with its files
 	waitBlobs(t, back, 2)
 }
 

@@ -92,7 +92,7 @@ func TestStreamedUploadAndDownload(t *testing.T) {
 	}
 
 	// A corrupted chunk on one device: the read continues from the other.
-	files, _ := filepath.Glob(filepath.Join(devs.Dir(), "*.c"))
+	files, _ := filepath.Glob(filepath.Join(devs.Dir(), "blobs", "*.c"))
 	if len(files) != 1 {
 		t.Fatalf("chunked files on device: %v", files)
 	}

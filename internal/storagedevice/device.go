@@ -11,7 +11,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +23,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"golang.org/x/sys/unix"
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
@@ -81,7 +79,8 @@ type Device struct {
 	cfg   Config
 	log   *slog.Logger
 	aead  cipher.AEAD
-	blobs string
+	blobs string // chunked blobs (and single-file blobs of earlier versions)
+	packs *packs // every other blob
 	nc    *nats.Conn
 	sub   *nats.Subscription
 
@@ -91,11 +90,10 @@ type Device struct {
 	done   chan struct{}
 }
 
-// storeReq is one blob write waiting for its batch's sync.
+// storeReq is one blob write or removal waiting for its batch's sync.
 type storeReq struct {
-	id   string
-	data []byte
-	err  chan error
+	change
+	err chan error
 }
 
 // maxBatch bounds the blobs made durable by one sync.
@@ -125,7 +123,11 @@ func Start(cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{cfg: cfg, log: cfg.Logger, aead: aead, blobs: filepath.Join(cfg.Dir, "blobs"),
+	pk, err := openPacks(filepath.Join(cfg.Dir, "packs"), aead, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{cfg: cfg, log: cfg.Logger, aead: aead, blobs: filepath.Join(cfg.Dir, "blobs"), packs: pk,
 		writes: make(chan *storeReq, 4*maxBatch), stop: make(chan struct{}), done: make(chan struct{}),
 		ups: uploads{m: map[string]*upload{}}}
 	go d.writer()
@@ -217,17 +219,16 @@ func (d *Device) handle(m *nats.Msg) {
 	case OpHas:
 		_, err1 := os.Stat(d.path(id))
 		_, err2 := os.Stat(d.path(id) + chunkedSuffix)
-		if err1 != nil && err2 != nil {
+		if err1 != nil && err2 != nil && !d.packs.has(id) {
 			d.fail(m, ErrNotFound)
 			return
 		}
 		m.Respond(nil)
 	case OpDelete:
-		for _, p := range []string{d.path(id), d.path(id) + chunkedSuffix} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				d.fail(m, "delete_failed")
-				return
-			}
+		if err := d.submit(change{id: id, del: true}); err != nil {
+			d.log.Error("delete failed", "blob", id, "err", err)
+			d.fail(m, "delete_failed")
+			return
 		}
 		m.Respond(nil)
 	case OpChunk:
@@ -255,7 +256,12 @@ func (d *Device) fail(m *nats.Msg, code string) {
 
 // store seals data under the at-rest key and returns once it is durable.
 func (d *Device) store(id string, data []byte) error {
-	r := &storeReq{id: id, data: data, err: make(chan error, 1)}
+	return d.submit(change{id: id, data: data})
+}
+
+// submit queues a change for the writer and waits until it is durable.
+func (d *Device) submit(c change) error {
+	r := &storeReq{change: c, err: make(chan error, 1)}
 	select {
 	case d.writes <- r:
 	case <-d.stop:
@@ -264,76 +270,48 @@ func (d *Device) store(id string, data []byte) error {
 	return <-r.err
 }
 
-// writer group-commits blob writes: every blob of a batch is written to a
-// temp file and renamed into place, then one syncfs makes the whole batch
-// durable. No store is answered before that.
+// writer group-commits blob writes and removals: a batch's blobs go into
+// one pack file (temp file, rename), made durable by one sync before any of
+// them is answered.
 func (d *Device) writer() {
 	defer close(d.done)
 	groupcommit.Run(d.writes, d.stop, maxBatch, d.commit)
 }
 
 func (d *Device) commit(batch []*storeReq) {
-	errs := make([]error, len(batch))
+	changes := make([]change, len(batch))
+	removed := false
+	var err error
 	for i, r := range batch {
-		var tmp string
-		if tmp, errs[i] = d.writeTemp(r.id, r.data); errs[i] == nil {
-			if errs[i] = os.Rename(tmp, d.path(r.id)); errs[i] != nil {
-				os.Remove(tmp)
+		changes[i] = r.change
+		if !r.del {
+			continue
+		}
+		// A blob stored as its own file (chunked, or by an earlier version).
+		for _, p := range []string{d.path(r.id), d.path(r.id) + chunkedSuffix} {
+			if e := os.Remove(p); e == nil {
+				removed = true
+			} else if !errors.Is(e, os.ErrNotExist) && err == nil {
+				err = e
 			}
 		}
 	}
-	// One sync makes the batch's data and directory entries durable. Until it
-	// returns nobody is answered, so a crash before it loses only unanswered
-	// writes (a torn file fails its at-rest authentication when read).
-	if err := d.syncDir(); err != nil {
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = err
-			}
-		}
+	if err == nil {
+		err = d.packs.commit(changes)
 	}
-	for i, r := range batch {
-		r.err <- errs[i]
+	if err == nil && removed {
+		err = syncFS(d.blobs)
 	}
-}
-
-// writeTemp seals data into a new temp file (not yet synced).
-func (d *Device) writeTemp(id string, data []byte) (string, error) {
-	nonce := make([]byte, d.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", err
+	for _, r := range batch {
+		r.err <- err
 	}
-	sealed := d.aead.Seal(nonce, nonce, data, []byte(id))
-	tmp, err := os.CreateTemp(d.blobs, ".tmp-"+id+"-*")
-	if err != nil {
-		return "", err
-	}
-	if _, err := tmp.Write(sealed); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	return tmp.Name(), nil
-}
-
-// syncDir makes everything written under the blob directory durable: the
-// files' data and the directory entries (syncfs covers the whole file
-// system, in one call for the batch).
-func (d *Device) syncDir() error {
-	dir, err := os.Open(d.blobs)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return unix.Syncfs(int(dir.Fd()))
 }
 
 // fetch reads and opens a blob; a tampered file fails.
 func (d *Device) fetch(id string) ([]byte, error) {
+	if data, ok, err := d.packs.get(id); ok {
+		return data, err
+	}
 	sealed, err := os.ReadFile(d.path(id))
 	if err != nil {
 		return nil, err
@@ -351,7 +329,7 @@ func (d *Device) List() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids := []string{}
+	ids := d.packs.ids()
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), ".") {
 			ids = append(ids, strings.TrimSuffix(e.Name(), chunkedSuffix))
@@ -361,8 +339,62 @@ func (d *Device) List() ([]string, error) {
 	return ids, nil
 }
 
-// Dir is the blob directory (tests read the files to check layer 3).
-func (d *Device) Dir() string { return d.blobs }
+// Locate returns the file and the byte range holding a blob's sealed copy
+// (for inspection: tests read and damage copies through it). A blob stored
+// in its own file is the whole file (n is -1).
+func (d *Device) Locate(id string) (path string, off, n int64, err error) {
+	if path, off, n, ok := d.packs.locate(id); ok {
+		return path, off, n, nil
+	}
+	for _, p := range []string{d.path(id), d.path(id) + chunkedSuffix} {
+		if _, err := os.Stat(p); err == nil {
+			return p, 0, -1, nil
+		}
+	}
+	return "", 0, 0, os.ErrNotExist
+}
+
+// Dir is the device's directory (tests read the files to check layer 3).
+func (d *Device) Dir() string { return d.cfg.Dir }
+
+// Holdings lists the blob ids held in a device directory, read from the
+// disk (the device may be running or not): for audits and tests.
+func Holdings(dir string) ([]string, error) {
+	seen := map[string]bool{}
+	packsDir := filepath.Join(dir, "packs")
+	entries, err := os.ReadDir(packsDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), packSuffix) || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		recs, err := readFooter(filepath.Join(packsDir, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // rewritten away meanwhile
+		} else if err != nil {
+			return nil, err
+		}
+		for id := range recs {
+			seen[id] = true
+		}
+	}
+	if entries, err = os.ReadDir(filepath.Join(dir, "blobs")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			seen[strings.TrimSuffix(e.Name(), chunkedSuffix)] = true
+		}
+	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
 
 // Run starts a device and serves until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
