@@ -227,6 +227,20 @@ func connect(t *testing.T, b *privicore.Bundle, errs chan error) (*nats.Conn, er
 	return nc, err
 }
 
+// expectViolation waits for the bus to refuse something (what: the failure
+// message if it does not).
+func expectViolation(t *testing.T, errs chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-errs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("unexpected error %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal(what)
+	}
+}
+
 func TestDeviceBusCredentialsAndIsolation(t *testing.T) {
 	e := enginetest.Start(t)
 	a := newAPI(t, e)
@@ -250,14 +264,7 @@ func TestDeviceBusCredentialsAndIsolation(t *testing.T) {
 	own, _ := nc1.SubscribeSync(b1.BusSubjectPrefix + ".to.>")
 	spy, _ := nc1.SubscribeSync(b2.BusSubjectPrefix + ".to.>") // another device's subjects
 	nc1.Flush()
-	select {
-	case err := <-errs:
-		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
-			t.Fatalf("unexpected error %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("subscribing to another device's subjects was not refused")
-	}
+	expectViolation(t, errs, "subscribing to another device's subjects was not refused")
 	engine := e.Bus.Conn()
 	engine.Publish(b2.BusSubjectPrefix+".to.store", []byte("for d2"))
 	engine.Publish(b1.BusSubjectPrefix+".to.store", []byte("for d1"))
@@ -270,14 +277,7 @@ func TestDeviceBusCredentialsAndIsolation(t *testing.T) {
 	}
 	if err := nc1.Publish(b2.BusSubjectPrefix+".from.vote", []byte("forged")); err == nil {
 		nc1.Flush()
-		select {
-		case err := <-errs:
-			if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
-				t.Fatalf("unexpected error %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("publishing as another device was not refused")
-		}
+		expectViolation(t, errs, "publishing as another device was not refused")
 	}
 
 	// A new bundle issues a new secret: the old one stops working at once.
