@@ -376,7 +376,14 @@ func TestListUpdateClassifyDeleteAndStatistics(t *testing.T) {
 
 func waitBlobs(t *testing.T, d *storagedevice.Device, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitBlobsFor(t, d, n, 10*time.Second)
+}
+
+// waitBlobsFor is waitBlobs with its own patience (catch-up is retried
+// every 2 s; a loaded CI machine needs more).
+func waitBlobsFor(t *testing.T, d *storagedevice.Device, n int, wait time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
 	for {
 		ids, _ := d.List()
 		if len(ids) == n {

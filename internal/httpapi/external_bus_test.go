@@ -59,7 +59,7 @@ func TestExternalNATS(t *testing.T) {
 	a.store(u, "ext", wire2)
 	waitBlobs(t, d1, 2)
 	back := a.startDevice(u, d1Ident(a, u, "s2"), d2.Dir()) // with its files
-	waitBlobs(t, back, 2)
+	waitBlobsFor(t, back, 2, 45*time.Second)
 }
 
 // TestExternalNATSAuthCallout: on an external NATS configured with the
