@@ -416,6 +416,9 @@ func (s *Service) deliverOne(ctx context.Context, d *privicore.Device, e privico
 	return false
 }
 
+// copyTimeout bounds one single-message copy to a catching-up device.
+const copyTimeout = 5 * time.Second
+
 // copyTo copies a blob from a peer holding it to device d and records it.
 func (s *Service) copyTo(ctx context.Context, d *privicore.Device, t *privicore.DataToken) error {
 	peers, err := s.holders(ctx, t.ProfileID, t.BlobID, d.ID)
@@ -433,7 +436,13 @@ func (s *Service) copyTo(ctx context.Context, d *privicore.Device, t *privicore.
 		if err != nil || !s.Valid(t.BlobID, data) {
 			continue
 		}
-		if _, err := s.request(ctx, d.ID, storagedevice.OpStore, t.BlobID, data); err != nil {
+		// A single-message copy takes milliseconds; a device that died with
+		// the request in hand must not hold its delivery round for the full
+		// request timeout.
+		sctx, cancel := context.WithTimeout(ctx, copyTimeout)
+		_, err = s.request(sctx, d.ID, storagedevice.OpStore, t.BlobID, data)
+		cancel()
+		if err != nil {
 			return err
 		}
 		return s.store.Write(ctx, func(q privicore.Queries) error { return q.AddDeviceBlob(ctx, t.BlobID, t.Size, d.ID) })
