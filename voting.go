@@ -140,8 +140,9 @@ type PoolStore interface {
 	// AddPoolAnswer records an answer; a second answer of the device in the
 	// same attempt is ECONFLICT.
 	AddPoolAnswer(ctx context.Context, poolID string, attempt int, a PoolAnswer) error
-	// OpenPools lists open pools (without answers), soonest deadline first.
-	OpenPools(ctx context.Context, limit int) ([]*Pool, error)
+	// OpenPools lists open pools (without answers), soonest deadline first:
+	// those whose deadline is before dueBefore, or all when it is zero.
+	OpenPools(ctx context.Context, dueBefore time.Time, limit int) ([]*Pool, error)
 }
 
 // The events a policy can gate (spec §10): what a command would do.

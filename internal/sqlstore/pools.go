@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"time"
 
 	"github.com/privicore/privicore"
 )
@@ -99,6 +101,11 @@ func (q queries) AddPoolAnswer(ctx context.Context, poolID string, attempt int, 
 }
 
 // OpenPools implements privicore.PoolStore.
-func (q queries) OpenPools(ctx context.Context, limit int) ([]*privicore.Pool, error) {
-	return collect(ctx, q, scanPool, `SELECT `+poolCols+` FROM pools WHERE state = ? ORDER BY expires_at LIMIT ?`, privicore.PoolOpen, limit)
+func (q queries) OpenPools(ctx context.Context, dueBefore time.Time, limit int) ([]*privicore.Pool, error) {
+	before := int64(math.MaxInt64)
+	if !dueBefore.IsZero() {
+		before = nanos(dueBefore)
+	}
+	return collect(ctx, q, scanPool, `SELECT `+poolCols+` FROM pools WHERE state = ? AND expires_at < ? ORDER BY expires_at LIMIT ?`,
+		privicore.PoolOpen, before, limit)
 }

@@ -92,7 +92,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.reloadGuarded(ctx); err != nil {
 		return err
 	}
-	open, err := s.store.OpenPools(ctx, 10000)
+	open, err := s.store.OpenPools(ctx, time.Time{}, 10000)
 	if err != nil {
 		return err
 	}
@@ -134,14 +134,7 @@ func (s *Service) Gated(ctx context.Context, c *privicore.Command, event string)
 func (s *Service) Check(ctx context.Context, c *privicore.Command, event string) (bool, error) {
 	pl, err := s.store.FindPoolByCommand(ctx, c.ID)
 	if err == nil {
-		switch pl.State {
-		case privicore.PoolOpen:
-			return false, nil
-		case privicore.PoolApproved:
-			return true, nil
-		default:
-			return false, privicore.Reject("voting."+pl.State, "the vote ended %s", pl.State)
-		}
+		return verdict(pl)
 	} else if privicore.ErrorCode(err) != privicore.ENOTFOUND {
 		return false, err
 	}
@@ -162,10 +155,15 @@ func (s *Service) Check(ctx context.Context, c *privicore.Command, event string)
 		spec.question, _ = pol.Configuration[ParamBallotMessage].(string)
 		spec.detail = s.describe(c)
 	}
-	pl, err = s.open(ctx, c, spec)
-	if err != nil {
+	if pl, err = s.open(ctx, c, spec); err != nil {
 		return false, err
 	}
+	return verdict(pl)
+}
+
+// verdict is what a pool says about its held command: wait (open), run
+// (approved), or the rejection voting.<state>.
+func verdict(pl *privicore.Pool) (proceed bool, err error) {
 	switch pl.State {
 	case privicore.PoolOpen:
 		return false, nil
@@ -237,7 +235,9 @@ func (s *Service) open(ctx context.Context, c *privicore.Command, spec poolSpec)
 		if err := q.CreatePool(ctx, pl); err != nil {
 			return err
 		}
-		after, err = s.settle(ctx, q, pl, false)
+		if after, err = s.settle(ctx, q, pl, false); after == nil {
+			after = func() { s.sendBallots(context.Background(), pl, "") } // the first ballots
+		}
 		return err
 	})
 	if err != nil {
@@ -269,14 +269,7 @@ func (s *Service) describe(c *privicore.Command) map[string]any {
 // outcome is what the answers so far say, if every way the remaining
 // voters could still answer (or stay silent) gives the same result.
 func outcome(pl *privicore.Pool) (string, bool) {
-	yes, no := 0, 0
-	for _, a := range pl.Answers {
-		if a.Yes {
-			yes++
-		} else {
-			no++
-		}
-	}
+	yes, no := tally(pl)
 	pending := max(0, len(pl.Eligible)-len(pl.Answers))
 	first := ""
 	for y := 0; y <= pending; y++ {
@@ -294,13 +287,18 @@ func outcome(pl *privicore.Pool) (string, bool) {
 
 // atDeadline is the outcome with the answers received.
 func atDeadline(pl *privicore.Pool) string {
-	yes := 0
+	yes, no := tally(pl)
+	return result(pl, yes, no)
+}
+
+// tally counts the current attempt's yes and no answers.
+func tally(pl *privicore.Pool) (yes, no int) {
 	for _, a := range pl.Answers {
 		if a.Yes {
 			yes++
 		}
 	}
-	return result(pl, yes, len(pl.Answers)-yes)
+	return yes, len(pl.Answers) - yes
 }
 
 // result applies the strategy to a count of answers.
@@ -331,15 +329,16 @@ func result(pl *privicore.Pool, yes, no int) string {
 
 // settle resolves pl inside q if its outcome is known (or, with deadline,
 // its time is up): approved, or failed with a new attempt while attempts
-// remain, or failed for good. It returns what to do once committed:
-// resume the held command, or send the new attempt's ballots.
+// remain, or failed for good. It returns what to do once committed —
+// resume the held command, or send the new attempt's ballots — or nil
+// while the pool still waits for answers.
 func (s *Service) settle(ctx context.Context, q privicore.Queries, pl *privicore.Pool, deadline bool) (func(), error) {
 	state, known := outcome(pl)
 	if deadline {
 		state, known = atDeadline(pl), true
 	}
 	if !known {
-		return func() { s.sendBallots(context.Background(), pl, "") }, nil
+		return nil, nil
 	}
 	return s.finish(ctx, q, pl, state)
 }
@@ -396,7 +395,7 @@ func (s *Service) deviceOf(subject string) string {
 func (s *Service) onHello(m *nats.Msg) {
 	id := s.deviceOf(m.Subject)
 	ctx := context.Background()
-	open, err := s.store.OpenPools(ctx, 10000)
+	open, err := s.store.OpenPools(ctx, time.Time{}, 10000)
 	if err != nil {
 		return
 	}
@@ -457,13 +456,7 @@ func (s *Service) onAnswer(m *nats.Msg) {
 		}
 		pl.Answers = append(pl.Answers, ans)
 		after, err = s.settle(ctx, q, pl, false)
-		if err != nil {
-			return err
-		}
-		if pl.State == privicore.PoolOpen && pl.Attempt == a.Attempt {
-			after = func() {} // still waiting for others: their ballots are out
-		}
-		return nil
+		return err
 	})
 	var refused *errRefused
 	switch {
@@ -474,7 +467,9 @@ func (s *Service) onAnswer(m *nats.Msg) {
 		reply(ballot.Receipt{Reason: "voting.unavailable"})
 	default:
 		reply(ballot.Receipt{Accepted: true})
-		after()
+		if after != nil {
+			after()
+		}
 	}
 }
 
@@ -503,15 +498,11 @@ func (s *Service) expiryLoop() {
 
 // expire resolves every overdue open pool at its deadline.
 func (s *Service) expire(ctx context.Context) {
-	open, err := s.store.OpenPools(ctx, 1000)
+	due, err := s.store.OpenPools(ctx, s.now(), 1000)
 	if err != nil {
 		return
 	}
-	now := s.now()
-	for _, stale := range open {
-		if now.Before(stale.ExpiresAt) {
-			break // soonest deadline first
-		}
+	for _, stale := range due {
 		var after func()
 		err := s.store.Write(ctx, func(q privicore.Queries) error {
 			pl, err := q.FindPool(ctx, stale.ID)
