@@ -176,6 +176,21 @@ func (b *Bus) Conn() *nats.Conn { return b.nc }
 // <root>.to.<kind>, the device to <root>.from.<kind>.
 func DeviceSubject(prefix, deviceID string) string { return prefix + ".dev." + deviceID }
 
+// SubjectDevice returns the device id in a <prefix>.dev.<id>.… subject.
+func SubjectDevice(prefix, subject string) string {
+	id, _, _ := strings.Cut(strings.TrimPrefix(subject, prefix+".dev."), ".")
+	return id
+}
+
+// ClientID is a device's bus user name.
+func ClientID(deviceID string) string { return clientPrefix + deviceID }
+
+// clientPrefix starts every device's bus user name.
+const clientPrefix = "device-"
+
+// IsDeviceClient reports whether a bus user name is a device's.
+func IsDeviceClient(clientID string) bool { return strings.HasPrefix(clientID, clientPrefix) }
+
 // InboxPrefix is the reply inbox prefix a device must use (nats.CustomInboxPrefix).
 func InboxPrefix(deviceID string) string { return "_INBOX_" + deviceID }
 
@@ -282,7 +297,7 @@ func (b *Bus) probe(clientID string) bool {
 		return on
 	}
 	b.onlineMu.Unlock()
-	id := strings.TrimPrefix(clientID, "device-")
+	id := strings.TrimPrefix(clientID, clientPrefix)
 	_, err := b.nc.Request(DeviceSubject(b.cfg.Prefix, id)+".to."+OpPing, nil, time.Second)
 	on := err == nil
 	b.onlineMu.Lock()

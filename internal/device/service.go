@@ -13,13 +13,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
 )
 
@@ -328,7 +328,7 @@ func commandDevice(ctx context.Context, q privicore.Queries, c *privicore.Comman
 // approve marks d approved and gives it its bus user.
 func (s *Service) approve(d *privicore.Device) {
 	d.State = privicore.DeviceApproved
-	d.ClientID = "device-" + d.ID
+	d.ClientID = bus.ClientID(d.ID)
 }
 
 func (s *Service) handleApprove(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -489,7 +489,7 @@ func deviceSubject(prefix, id string) string { return prefix + ".dev." + id }
 // AuthenticateDevice implements bus.DeviceAuthenticator: clientID and
 // secret must be the current credentials of an approved device.
 func (s *Service) AuthenticateDevice(clientID, secret string) (string, bool) {
-	if !strings.HasPrefix(clientID, "device-") || secret == "" {
+	if !bus.IsDeviceClient(clientID) || secret == "" {
 		return "", false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

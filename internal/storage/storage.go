@@ -12,7 +12,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -269,12 +268,9 @@ func (s *Service) holders(ctx context.Context, profileID, blobID, except string)
 // seconds for every device with queued work.
 func (s *Service) Start() error {
 	sub, err := s.nc.Subscribe(s.prefix+".dev.*.from.hello", func(m *nats.Msg) {
-		parts := strings.Split(m.Subject, ".")
-		if len(parts) >= 3 {
-			select {
-			case s.kick <- parts[len(parts)-3]:
-			default:
-			}
+		select {
+		case s.kick <- bus.SubjectDevice(s.prefix, m.Subject):
+		default:
 		}
 	})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -386,9 +385,7 @@ func (s *Service) sendBallots(ctx context.Context, pl *privicore.Pool, onlyDevic
 
 // deviceOf returns the device id in a <prefix>.dev.<id>.from.<op> subject.
 func (s *Service) deviceOf(subject string) string {
-	rest := strings.TrimPrefix(subject, s.pools.bus.Prefix+".dev.")
-	id, _, _ := strings.Cut(rest, ".")
-	return id
+	return bus.SubjectDevice(s.pools.bus.Prefix, subject)
 }
 
 // onHello resends the open ballots of a device that (re)connected.
