@@ -211,20 +211,13 @@ func Fires(event string) func(*privicore.Command) string {
 // before Start.
 func (p *Processor) SetGate(g Gate) { p.gate = g }
 
-// EventOf returns the event c fires, or "".
-func (p *Processor) EventOf(c *privicore.Command) string {
-	if f := p.events[c.Type]; f != nil {
-		return f(c)
-	}
-	return ""
-}
-
-// gated reports whether the gate may hold c.
+// gated returns the event c fires and whether the gate may hold c.
 func (p *Processor) gated(ctx context.Context, c *privicore.Command) (string, bool) {
-	if p.gate == nil {
+	event := p.events[c.Type]
+	if p.gate == nil || event == nil {
 		return "", false
 	}
-	ev := p.EventOf(c)
+	ev := event(c)
 	return ev, ev != "" && p.gate.Gated(ctx, c, ev)
 }
 
@@ -272,10 +265,11 @@ func (p *Processor) SubmitWithID(ctx context.Context, id, profileID, typ string,
 	now := p.now()
 	c := &privicore.Command{ID: id, ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandPending, CreatedAt: now, UpdatedAt: now,
 		Actor: actorOf(ctx)}
+	// Inline execution, unless a vote may hold the command (its pool needs
+	// the command's record first).
 	if _, gated := p.gated(ctx, c); !gated && p.handlers[typ].Prepare == nil {
-		h := p.handlers[typ]
 		if key := p.keyOf(c); p.claim(key) {
-			done, err := p.inline(ctx, c, h)
+			done, err := p.inline(ctx, c, p.handlers[typ])
 			p.release(key)
 			if done || err != nil {
 				return c, err
