@@ -19,15 +19,7 @@ import (
 // devices connect there, presence is probed, stores and reads work, and a
 // device that was away catches up.
 func TestExternalNATS(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(5 * time.Second) {
-		t.Fatal("the external NATS did not start")
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := externalNATS(t, &server.Options{})
 	e := enginetest.Start(t, func(c *engine.Config) { c.NATSURL = srv.ClientURL() })
 	a := newAPI(t, e)
 	u := a.activeUser("external")
@@ -69,17 +61,8 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 	issuer, _ := nkeys.CreateAccount()
 	seed, _ := issuer.Seed()
 	pub, _ := issuer.PublicKey()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		Users:       []*server.User{{Username: "privicore", Password: "engine-pw"}},
+	srv := externalNATS(t, &server.Options{Users: []*server.User{{Username: "privicore", Password: "engine-pw"}},
 		AuthCallout: &server.AuthCallout{Issuer: pub, AuthUsers: []string{"privicore"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(5 * time.Second) {
-		t.Fatal("the external NATS did not start")
-	}
-	t.Cleanup(srv.Shutdown)
 	url := strings.Replace(srv.ClientURL(), "nats://", "nats://privicore:engine-pw@", 1)
 	e := enginetest.Start(t, func(c *engine.Config) { c.NATSURL, c.NATSCalloutSeed = url, string(seed) })
 	a := newAPI(t, e)
@@ -114,6 +97,22 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 	if _, err := connect(t, b1, nil); err == nil {
 		t.Fatal("a removed device still connects")
 	}
+}
+
+// externalNATS runs a NATS server of its own on loopback, stopped with the test.
+func externalNATS(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	opts.Host, opts.Port, opts.NoSigs, opts.NoLog = "127.0.0.1", -1, true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("the external NATS did not start")
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv
 }
 
 // d1Ident returns the identifier of u's device named name.
