@@ -1,8 +1,10 @@
 // Package bus runs the message bus between the engine and its devices: an
 // embedded NATS server whose device connections authenticate against the
-// engine's database, each device allowed only its own subjects. Durable
-// delivery to devices is the storage outbox's job (internal/storage), so
-// the bus itself keeps nothing.
+// engine's database, each device allowed only its own subjects. The
+// embedded server runs JetStream with its state under the data directory
+// (<data-dir>/bus), in the engine's account; devices cannot reach its API.
+// Durable delivery to devices is the storage outbox's job
+// (internal/storage), so no payload is kept on the bus.
 package bus
 
 import (
@@ -14,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +43,7 @@ type DeviceAuthenticator interface {
 // Config configures the bus.
 type Config struct {
 	Addr    string // device listener; default 127.0.0.1:4222; port 0 picks one
-	DataDir string // reserved for bus state; unused while the bus keeps nothing
+	DataDir string // JetStream's state goes under DataDir/bus; empty: a temporary directory
 	Prefix  string // subject prefix; default DefaultPrefix
 	// NATSURL, when set, connects to an external NATS instead of embedding
 	// one (credentials in the URL). Devices are then authenticated through
@@ -126,6 +129,10 @@ func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
 		NoLog:                      true,
 		MaxPayload:                 8 << 20,
 		CustomClientAuthentication: authenticator{b},
+		JetStream:                  true,
+		StoreDir:                   StoreDir(cfg.DataDir),
+		JetStreamMaxMemory:         JetStreamMaxMemory,
+		JetStreamMaxStore:          JetStreamMaxStore,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -145,6 +152,43 @@ func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
 	}
 	b.nc = nc
 	return b, nil
+}
+
+// JetStream's limits on the embedded server.
+const (
+	JetStreamMaxMemory = 64 << 20 // bytes of memory-backed streams
+	JetStreamMaxStore  = 1 << 30  // bytes of file-backed streams
+)
+
+// StoreDir is where the embedded server keeps JetStream's state: "bus"
+// under the engine's data directory (the server adds "jetstream" below it).
+// An empty dataDir leaves the choice to the server (a temporary directory).
+func StoreDir(dataDir string) string {
+	if dataDir == "" {
+		return ""
+	}
+	return filepath.Join(dataDir, "bus")
+}
+
+// JetStreamInfo checks that the engine's account can use the embedded
+// server's JetStream and returns the server's JetStream limits. With an
+// external NATS, JetStream is that server's business: it returns an error.
+func (b *Bus) JetStreamInfo() (*server.JetStreamConfig, error) {
+	if b.srv == nil {
+		return nil, errors.New("bus: JetStream belongs to the external NATS")
+	}
+	js, err := b.nc.JetStream()
+	if err != nil {
+		return nil, fmt.Errorf("bus: JetStream: %w", err)
+	}
+	if _, err := js.AccountInfo(); err != nil {
+		return nil, fmt.Errorf("bus: JetStream: %w", err)
+	}
+	cfg := b.srv.JetStreamConfig()
+	if cfg == nil {
+		return nil, errors.New("bus: JetStream is not enabled")
+	}
+	return cfg, nil
 }
 
 // deviceURL is the external servers' URLs (comma-separated) without the

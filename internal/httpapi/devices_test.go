@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -278,6 +280,18 @@ func TestDeviceBusCredentialsAndIsolation(t *testing.T) {
 	if err := nc1.Publish(b2.BusSubjectPrefix+".from.vote", []byte("forged")); err == nil {
 		nc1.Flush()
 		expectViolation(t, errs, "publishing as another device was not refused")
+	}
+	// JetStream runs in the engine's account, its state under the data
+	// directory; a device cannot reach its API.
+	if info, err := e.Bus.JetStreamInfo(); err != nil || info.MaxStore != bus.JetStreamMaxStore || info.MaxMemory != bus.JetStreamMaxMemory {
+		t.Fatalf("engine JetStream: %+v %v", info, err)
+	}
+	if fi, err := os.Stat(filepath.Join(bus.StoreDir(e.DataDir), "jetstream")); err != nil || !fi.IsDir() {
+		t.Fatalf("JetStream state not under the data directory: %v", err)
+	}
+	if err := nc1.Publish("$JS.API.STREAM.CREATE.spy", []byte(`{"name":"spy","subjects":["privicore.>"]}`)); err == nil {
+		nc1.Flush()
+		expectViolation(t, errs, "a device reached the JetStream API")
 	}
 
 	// A new bundle issues a new secret: the old one stops working at once.
