@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver
@@ -54,6 +55,11 @@ type DB struct {
 	stopOnce sync.Once
 	done     chan struct{}
 	wg       sync.WaitGroup // background work (the checkpointer)
+
+	// walLong is set by the checkpointer when the WAL has grown past
+	// walRestartFrames: the writer then finishes the checkpoint between two
+	// batches, so that the next commit starts the WAL over (see checkpointer).
+	walLong atomic.Bool
 }
 
 var _ privicore.Store = (*DB)(nil)
@@ -86,7 +92,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		// Checkpoints run in the background (checkpointer), not inside
 		// whichever commit crosses the WAL threshold: that kept the commit
 		// latency tail long.
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", "wal_autocheckpoint(0)"} {
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "foreign_keys(1)", "wal_autocheckpoint(0)",
+			fmt.Sprintf("journal_size_limit(%d)", walSizeLimit)} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
@@ -114,22 +121,73 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return d, nil
 }
 
+// busyTimeout is how long a statement waits for a lock.
+const busyTimeout = 10 * time.Second
+
+// walRestartWait bounds how long the writer waits for readers still on the
+// old WAL when it starts the WAL over.
+const walRestartWait = 50 * time.Millisecond
+
+// Checkpointing (see checkpointer); variables so that tests can shorten them.
+var (
+	// checkpointEvery is the background checkpoint's period.
+	checkpointEvery = time.Second
+	// walRestartFrames is the WAL length (pages) past which the writer
+	// finishes a checkpoint itself: 16 MiB with SQLite's 4 KiB pages.
+	walRestartFrames = 4096
+)
+
+// walSizeLimit is what a started-over WAL file is truncated to.
+const walSizeLimit = 64 << 20
+
 // checkpointer copies the WAL into the database file every second, without
 // blocking the writer (a passive checkpoint).
+//
+// Under a steady load that is not enough: SQLite starts the WAL over only
+// when a checkpoint has copied every frame, and commits keep appending
+// while a background checkpoint runs, so the WAL would grow without bound
+// (hundreds of MiB within seconds of load, each commit extending the file
+// and syncing its metadata). When the WAL is long, the writer therefore
+// runs one more passive checkpoint between two batches: only the frames
+// appended meanwhile are left to copy, nothing is appended during it, and
+// the next commit writes from the start of the file again.
 func (d *DB) checkpointer() {
 	defer d.wg.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-d.stop:
 			return
 		case <-t.C:
-			if _, err := d.db.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+			var busy, frames, copied int
+			if err := d.db.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
 				continue
+			}
+			if frames >= walRestartFrames {
+				d.walLong.Store(true)
 			}
 		}
 	}
+}
+
+// finishCheckpoint runs in the writer between batches when the WAL is long
+// (see checkpointer): a restart checkpoint copies what the background one
+// left and waits, at most walRestartWait, for the readers still on the old
+// WAL, so that the next commit writes from the start of the file.
+func (d *DB) finishCheckpoint() {
+	if !d.walLong.CompareAndSwap(true, false) {
+		return
+	}
+	ctx := context.Background()
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout(%d)", walRestartWait.Milliseconds()))
+	conn.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)")
+	conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout(%d)", busyTimeout.Milliseconds()))
 }
 
 // migrate applies the embedded migrations not yet recorded.
@@ -236,10 +294,10 @@ func (d *DB) writer() {
 // savepoint, so that only the failing ones are undone. Writes are pure
 // database work, so running one twice is harmless.
 func (d *DB) commit(batch []*writeReq) {
-	if d.commitOptimistic(batch) {
-		return
+	if !d.commitOptimistic(batch) {
+		d.commitIsolated(batch)
 	}
-	d.commitIsolated(batch)
+	d.finishCheckpoint()
 }
 
 // commitOptimistic runs the batch without savepoints; it reports false,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -194,5 +195,53 @@ func TestConditionalDataTokenUpdates(t *testing.T) {
 	got, _ := db.FindDataToken(ctx, "d1")
 	if got.Context != "fresh" || got.State != privicore.TokenStored || got.BlobID != "b1" || got.Size != 42 || got.TempToken != "tmp-1" {
 		t.Fatalf("token %+v", got)
+	}
+}
+
+func TestWALStartsOverUnderSteadyLoad(t *testing.T) {
+	defer sqlstore.SetCheckpointing(50*time.Millisecond, 256)()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	db := open(t, path)
+	defer db.Close()
+
+	// The writer never idles (16 writers, readers alongside): without the
+	// writer's own checkpoint the WAL would never start over.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var largest int64
+	deadline := time.Now().Add(3 * time.Second)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				id := fmt.Sprintf("p%02d-%06d", w, i)
+				if err := db.Write(ctx, func(q privicore.Queries) error { return q.CreateProfile(ctx, profile(id, "u"+id)) }); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := db.FindProfileByID(ctx, id); err != nil {
+					t.Error(err)
+					return
+				}
+				if fi, err := os.Stat(path + "-wal"); err == nil {
+					mu.Lock()
+					largest = max(largest, fi.Size())
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var n int
+	if err := db.SQL().QueryRow("SELECT count(*) FROM profiles").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	// Every 50 ms adds a few MiB (a profile costs ≈ 10 KiB of WAL in small
+	// commits); without starting over the WAL holds them all (≈ 300 MiB).
+	t.Logf("%d profiles, largest WAL %d KiB", n, largest>>10)
+	if largest > 32<<20 {
+		t.Fatalf("the WAL grew to %d KiB for %d profiles: it does not start over", largest>>10, n)
 	}
 }
