@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -243,4 +244,17 @@ func TestPacksReadsDuringRewrites(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+func TestBlobIDsCannotBePaths(t *testing.T) {
+	for _, id := range []string{"01JDQ6ZJ8V9K3M2N4P5Q6R7S8T", "a", "a_b-C9", strings.Repeat("x", 64)} {
+		if !validBlobID(id) {
+			t.Errorf("%q refused", id)
+		}
+	}
+	for _, id := range []string{"", "..", "../x", "a/b", `a\b`, "a.b", "a b", "é", "a\x00", strings.Repeat("x", 65)} {
+		if validBlobID(id) {
+			t.Errorf("%q accepted", id)
+		}
+	}
 }
