@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Client calls the engine's HTTP API. It is safe for concurrent use.
@@ -412,6 +413,11 @@ type textOrJSON string
 // UnmarshalJSON implements json.Unmarshaler.
 func (t *textOrJSON) UnmarshalJSON(b []byte) error {
 	switch {
+	case len(b) > 1 && b[0] == '"' && bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b):
+		// Already validated by the decoder; without escapes (and in valid
+		// UTF-8) the text is what is between the quotes: base64, URLs,
+		// reason keys.
+		*t = textOrJSON(b[1 : len(b)-1])
 	case len(b) > 0 && b[0] == '"':
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {

@@ -8,10 +8,11 @@
 # Runs alternate between the binaries, 15 s apart (the file system settles
 # after the previous run's clean-up). Prints stores/s and CPU per store.
 set -u
+. "$(dirname "$0")/benchdir.sh"
 SECS=${1:?usage: scripts/ab.sh SECS RUNS BINARY...}; RUNS=${2:?}; shift 2
 one() {
   local B=$1 DIR API=127.0.0.1:18219 BUS=127.0.0.1:14432
-  DIR=$(mktemp -d)
+  DIR=$(bench_dir)
   (
     trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null' EXIT
     cd "$DIR"; export PRIVICORE_CONFIG_DIR=$DIR/conf

@@ -9,7 +9,8 @@ set -u
 B=${1:?usage: scripts/bench.sh PRIVICORE-BINARY [seconds]}
 SECS=${2:-6}
 KINDS=${3:-store retrieve ack}
-DIR=$(mktemp -d)
+. "$(dirname "$0")/benchdir.sh"
+DIR=$(bench_dir)
 API=127.0.0.1:18109
 BUS=127.0.0.1:14322
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT

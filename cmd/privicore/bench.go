@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -20,6 +22,7 @@ type benchOpts struct {
 	sockets          int
 	duration         time.Duration
 	fromStdin        bool
+	cpuProfile       string
 }
 
 // newBenchCmd is the load generator: `privicore bench store|retrieve|ack`.
@@ -40,6 +43,7 @@ func newBenchCmd(e *env) *cobra.Command {
 		f.IntVar(&o.sockets, "sockets", 0, "WebSocket sessions the clients share (0: one per client); every socket of a profile receives every event of the profile")
 		f.IntVar(&o.size, "size", 1024, "plaintext bytes per payload")
 		f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run")
+		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile to this file")
 		cmd.AddCommand(c)
 	}
 	return cmd
@@ -98,6 +102,17 @@ func runBench(e *env, o *benchOpts, kind string) error {
 			_, err := s.Do(ctx, func() (string, error) { return s.Reserve(ctx, "bench-ack", 1) })
 			return err
 		}
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var mu sync.Mutex
 	var lat []time.Duration
