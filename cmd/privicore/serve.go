@@ -62,6 +62,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.NATSURL, "nats-url", envOr(e, "PRIVICORE_NATS_URL", ""), "use this external NATS instead of the embedded one (env PRIVICORE_NATS_URL)")
 	f.StringVar(&calloutKey, "nats-callout-key", envOr(e, "PRIVICORE_NATS_CALLOUT_KEY", ""), "with --nats-url: a file holding the auth callout issuer's account seed (SA…); the engine then authenticates devices for that server (env PRIVICORE_NATS_CALLOUT_KEY)")
 	f.StringVar(&cfg.NATSAccount, "nats-account", envOr(e, "PRIVICORE_NATS_ACCOUNT", ""), `with --nats-callout-key: the account devices are placed in (default "$G") (env PRIVICORE_NATS_ACCOUNT)`)
+	f.StringVar(&cfg.NATSSystemURL, "nats-system-url", envOr(e, "PRIVICORE_NATS_SYSTEM_URL", ""), "with --nats-url: a URL with credentials of the server's system account; the engine then closes a removed device's connections at once (env PRIVICORE_NATS_SYSTEM_URL)")
 	f.IntVar(&cfg.MinAcks, "min-acks", envInt(e, "PRIVICORE_MIN_ACKS", 1), "storage devices that must write an exchange durably before it succeeds (env PRIVICORE_MIN_ACKS)")
 	f.StringVar(&cfg.PublicURL, "public-url", envOr(e, "PRIVICORE_PUBLIC_URL", ""), "base of the download URLs handed out (default http://<addr>) (env PRIVICORE_PUBLIC_URL)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")

@@ -56,7 +56,12 @@ type Config struct {
 	CalloutAccount string
 	// CalloutTTL is how long a device's grant lasts; default DefaultCalloutTTL.
 	CalloutTTL time.Duration
-	Logger     *slog.Logger
+	// SystemURL, with NATSURL, is a connection (credentials in the URL) to
+	// the external server's system account: the engine then closes a
+	// removed device's connections at once (see kick); without it they end
+	// when their grant does.
+	SystemURL string
+	Logger    *slog.Logger
 }
 
 // Bus is the engine's side of the bus.
@@ -65,6 +70,8 @@ type Bus struct {
 	log    *slog.Logger
 	srv    *server.Server // nil with an external NATS
 	nc     *nats.Conn
+	sys    *nats.Conn     // the external server's system account (Config.SystemURL), or nil
+	kicks  sync.WaitGroup // kick goroutines, waited for by Close
 	auth   DeviceAuthenticator
 	secret string // the engine user's password
 	url    string
@@ -96,9 +103,15 @@ func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
 			return nil, fmt.Errorf("bus: connect %s: %w", cfg.NATSURL, err)
 		}
 		b.nc, b.url = nc, deviceURL(cfg.NATSURL)
+		if cfg.SystemURL != "" {
+			if b.sys, err = nats.Connect(cfg.SystemURL, nats.Name("privicore-engine-system"), nats.MaxReconnects(-1)); err != nil {
+				nc.Close()
+				return nil, fmt.Errorf("bus: connect to the system account: %w", err)
+			}
+		}
 		if cfg.CalloutSeed != "" {
 			if err := b.startCallout(); err != nil {
-				nc.Close()
+				b.Close()
 				return nil, err
 			}
 		}
@@ -285,7 +298,18 @@ func constantEqual(a, b string) bool {
 // Disconnect closes every connection of the bus user clientID (a removed
 // device, or one whose secret was replaced).
 func (b *Bus) Disconnect(clientID string) {
-	if b.srv == nil || clientID == "" {
+	if clientID == "" {
+		return
+	}
+	if b.srv == nil {
+		b.setOnline(clientID, false)
+		if b.sys != nil {
+			b.kicks.Add(1)
+			go func() {
+				defer b.kicks.Done()
+				b.kick(clientID)
+			}()
+		}
 		return
 	}
 	b.setOnline(clientID, false)
@@ -382,6 +406,10 @@ func (b *Bus) Ping(ctx context.Context) error {
 
 // Close drains the engine's connection and stops the embedded server.
 func (b *Bus) Close() {
+	b.kicks.Wait()
+	if b.sys != nil {
+		b.sys.Close()
+	}
 	if b.nc != nil {
 		b.nc.Close()
 	}

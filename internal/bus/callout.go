@@ -1,10 +1,12 @@
 package bus
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 )
@@ -24,7 +26,9 @@ import (
 //	}
 //
 // A device's grant lasts CalloutTTL: a removed device's credentials are
-// refused at once, and a connection it already has ends within CalloutTTL.
+// refused at once, and a connection it already has ends within CalloutTTL,
+// or at once when the engine also holds a system account connection
+// (Config.SystemURL; see kick).
 
 // calloutSubject is where the server asks.
 const calloutSubject = "$SYS.REQ.USER.AUTH"
@@ -90,4 +94,48 @@ func (b *Bus) authorize(request string, kp nkeys.KeyPair, account string, ttl ti
 	}
 	b.setOnline(o.Username, true)
 	return res.Encode(kp)
+}
+
+// kickWait is how long kick collects the servers' answers.
+const kickWait = time.Second
+
+// kick closes every connection of the bus user clientID on an external
+// NATS, through its system account: it asks all servers for the user's
+// connections ($SYS.REQ.SERVER.PING.CONNZ, filtered by user) and has each
+// server close its own ($SYS.REQ.SERVER.<id>.KICK).
+func (b *Bus) kick(clientID string) {
+	inbox := nats.NewInbox()
+	sub, err := b.sys.SubscribeSync(inbox)
+	if err != nil {
+		b.log.Warn("bus: cannot close a removed device's connections", "client", clientID, "err", err)
+		return
+	}
+	defer sub.Unsubscribe()
+	req, _ := json.Marshal(server.ConnzEventOptions{ConnzOptions: server.ConnzOptions{User: clientID, Limit: 1024}})
+	if err := b.sys.PublishRequest("$SYS.REQ.SERVER.PING.CONNZ", inbox, req); err != nil {
+		b.log.Warn("bus: cannot close a removed device's connections", "client", clientID, "err", err)
+		return
+	}
+	deadline := time.Now().Add(kickWait)
+	for {
+		m, err := sub.NextMsg(time.Until(deadline))
+		if err != nil {
+			return // every server that answered in time was handled
+		}
+		var r struct {
+			Server struct {
+				ID string `json:"id"`
+			} `json:"server"`
+			Data *server.Connz `json:"data"`
+		}
+		if json.Unmarshal(m.Data, &r) != nil || r.Data == nil || r.Server.ID == "" {
+			continue
+		}
+		for _, c := range r.Data.Conns {
+			body, _ := json.Marshal(server.KickClientReq{CID: c.Cid})
+			if _, err := b.sys.Request("$SYS.REQ.SERVER."+r.Server.ID+".KICK", body, time.Second); err != nil {
+				b.log.Warn("bus: closing a removed device's connection failed", "client", clientID, "server", r.Server.ID, "err", err)
+			}
+		}
+	}
 }

@@ -50,6 +50,9 @@ type Config struct {
 	// account devices are placed in (default "$G").
 	NATSCalloutSeed string
 	NATSAccount     string
+	// NATSSystemURL, with NATSURL, connects to the server's system account
+	// so that a removed device's connections are closed at once.
+	NATSSystemURL string
 
 	MinAcks   int    // storage devices that must write an exchange durably; default 1
 	PublicURL string // base of the URLs the engine hands out; default http://<Addr>
@@ -138,7 +141,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
 	e.Profiles.SetDeviceKeys(e.Devices)
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
-		CalloutAccount: cfg.NATSAccount, Logger: cfg.Logger}, e.Devices)
+		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, Logger: cfg.Logger}, e.Devices)
 	if err != nil {
 		e.Hub.Close()
 		store.Close()

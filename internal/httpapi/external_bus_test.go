@@ -56,15 +56,19 @@ func TestExternalNATS(t *testing.T) {
 
 // TestExternalNATSAuthCallout: on an external NATS configured with the
 // engine as its auth callout, devices are authenticated against the
-// engine's database and confined to their own subjects.
+// engine's database and confined to their own subjects; with a system
+// account connection the engine closes a removed device's connection.
 func TestExternalNATSAuthCallout(t *testing.T) {
 	issuer, _ := nkeys.CreateAccount()
 	seed, _ := issuer.Seed()
 	pub, _ := issuer.PublicKey()
-	srv := externalNATS(t, &server.Options{Users: []*server.User{{Username: "privicore", Password: "engine-pw"}},
-		AuthCallout: &server.AuthCallout{Issuer: pub, AuthUsers: []string{"privicore"}}})
+	sys := server.NewAccount("SYS")
+	srv := externalNATS(t, &server.Options{Accounts: []*server.Account{sys}, SystemAccount: "SYS",
+		Users:       []*server.User{{Username: "privicore", Password: "engine-pw"}, {Username: "sys", Password: "sys-pw", Account: sys}},
+		AuthCallout: &server.AuthCallout{Issuer: pub, AuthUsers: []string{"privicore", "sys"}}})
 	url := strings.Replace(srv.ClientURL(), "nats://", "nats://privicore:engine-pw@", 1)
-	e := enginetest.Start(t, func(c *engine.Config) { c.NATSURL, c.NATSCalloutSeed = url, string(seed) })
+	sysURL := strings.Replace(srv.ClientURL(), "nats://", "nats://sys:sys-pw@", 1)
+	e := enginetest.Start(t, func(c *engine.Config) { c.NATSURL, c.NATSCalloutSeed, c.NATSSystemURL = url, string(seed), sysURL })
 	a := newAPI(t, e)
 	u := a.activeUser("callout")
 	id1, id2 := a.approvedDevice(u, "d1"), a.approvedDevice(u, "d2")
@@ -93,7 +97,12 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 	if got, _ := a.retrieve(s, u.Token, a.store(u, "callout", wire)); !bytes.Equal(got, wire) {
 		t.Fatal("store and read through the callout-authenticated device failed")
 	}
+	nc1, err = connect(t, b1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a.succeed(accepted(t, a.postJSON("/device/remove", u.Token, map[string]string{"deviceIdentifier": id1})))
+	waitClosed(t, nc1) // its grant would have lasted minutes
 	if _, err := connect(t, b1, nil); err == nil {
 		t.Fatal("a removed device still connects")
 	}
