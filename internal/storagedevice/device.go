@@ -98,6 +98,11 @@ type storeReq struct {
 // maxBatch bounds the blobs made durable by one sync.
 const maxBatch = 128
 
+// commitLinger is how long a batch waits for more blobs under load (see
+// groupcommit.RunLinger): each commit creates a pack file and syncs the file
+// system, which costs far more than a blob.
+const commitLinger = 3 * time.Millisecond
+
 // validBlobID reports whether id looks like a blob id (ULID-ish, 1 to 64 of
 // [0-9A-Za-z_-]): nothing that could be a path. (A regexp cost the device
 // 4 % of its CPU.)
@@ -287,7 +292,7 @@ func (d *Device) submit(c change) error {
 // them is answered.
 func (d *Device) writer() {
 	defer close(d.done)
-	groupcommit.Run(d.writes, d.stop, maxBatch, d.commit)
+	groupcommit.RunLinger(d.writes, d.stop, maxBatch, commitLinger, d.commit)
 }
 
 func (d *Device) commit(batch []*storeReq) {
