@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,11 +53,11 @@ func bind(w http.ResponseWriter, r *http.Request, limit int64) (*params, error) 
 		if err != nil {
 			return nil, bodyError(err)
 		}
-		if len(strings.TrimSpace(string(body))) == 0 {
+		if len(bytes.TrimSpace(body)) == 0 {
 			return p, nil
 		}
 		var m map[string]any
-		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
 		if err := dec.Decode(&m); err != nil {
 			return nil, privicore.Invalid("body", "must be a JSON object, a urlencoded form or a multipart form")
