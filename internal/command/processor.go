@@ -62,6 +62,13 @@ type Steps struct {
 	Prepare    func(ctx context.Context, c *privicore.Command) (any, error)
 	Apply      func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) (Result, error)
 	Compensate func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error
+	// PrepareInline lets a command with Prepare run inline too: Prepare in
+	// the submitting call, then the command written once with its outcome
+	// (one write instead of two). Only for a Prepare that changes nothing
+	// outside the engine (a read from the devices): if the process dies
+	// before the write, nothing happened. Whatever Prepare hands out must
+	// wait for the Result's After, which runs once the outcome is durable.
+	PrepareInline bool
 }
 
 // Gate holds commands for a vote of the profile's authenticators
@@ -267,9 +274,10 @@ func (p *Processor) SubmitWithID(ctx context.Context, id, profileID, typ string,
 		Actor: actorOf(ctx)}
 	// Inline execution, unless a vote may hold the command (its pool needs
 	// the command's record first).
-	if _, gated := p.gated(ctx, c); !gated && p.handlers[typ].Prepare == nil {
+	h := p.handlers[typ]
+	if _, gated := p.gated(ctx, c); !gated && (h.Prepare == nil || h.PrepareInline) {
 		if key := p.keyOf(c); p.claim(key) {
-			done, err := p.inline(ctx, c, p.handlers[typ])
+			done, err := p.inline(ctx, c, h)
 			p.release(key)
 			if done || err != nil {
 				return c, err
@@ -283,14 +291,33 @@ func (p *Processor) SubmitWithID(ctx context.Context, id, profileID, typ string,
 	return c, nil
 }
 
+// inlinePrepareWithin bounds an inline Prepare (Steps.PrepareInline): the
+// caller is waiting for its 202.
+const inlinePrepareWithin = 2 * time.Second
+
 // inline records and executes c in one transaction (one commit instead of
 // two, when nothing it must be ordered after is pending). done is false
 // when it failed for a transient reason and must take the queued path.
 func (p *Processor) inline(ctx context.Context, c *privicore.Command, h Steps) (done bool, err error) {
 	var res Result
 	var herr error
+	var prepared any
+	if h.Prepare != nil {
+		pctx, cancel := context.WithTimeout(ctx, inlinePrepareWithin)
+		prepared, herr = h.Prepare(pctx, c)
+		cancel()
+		switch {
+		case herr != nil && pctx.Err() != nil:
+			// Slow (or the caller left): the queued path takes over, with
+			// the command recorded first and Prepare's full time.
+			c.Status, c.Body = privicore.CommandPending, ""
+			return false, nil
+		case herr != nil:
+			return p.inlineFailed(ctx, c, herr)
+		}
+	}
 	err = p.store.Write(ctx, func(q privicore.Queries) error {
-		if res, herr = h.Apply(ctx, q, c, nil); herr != nil {
+		if res, herr = h.Apply(ctx, q, c, prepared); herr != nil {
 			return herr
 		}
 		if res.Body == "" {
@@ -309,19 +336,27 @@ func (p *Processor) inline(ctx context.Context, c *privicore.Command, h Steps) (
 			res.After()
 		}
 		return true, nil
-	case herr != nil && isRejection(herr):
-		c.Status, c.Body = privicore.CommandRejected, reasonOf(herr)
-		if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
-			return true, err
-		}
-		p.detach(c.ID)
-		p.publish(c, privicore.CommandRejected, c.Body, "")
-		return true, nil
 	case herr != nil:
+		return p.inlineFailed(ctx, c, herr)
+	}
+	return true, err
+}
+
+// inlineFailed ends an inline command whose Prepare or Apply failed: a
+// rejection is recorded as such; anything else (transient) sends it down the
+// queued path (done false).
+func (p *Processor) inlineFailed(ctx context.Context, c *privicore.Command, herr error) (done bool, err error) {
+	if !isRejection(herr) {
 		c.Status, c.Body = privicore.CommandPending, ""
 		return false, nil
 	}
-	return true, err
+	c.Status, c.Body = privicore.CommandRejected, reasonOf(herr)
+	if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
+		return true, err
+	}
+	p.detach(c.ID)
+	p.publish(c, privicore.CommandRejected, c.Body, "")
+	return true, nil
 }
 
 // enqueue hands c to its worker unless it is already queued or running. A

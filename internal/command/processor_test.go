@@ -242,3 +242,76 @@ func TestSubmitUnknownTypeFails(t *testing.T) {
 		t.Fatal("submitted a command nobody handles")
 	}
 }
+
+// A command whose Prepare may run inline is written once, with its outcome,
+// before its release (After) runs; a Prepare too slow for the caller is cut
+// short and the command takes the queued path, recorded first.
+func TestPrepareInline(t *testing.T) {
+	ctx := context.Background()
+	db := openStore(t, filepath.Join(t.TempDir(), "db"))
+	defer db.Close()
+	rec := newRecorder()
+	p := command.New(db, rec, command.Options{Workers: 1})
+	var mu sync.Mutex
+	var released []string
+	prepares := map[string]int{}
+	p.HandleSteps("read", command.Steps{Key: command.ByID, PrepareInline: true,
+		Prepare: func(ctx context.Context, c *privicore.Command) (any, error) {
+			var mode string
+			decode(c, &mode)
+			mu.Lock()
+			prepares[c.ID]++
+			first := prepares[c.ID] == 1
+			mu.Unlock()
+			if mode == "slow" && first {
+				<-ctx.Done() // stuck until the caller's budget runs out
+				return nil, ctx.Err()
+			}
+			return func() {
+				// The outcome is durable before anything is released.
+				if st, err := p.Status(context.Background(), c.ID, "x"); err != nil || st.Status != privicore.CommandSucceeded {
+					t.Errorf("released before the outcome was recorded: %+v %v", st, err)
+				}
+				mu.Lock()
+				released = append(released, c.ID)
+				mu.Unlock()
+			}, nil
+		},
+		Apply: func(_ context.Context, _ privicore.Queries, _ *privicore.Command, prepared any) (command.Result, error) {
+			return command.Result{After: prepared.(func())}, nil
+		}})
+	p.Start(ctx)
+	defer p.Stop()
+
+	fast, err := p.Submit(ctx, "x", "read", "fast")
+	if err != nil || fast.Status != privicore.CommandSucceeded {
+		t.Fatalf("inline command: %+v %v", fast, err)
+	}
+	mu.Lock()
+	if len(released) != 1 || released[0] != fast.ID {
+		t.Fatalf("released %v when Submit returned", released)
+	}
+	mu.Unlock()
+
+	start := time.Now()
+	slow, err := p.Submit(ctx, "x", "read", "slow")
+	if err != nil || slow.Status != privicore.CommandPending || time.Since(start) > 5*time.Second {
+		t.Fatalf("slow command: %+v %v after %v", slow, err, time.Since(start))
+	}
+	if ev := rec.wait(t, slow.ID); ev.CommandStatus != privicore.CommandSucceeded {
+		t.Fatalf("slow command: %+v", ev)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := len(released)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if prepares[slow.ID] != 2 || len(released) != 2 || released[1] != slow.ID {
+		t.Fatalf("prepares %v, released %v", prepares, released)
+	}
+}

@@ -109,9 +109,13 @@ func New(store privicore.Store, cmds *command.Processor, st *storage.Service, pu
 	// ordered by the token.
 	cmds.HandleSteps(CmdReserve, command.Steps{Key: command.ByID, Apply: apply(s.handleReserve)})
 	cmds.HandleSteps(CmdExchange, command.Steps{Key: command.ByID, Prepare: s.prepareExchange, Apply: s.applyExchange, Compensate: s.compensatePush})
-	cmds.HandleSteps(CmdRequest, command.Steps{Key: command.ByID, Prepare: s.prepareRequest, Apply: func(context.Context, privicore.Queries, *privicore.Command, any) (command.Result, error) {
-		return command.Result{}, nil
-	}})
+	// A request reads from the devices, then is written once with its
+	// outcome; the data goes out once that is durable (release, in After).
+	cmds.HandleSteps(CmdRequest, command.Steps{Key: command.ByID, Prepare: s.prepareRequest, PrepareInline: true,
+		Apply: func(_ context.Context, _ privicore.Queries, _ *privicore.Command, prepared any) (command.Result, error) {
+			release, _ := prepared.(func())
+			return command.Result{After: release}, nil
+		}})
 	cmds.HandleSteps(CmdStreamExchange, command.Steps{Key: command.ByID, Prepare: s.prepareStream, Apply: s.applyStream, Compensate: s.compensatePush})
 	cmds.HandleSteps(CmdUpdate, command.Steps{Key: byToken, Prepare: s.prepareUpdate, Apply: s.applyUpdate, Compensate: s.compensatePush})
 	cmds.HandleSteps(CmdMeta, command.Steps{Key: byToken, Apply: apply(s.handleMeta)})
@@ -540,12 +544,21 @@ func (s *Service) RequestData(ctx context.Context, profileID, token string) (*pr
 	return c, reqID, err
 }
 
+// prepareRequest reads the payload from the devices (or makes its download
+// URL when it is streamed). It returns the release of the data, a func()
+// that publishes the events: Apply hands it to After, so that nothing
+// leaves before the request is recorded.
 func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any, error) {
 	var p requestPayload
 	if err := decode(c, &p); err != nil {
 		return nil, err
 	}
 	fail := func(reason string) (any, error) {
+		if err := ctx.Err(); err != nil {
+			// Cut short (an inline attempt): the queued path tries again
+			// and is the one that answers.
+			return nil, err
+		}
 		s.pub.Publish(c.ProfileID, RequestEvent{Type: EventRequest, ID: p.RequestID, CommandStatus: 3, Body: reason})
 		return nil, privicore.Reject(reason, "%s", reason)
 	}
@@ -581,17 +594,17 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 	}
 	if payload != nil && len(payload) <= InlineMax {
 		ev.Body = base64.StdEncoding.EncodeToString(payload)
-		s.pub.Publish(c.ProfileID, ev)
-		return nil, nil
+		return func() { s.pub.Publish(c.ProfileID, ev) }, nil
 	}
 	url, err := s.downloadURL(ctx, c.ProfileID, t.BlobID)
 	if err != nil {
 		return nil, err
 	}
 	ev.OutputType, ev.Body = 1, url
-	s.pub.Publish(c.ProfileID, ev)
-	s.pub.Publish(c.ProfileID, map[string]string{"type": EventStreamRdy, "id": p.RequestID, "requestId": p.RequestID, "streamUrl": url})
-	return nil, nil
+	return func() {
+		s.pub.Publish(c.ProfileID, ev)
+		s.pub.Publish(c.ProfileID, map[string]string{"type": EventStreamRdy, "id": p.RequestID, "requestId": p.RequestID, "streamUrl": url})
+	}, nil
 }
 
 // attachedToken is the token record a request was submitted with, if this

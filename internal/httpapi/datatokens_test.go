@@ -470,3 +470,36 @@ func TestExchangedTokenNeverMadePermanentIsRemovedFromDevices(t *testing.T) {
 	waitBlobs(t, d, 0)
 	expect(t, a.postJSON("/data-token/configure-file-meta", u.Token, map[string]any{"token": tmp, "fileName": "late"}), 404)
 }
+
+// A request is written once, with its outcome, before its data leaves: when
+// the 202 comes the command has already succeeded, and the data follows on
+// the socket.
+func TestRequestRecordedBeforeItsDataLeaves(t *testing.T) {
+	e := enginetest.Start(t)
+	a := newAPI(t, e)
+	u := a.activeUser("audit")
+	a.storageDevice(u, "s1")
+	s := join(t, e.WSURL, u.Token)
+	wire, _ := ciphertext(t, 500)
+	dtk := a.store(u, "audit", wire)
+
+	r := a.postJSON("/data-token/request-data", u.Token, map[string]string{"token": dtk})
+	expect(t, r, 202)
+	cmd, reqID := r.Header.Get("X-DPT-CAB-ID"), r.Header.Get("X-DPT-CAB-REQUEST-ID")
+	if st := a.get("/utility/request-command-id-status/"+cmd, u.Token).Map(t); st["command_status"] != float64(2) {
+		t.Fatalf("request-data answered 202 with the command %v", st)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		m := s.read(time.Until(deadline))
+		if m == nil {
+			break
+		}
+		if data, _ := m["data"].(map[string]any); data["type"] == "X-DPT-CAB-REQUEST-ID" && data["id"] == reqID {
+			if data["command_status"] != float64(2) || data["body"] != base64.StdEncoding.EncodeToString(wire) {
+				t.Fatalf("data event %v", data)
+			}
+			return
+		}
+	}
+	t.Fatal("no data event")
+}
