@@ -296,13 +296,15 @@ func constantEqual(a, b string) bool {
 }
 
 // Disconnect closes every connection of the bus user clientID (a removed
-// device, or one whose secret was replaced).
+// device, or one whose secret was replaced). With an external NATS it can
+// only with a system account connection (Config.SystemURL), in the
+// background.
 func (b *Bus) Disconnect(clientID string) {
 	if clientID == "" {
 		return
 	}
+	b.setOnline(clientID, false)
 	if b.srv == nil {
-		b.setOnline(clientID, false)
 		if b.sys != nil {
 			b.kicks.Add(1)
 			go func() {
@@ -312,7 +314,6 @@ func (b *Bus) Disconnect(clientID string) {
 		}
 		return
 	}
-	b.setOnline(clientID, false)
 	conns, err := b.srv.Connz(&server.ConnzOptions{User: clientID, Limit: 1024})
 	if err != nil {
 		return

@@ -148,9 +148,10 @@ const walSizeLimit = 64 << 20
 // while a background checkpoint runs, so the WAL would grow without bound
 // (hundreds of MiB within seconds of load, each commit extending the file
 // and syncing its metadata). When the WAL is long, the writer therefore
-// runs one more passive checkpoint between two batches: only the frames
-// appended meanwhile are left to copy, nothing is appended during it, and
-// the next commit writes from the start of the file again.
+// runs a restart checkpoint between two batches (finishCheckpoint): only
+// the frames appended meanwhile are left to copy, nothing is appended
+// during it, it waits briefly for readers still on the old WAL, and the
+// next commit writes from the start of the file again.
 func (d *DB) checkpointer() {
 	defer d.wg.Done()
 	t := time.NewTicker(checkpointEvery)
