@@ -168,7 +168,6 @@ func TestStreamOneGiBWithFlatMemory(t *testing.T) {
 	for _, n := range []string{"s1", "s2", "s3"} {
 		a.storageDevice(u, n)
 	}
-	s := join(t, e.WSURL, u.Token)
 	runtime.GC()
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
@@ -194,6 +193,9 @@ func TestStreamOneGiBWithFlatMemory(t *testing.T) {
 	dtk := a.succeed(accepted(t, a.upload(stream, io.TeeReader(&pattern{n: size}, want))))
 	up := time.Since(start)
 
+	// The socket joins now: a raw socket that nobody reads during a long
+	// upload answers no keepalive ping, and the server rightly closes it.
+	s := join(t, e.WSURL, u.Token)
 	r := a.postJSON("/data-token/request-data", u.Token, map[string]string{"token": dtk})
 	expect(t, r, 202)
 	reqID := r.Header.Get("X-DPT-CAB-REQUEST-ID")
