@@ -56,6 +56,16 @@ func openStore(t *testing.T, path string) *sqlstore.DB {
 	return db
 }
 
+// newProcessor runs a processor over a fresh database (closed with the
+// test), publishing to a recorder.
+func newProcessor(t *testing.T, opts command.Options) (*command.Processor, *recorder, *sqlstore.DB) {
+	t.Helper()
+	db := openStore(t, filepath.Join(t.TempDir(), "db"))
+	t.Cleanup(func() { db.Close() })
+	rec := newRecorder()
+	return command.New(db, rec, opts), rec, db
+}
+
 func profileRow(id string) *privicore.Profile {
 	now := time.Now().UTC()
 	return &privicore.Profile{ID: id, Username: id, PasswordHash: "h", CreatedAt: now, UpdatedAt: now}
@@ -63,10 +73,7 @@ func profileRow(id string) *privicore.Profile {
 
 func TestSuccessRejectionAndRollback(t *testing.T) {
 	ctx := context.Background()
-	db := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer db.Close()
-	rec := newRecorder()
-	p := command.New(db, rec, command.Options{Workers: 4})
+	p, rec, db := newProcessor(t, command.Options{Workers: 4})
 	p.Handle("create", func(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
 		var name string
 		if err := decode(c, &name); err != nil {
@@ -121,10 +128,7 @@ func TestSuccessRejectionAndRollback(t *testing.T) {
 
 func TestTransientFailuresAreRetriedThenRejected(t *testing.T) {
 	ctx := context.Background()
-	db := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer db.Close()
-	rec := newRecorder()
-	p := command.New(db, rec, command.Options{Workers: 1, Sweep: 20 * time.Millisecond, MaxAttempts: 3})
+	p, rec, _ := newProcessor(t, command.Options{Workers: 1, Sweep: 20 * time.Millisecond, MaxAttempts: 3})
 	var mu sync.Mutex
 	calls := map[string]int{}
 	p.Handle("flaky", func(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -203,10 +207,7 @@ func TestPendingCommandsResumeAfterRestart(t *testing.T) {
 
 func TestCommandsOfOneProfileRunInOrder(t *testing.T) {
 	ctx := context.Background()
-	db := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer db.Close()
-	rec := newRecorder()
-	p := command.New(db, rec, command.Options{Workers: 8})
+	p, rec, _ := newProcessor(t, command.Options{Workers: 8})
 	var mu sync.Mutex
 	var order []int
 	p.Handle("n", func(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -248,10 +249,7 @@ func TestSubmitUnknownTypeFails(t *testing.T) {
 // short and the command takes the queued path, recorded first.
 func TestPrepareInline(t *testing.T) {
 	ctx := context.Background()
-	db := openStore(t, filepath.Join(t.TempDir(), "db"))
-	defer db.Close()
-	rec := newRecorder()
-	p := command.New(db, rec, command.Options{Workers: 1})
+	p, rec, _ := newProcessor(t, command.Options{Workers: 1})
 	var mu sync.Mutex
 	var released []string
 	prepares := map[string]int{}
