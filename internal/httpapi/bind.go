@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/privicore/privicore"
 )
@@ -56,6 +57,10 @@ func bind(w http.ResponseWriter, r *http.Request, limit int64) (*params, error) 
 		if len(bytes.TrimSpace(body)) == 0 {
 			return p, nil
 		}
+		if m, ok := flatObject(body); ok {
+			p.json = m
+			return p, nil
+		}
 		var m map[string]any
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
@@ -65,6 +70,79 @@ func bind(w http.ResponseWriter, r *http.Request, limit int64) (*params, error) 
 		p.json = m
 	}
 	return p, nil
+}
+
+// flatObject decodes the common body in one pass: a JSON object whose
+// values are all strings without escapes (an exchange's base64 payload is
+// most of the bytes a store sends). It reports false for anything else,
+// which encoding/json then decodes; where it succeeds the result is the one
+// encoding/json would give.
+func flatObject(b []byte) (map[string]any, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	m := map[string]any{}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return m, skipSpace(b, i+1) == len(b)
+	}
+	for {
+		key, j, ok := plainString(b, i)
+		if !ok {
+			return nil, false
+		}
+		if i = skipSpace(b, j); i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		val, j, ok := plainString(b, skipSpace(b, i+1))
+		if !ok {
+			return nil, false
+		}
+		m[key] = val
+		if i = skipSpace(b, j); i >= len(b) {
+			return nil, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return m, skipSpace(b, i+1) == len(b)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// plainString reads a JSON string at b[i] that needs no decoding (no
+// escapes, no control characters, valid UTF-8); end is just past it.
+func plainString(b []byte, i int) (s string, end int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", 0, false
+	}
+	n := bytes.IndexByte(b[i+1:], '"')
+	if n < 0 {
+		return "", 0, false
+	}
+	v := b[i+1 : i+1+n]
+	ascii := true
+	for _, c := range v {
+		if c < 0x20 || c == '\\' {
+			return "", 0, false
+		}
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	if !ascii && !utf8.Valid(v) {
+		return "", 0, false
+	}
+	return string(v), i + n + 2, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 func bodyError(err error) error {

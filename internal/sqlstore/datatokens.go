@@ -62,26 +62,40 @@ func (q queries) CreateDataToken(ctx context.Context, t *privicore.DataToken) er
 	return dbErr(err)
 }
 
-// dataTokenColumns are the columns (and values) behind each field.
-func dataTokenColumns(t *privicore.DataToken, f privicore.DataTokenField) (cols []string, args []any) {
-	a := dataTokenArgs(t) // in dataTokenCols order
+// dataTokenColumns are the columns behind each field, as indexes into
+// dataTokenArgs (dataTokenCols order).
+func dataTokenColumns(f privicore.DataTokenField) (cols []string, idx []int) {
 	switch f {
 	case privicore.FieldToken:
-		return []string{"token"}, []any{a[3]}
+		return []string{"token"}, []int{3}
 	case privicore.FieldContext:
-		return []string{"context"}, []any{a[6]}
+		return []string{"context"}, []int{6}
 	case privicore.FieldMeta:
-		return []string{"meta", "file_name", "file_extension", "data_type"}, []any{a[7], a[8], a[9], a[10]}
+		return []string{"meta", "file_name", "file_extension", "data_type"}, []int{7, 8, 9, 10}
 	case privicore.FieldState:
-		return []string{"state"}, []any{a[11]}
+		return []string{"state"}, []int{11}
 	case privicore.FieldPayload:
-		return []string{"blob_id", "size", "chunks", "wrapped_key"}, []any{a[5], a[12], a[13], a[14]}
+		return []string{"blob_id", "size", "chunks", "wrapped_key"}, []int{5, 12, 13, 14}
 	case privicore.FieldExpiresAt:
-		return []string{"expires_at"}, []any{a[16]}
+		return []string{"expires_at"}, []int{16}
 	case privicore.FieldUpdatedAt:
-		return []string{"updated_at"}, []any{a[18]}
+		return []string{"updated_at"}, []int{18}
 	}
 	return nil, nil
+}
+
+// dataTokenSet is the SET clause and its values writing fields of t.
+func dataTokenSet(t *privicore.DataToken, fields ...privicore.DataTokenField) (set string, args []any) {
+	all := dataTokenArgs(t) // computed once: it marshals the meta
+	var cols []string
+	for _, f := range fields {
+		c, idx := dataTokenColumns(f)
+		cols = append(cols, c...)
+		for _, i := range idx {
+			args = append(args, all[i])
+		}
+	}
+	return strings.Join(cols, " = ?, ") + " = ?", args
 }
 
 // allDataTokenFields is what UpdateDataToken writes when told nothing.
@@ -111,28 +125,16 @@ func (q queries) updateDataToken(ctx context.Context, t *privicore.DataToken, co
 	if len(fields) == 0 {
 		fields = allDataTokenFields
 	}
-	var set []string
-	var args []any
-	for _, f := range fields {
-		cols, vals := dataTokenColumns(t, f)
-		for _, c := range cols {
-			set = append(set, c+" = ?")
-		}
-		args = append(args, vals...)
-	}
+	set, args := dataTokenSet(t, fields...)
 	args = append(append(args, t.ID), condArgs...)
-	return affected(q.exec(ctx, `UPDATE data_tokens SET `+strings.Join(set, ", ")+` WHERE id = ?`+cond, args...))
+	return affected(q.exec(ctx, `UPDATE data_tokens SET `+set+` WHERE id = ?`+cond, args...))
 }
 
 // FillReservation implements privicore.DataTokenStore.
 func (q queries) FillReservation(ctx context.Context, t *privicore.DataToken, now time.Time) error {
-	cols, args := dataTokenColumns(t, privicore.FieldPayload)
-	set := make([]string, len(cols))
-	for i, c := range cols {
-		set[i] = c + " = ?"
-	}
+	set, args := dataTokenSet(t, privicore.FieldPayload)
 	args = append(args, privicore.TokenStored, nanos(now), t.ID, privicore.TokenReserved, nanos(now))
-	n, err := affected(q.exec(ctx, `UPDATE data_tokens SET `+strings.Join(set, ", ")+`, state = ?, updated_at = ?
+	n, err := affected(q.exec(ctx, `UPDATE data_tokens SET `+set+`, state = ?, updated_at = ?
 		WHERE id = ? AND state = ? AND expires_at > ?`, args...))
 	if err == nil && n == 0 {
 		return privicore.Errorf(privicore.ECONFLICT, "not an open reservation")
