@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,9 +18,8 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/sqlstore"
 )
 
 // binary is the privicore binary built once for the process tests.
@@ -215,7 +213,7 @@ func TestKill9LosesNoAcceptedCommand(t *testing.T) {
 		wg.Wait()
 
 		// What did the kill leave behind? Read the database directly.
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "privicore.db"))
+		db, err := sqlstore.OpenSQLite(filepath.Join(dataDir, "privicore.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +242,7 @@ func TestKill9LosesNoAcceptedCommand(t *testing.T) {
 	// Exactly once: one profile per accepted registration, no more.
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.done
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "privicore.db"))
+	db, err := sqlstore.OpenSQLite(filepath.Join(dataDir, "privicore.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore/client"
+	"github.com/privicore/privicore/internal/sqlstore"
 	"github.com/privicore/privicore/internal/storagedevice"
 )
 
@@ -186,7 +186,7 @@ func TestStorageDevicesAsProcesses(t *testing.T) {
 	<-p.done
 	stop()
 	wg.Wait()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "privicore.db"))
+	db, err := sqlstore.OpenSQLite(filepath.Join(dataDir, "privicore.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
