@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,10 +205,17 @@ func (a *api) activeUser(prefix string) *user {
 	return u
 }
 
-// socket is a joined WebSocket.
+// socket is a joined WebSocket. A goroutine reads it all the time, as a
+// real client does, so that the server's keepalive pings are answered even
+// while a test is busy elsewhere; messages queue until read.
 type socket struct {
 	t    testing.TB
 	conn *websocket.Conn
+
+	mu     sync.Mutex
+	queue  [][]byte
+	closed bool
+	wake   chan struct{} // signalled when a message arrives or the socket closes
 }
 
 // dial opens a WebSocket to url.
@@ -220,7 +228,54 @@ func dial(t testing.TB, url string) *socket {
 		t.Fatalf("dial %s: %v", url, err)
 	}
 	t.Cleanup(func() { c.CloseNow() })
-	return &socket{t: t, conn: c}
+	s := &socket{t: t, conn: c, wake: make(chan struct{}, 1)}
+	go s.receive()
+	return s
+}
+
+func (s *socket) receive() {
+	for {
+		_, b, err := s.conn.Read(context.Background())
+		s.mu.Lock()
+		if err != nil {
+			s.closed = true
+		} else {
+			s.queue = append(s.queue, b)
+		}
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// next returns the next message; closed reports the socket ended first.
+// It waits at most wait (timedOut).
+func (s *socket) next(wait time.Duration) (b []byte, closed, timedOut bool) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			b, s.queue = s.queue[0], s.queue[1:]
+			s.mu.Unlock()
+			return b, false, false
+		}
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			return nil, true, false
+		}
+		select {
+		case <-s.wake:
+		case <-timer.C:
+			return nil, false, true
+		}
+	}
 }
 
 func (s *socket) send(v any) {
@@ -236,10 +291,8 @@ func (s *socket) send(v any) {
 // read returns the next message, or nil after wait.
 func (s *socket) read(wait time.Duration) map[string]any {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	_, b, err := s.conn.Read(ctx)
-	if err != nil {
+	b, _, _ := s.next(wait)
+	if b == nil {
 		return nil
 	}
 	var m map[string]any
@@ -265,13 +318,13 @@ func join(t testing.TB, wsURL, token string) *socket {
 // it fails if the socket is still open after wait.
 func (s *socket) closedWithin(wait time.Duration) {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
+	deadline := time.Now().Add(wait)
 	for {
-		if _, _, err := s.conn.Read(ctx); err != nil {
-			if ctx.Err() != nil {
-				s.t.Fatal("socket still open")
-			}
+		_, closed, timedOut := s.next(time.Until(deadline))
+		if timedOut {
+			s.t.Fatal("socket still open")
+		}
+		if closed {
 			return
 		}
 	}

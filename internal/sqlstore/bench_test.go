@@ -53,3 +53,29 @@ func BenchmarkFindToken(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBlobHolders measures the read behind every retrieval: which
+// devices hold a blob (three of them, among 10 000 blobs).
+func BenchmarkBlobHolders(b *testing.B) {
+	ctx := context.Background()
+	db := open(b, filepath.Join(b.TempDir(), "db.sqlite"))
+	defer db.Close()
+	const blobs = 10000
+	if err := db.Write(ctx, func(q privicore.Queries) error {
+		for i := range blobs {
+			if err := q.AddDeviceBlob(ctx, fmt.Sprintf("blob%05d", i), 1024, "dev-c", "dev-a", "dev-b"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		holders, err := db.BlobHolders(ctx, fmt.Sprintf("blob%05d", i%blobs))
+		if err != nil || len(holders) != 3 || holders[0] != "dev-a" {
+			b.Fatal(holders, err)
+		}
+	}
+}
