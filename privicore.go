@@ -331,9 +331,18 @@ type DataTokenStore interface {
 	// Outbox lists what is queued for a device, oldest first.
 	Outbox(ctx context.Context, deviceID string, limit int) ([]OutboxEntry, error)
 
-	// CommandTimes lists the creation times of the profile's succeeded
-	// commands of the given types in [from, to), by type.
-	CommandTimes(ctx context.Context, profileID string, types []string, from, to time.Time) (map[string][]time.Time, error)
+	// CommandCounts counts the profile's succeeded commands of the given
+	// types created in [from, to) (zero times: unbounded), per type and UTC
+	// day. The counting is the database's: the result has one entry per
+	// type and day, however many commands there are.
+	CommandCounts(ctx context.Context, profileID string, types []string, from, to time.Time) ([]CommandCount, error)
+}
+
+// CommandCount is how many commands of one type were created on one UTC day.
+type CommandCount struct {
+	Type string
+	Day  time.Time // midnight UTC
+	N    int
 }
 
 // OutboxEntry is one queued device operation.

@@ -150,34 +150,32 @@ func (s *Service) Statistics(ctx context.Context, profileID string, from, to tim
 	for t := range kinds {
 		types = append(types, t)
 	}
-	times, err := s.store.CommandTimes(ctx, profileID, types, from, to)
+	counts, err := s.store.CommandCounts(ctx, profileID, types, from, to)
 	if err != nil {
 		return nil, err
 	}
 	st := &Stats{ByDay: []DayCount{}}
 	days := map[string]*DayCount{}
-	for typ, ts := range times {
-		for _, at := range ts {
-			day := at.UTC().Format("2006-01-02")
-			d := days[day]
-			if d == nil {
-				d = &DayCount{Date: day}
-				days[day] = d
-			}
-			switch kinds[typ] {
-			case "exchange":
-				st.Exchange++
-				d.Exchange++
-			case "request":
-				st.Request++
-				d.Request++
-			case "update":
-				st.Update++
-				d.Update++
-			case "delete":
-				st.Delete++
-				d.Delete++
-			}
+	for _, c := range counts {
+		day := c.Day.Format("2006-01-02")
+		d := days[day]
+		if d == nil {
+			d = &DayCount{Date: day}
+			days[day] = d
+		}
+		switch kinds[c.Type] {
+		case "exchange":
+			st.Exchange += c.N
+			d.Exchange += c.N
+		case "request":
+			st.Request += c.N
+			d.Request += c.N
+		case "update":
+			st.Update += c.N
+			d.Update += c.N
+		case "delete":
+			st.Delete += c.N
+			d.Delete += c.N
 		}
 	}
 	for _, d := range days {

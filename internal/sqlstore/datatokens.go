@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"strings"
 	"time"
 
@@ -302,32 +303,33 @@ func (q queries) Outbox(ctx context.Context, deviceID string, limit int) ([]priv
 	return out, dbErr(rows.Err())
 }
 
-// CommandTimes implements privicore.DataTokenStore.
-func (q queries) CommandTimes(ctx context.Context, profileID string, types []string, from, to time.Time) (map[string][]time.Time, error) {
-	out := map[string][]time.Time{}
+// CommandCounts implements privicore.DataTokenStore.
+func (q queries) CommandCounts(ctx context.Context, profileID string, types []string, from, to time.Time) ([]privicore.CommandCount, error) {
 	if len(types) == 0 {
-		return out, nil
+		return []privicore.CommandCount{}, nil
 	}
-	args := []any{profileID, int(privicore.CommandSucceeded), nanos(from), nanos(to)}
+	const nanosPerDay = int64(24 * time.Hour)
+	upper := nanos(to)
+	if to.IsZero() {
+		upper = math.MaxInt64
+	}
+	args := []any{nanosPerDay, profileID, int(privicore.CommandSucceeded), nanos(from), upper}
 	marks := make([]string, len(types))
 	for i, t := range types {
 		marks[i] = "?"
 		args = append(args, t)
 	}
-	rows, err := q.rows(ctx, `SELECT type, created_at FROM commands WHERE profile_id = ? AND status = ? AND created_at >= ? AND created_at < ? AND type IN (`+strings.Join(marks, ", ")+`)`, args...)
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var typ string
-		var at int64
-		if err := rows.Scan(&typ, &at); err != nil {
-			return nil, dbErr(err)
-		}
-		out[typ] = append(out[typ], fromNanos(at))
-	}
-	return out, dbErr(rows.Err())
+	// Times are Unix nanoseconds (positive): integer division gives the
+	// UTC day on both dialects.
+	return collect(ctx, q, func(row interface{ Scan(...any) error }) (privicore.CommandCount, error) {
+		var c privicore.CommandCount
+		var day int64
+		err := row.Scan(&c.Type, &day, &c.N)
+		c.Day = time.Unix(day*86400, 0).UTC()
+		return c, err
+	}, `SELECT type, created_at / ? AS day, COUNT(*) FROM commands
+		WHERE profile_id = ? AND status = ? AND created_at >= ? AND created_at < ? AND type IN (`+strings.Join(marks, ", ")+`)
+		GROUP BY type, day ORDER BY day, type`, args...)
 }
 
 // OutboxDevices implements privicore.DataTokenStore.

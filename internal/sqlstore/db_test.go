@@ -245,3 +245,48 @@ func TestWALStartsOverUnderSteadyLoad(t *testing.T) {
 		t.Fatalf("the WAL grew to %d KiB for %d profiles: it does not start over", largest>>10, n)
 	}
 }
+
+// Statistics count in the database, per type and UTC day: only succeeded
+// commands of the asked types, of the profile, within [from, to).
+func TestCommandCountsPerTypeAndDay(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	defer db.Close()
+	day1 := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	day2 := day1.Add(24 * time.Hour)
+	n := 0
+	add := func(profileID, typ string, status privicore.CommandStatus, at time.Time) {
+		n++
+		c := &privicore.Command{ID: fmt.Sprintf("c%02d", n), ProfileID: profileID, Type: typ, Payload: []byte(`{}`), Status: status, CreatedAt: at, UpdatedAt: at}
+		if err := db.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := privicore.CommandSucceeded
+	add("p", "x", ok, day1)                       // first instant of day 1
+	add("p", "x", ok, day2.Add(-time.Nanosecond)) // last instant of day 1
+	add("p", "x", ok, day2)                       // day 2
+	add("p", "y", ok, day2.Add(time.Hour))
+	add("p", "x", privicore.CommandRejected, day2)
+	add("p", "x", privicore.CommandPending, day2)
+	add("p", "z", ok, day2) // a type not asked for
+	add("q", "x", ok, day2) // another profile
+	add("p", "x", ok, day1.Add(-time.Hour))
+
+	counts, err := db.CommandCounts(ctx, "p", []string{"x", "y"}, day1, day2.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []privicore.CommandCount{{Type: "x", Day: day1, N: 2}, {Type: "x", Day: day2, N: 1}, {Type: "y", Day: day2, N: 1}}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Fatalf("counts %v, want %v", counts, want)
+	}
+	// Unbounded: the command before day 1 too.
+	counts, err = db.CommandCounts(ctx, "p", []string{"x"}, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(counts) != 3 || counts[0].Day != day1.Add(-24*time.Hour) || counts[0].N != 1 {
+		t.Fatalf("unbounded counts %v", counts)
+	}
+}
