@@ -157,6 +157,12 @@ type CommandStore interface {
 	MarkCommandAttempt(ctx context.Context, id string, at time.Time) error
 	// PendingCommands lists pending commands, oldest first.
 	PendingCommands(ctx context.Context, limit int) ([]*Command, error)
+	// PruneCommands deletes up to limit finished (succeeded or rejected)
+	// commands created before before and returns how many it deleted. The
+	// succeeded ones are first folded into the per-day counts that
+	// CommandCounts reads, so the statistics do not change. A pending
+	// command is never pruned.
+	PruneCommands(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // Queries is everything the engine reads and writes.
@@ -333,8 +339,10 @@ type DataTokenStore interface {
 
 	// CommandCounts counts the profile's succeeded commands of the given
 	// types created in [from, to) (zero times: unbounded), per type and UTC
-	// day. The counting is the database's: the result has one entry per
-	// type and day, however many commands there are.
+	// day, including the pruned ones (whose counts are kept per whole day:
+	// a day counts when it starts within [from, to)). The counting is the
+	// database's: the result has one entry per type and day, however many
+	// commands there are.
 	CommandCounts(ctx context.Context, profileID string, types []string, from, to time.Time) ([]CommandCount, error)
 }
 

@@ -394,25 +394,36 @@ func TestServeTakesSettingsFromTheEnvironment(t *testing.T) {
 		"PRIVICORE_DATA_DIR":  filepath.Join(dir, "data"),
 		"PRIVICORE_DATABASE":  filepath.Join(dir, "elsewhere", "engine.db"),
 		"PRIVICORE_TOKEN_TTL": "90s",
+		// Finished commands are pruned at start (then hourly) once older.
+		"PRIVICORE_COMMAND_RETENTION": "1ms",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), &syncWriter{w: &out}, io.Discard)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res, err := http.Get("http://" + addr + "/health")
-		if err == nil {
-			res.Body.Close()
-			break
+	serve := func() (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out bytes.Buffer
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), &syncWriter{w: &out}, io.Discard)
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			res, err := http.Get("http://" + addr + "/health")
+			if err == nil {
+				res.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("serve did not listen on PRIVICORE_ADDR: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not listen on PRIVICORE_ADDR: %v", err)
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("serve: %v", err)
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	stop := serve()
 	status, body, _ := post("http://"+addr+"/profile/register-profile", map[string]string{"username": "envuser", "password": strongPassword}, "")
 	if status != 202 {
 		t.Fatalf("register: %d", status)
@@ -430,9 +441,17 @@ func TestServeTakesSettingsFromTheEnvironment(t *testing.T) {
 			t.Fatalf("%s: %v", f, err)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v", err)
+	stop()
+
+	// Started again: the registration's command is past the retention.
+	stop = serve()
+	defer stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for st, _ := commandStatus(t, "http://"+addr, body["commandId"].(string)); st != 0; st, _ = commandStatus(t, "http://"+addr, body["commandId"].(string)) {
+		if time.Now().After(deadline) {
+			t.Fatal("PRIVICORE_COMMAND_RETENTION ignored: the finished command was not pruned at start")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -66,6 +66,8 @@ func newServeCmd(e *env) *cobra.Command {
 	f.IntVar(&cfg.MinAcks, "min-acks", envInt(e, "PRIVICORE_MIN_ACKS", 1), "storage devices that must write an exchange durably before it succeeds (env PRIVICORE_MIN_ACKS)")
 	f.StringVar(&cfg.PublicURL, "public-url", envOr(e, "PRIVICORE_PUBLIC_URL", ""), "base of the download URLs handed out (default http://<addr>) (env PRIVICORE_PUBLIC_URL)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
+	f.DurationVar(&cfg.CommandRetention, "command-retention", envDuration(e, "PRIVICORE_COMMAND_RETENTION", 30*24*time.Hour),
+		"how long finished commands are kept (status polling, ballots); older ones are pruned hourly, the statistics keep their counts; 0 keeps them forever (env PRIVICORE_COMMAND_RETENTION)")
 	f.StringVar(&logLevel, "log-level", envOr(e, "PRIVICORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PRIVICORE_LOG_LEVEL)")
 	return cmd
 }
@@ -97,7 +99,7 @@ func envOr(e *env, name, def string) string {
 
 // envDuration is envOr for durations; a bad value falls back to def.
 func envDuration(e *env, name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(e.getenv(name)); err == nil && d > 0 {
+	if d, err := time.ParseDuration(e.getenv(name)); err == nil && d >= 0 {
 		return d
 	}
 	return def

@@ -103,7 +103,14 @@ type Options struct {
 	QueueSize   int           // per-worker queue; default 1024
 	MaxAttempts int           // transient failures before rejection; default 5
 	Sweep       time.Duration // how often pending commands are re-read from the store; default 2s
-	Logger      *slog.Logger
+	// Retention is how long finished commands are kept (their status can
+	// be polled, ballots show them); older ones are pruned, their counts
+	// kept for the statistics. 0 keeps them forever.
+	Retention time.Duration
+	// PruneEvery is how often the pruning runs when Retention is set;
+	// default 1h (and once at Start).
+	PruneEvery time.Duration
+	Logger     *slog.Logger
 }
 
 // Processor runs commands.
@@ -143,6 +150,9 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 	}
 	if opts.Sweep <= 0 {
 		opts.Sweep = 2 * time.Second
+	}
+	if opts.PruneEvery <= 0 {
+		opts.PruneEvery = time.Hour
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -428,6 +438,10 @@ func (p *Processor) Start(ctx context.Context) error {
 	}
 	p.wg.Add(1)
 	go p.sweeper()
+	if p.opts.Retention > 0 {
+		p.wg.Add(1)
+		go p.pruner()
+	}
 	return p.sweep(ctx)
 }
 
@@ -470,6 +484,57 @@ func (p *Processor) sweeper() {
 			if err := p.sweep(context.Background()); err != nil {
 				p.log.Warn("command sweep failed", "err", err)
 			}
+		}
+	}
+}
+
+// pruneBatch is how many commands one write prunes: the writer is shared,
+// so a large backlog goes in many short writes.
+const pruneBatch = 1000
+
+// pruner removes the commands older than the retention, at Start and then
+// every PruneEvery.
+func (p *Processor) pruner() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.opts.PruneEvery)
+	defer t.Stop()
+	for {
+		if n, err := p.Prune(context.Background()); err != nil {
+			p.log.Warn("command pruning failed", "err", err)
+		} else if n > 0 {
+			p.log.Info("pruned finished commands", "count", n, "older_than", p.opts.Retention)
+		}
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Prune deletes the finished commands older than the retention (none when
+// it is 0), in batches, and returns how many. It stops early when the
+// processor stops.
+func (p *Processor) Prune(ctx context.Context) (int, error) {
+	if p.opts.Retention <= 0 {
+		return 0, nil
+	}
+	before := p.now().Add(-p.opts.Retention)
+	total := 0
+	for {
+		var n int
+		err := p.store.Write(ctx, func(q privicore.Queries) (err error) {
+			n, err = q.PruneCommands(ctx, before, pruneBatch)
+			return err
+		})
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+		select {
+		case <-p.stop:
+			return total, nil
+		default:
 		}
 	}
 }

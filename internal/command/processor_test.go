@@ -3,6 +3,7 @@ package command_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -311,5 +312,81 @@ func TestPrepareInline(t *testing.T) {
 	defer mu.Unlock()
 	if prepares[slow.ID] != 2 || len(released) != 2 || released[1] != slow.ID {
 		t.Fatalf("prepares %v, released %v", prepares, released)
+	}
+}
+
+// Finished commands older than the retention are pruned, in as many
+// batches as it takes; pending and recent ones stay. Start prunes at once.
+func TestPruneAfterRetention(t *testing.T) {
+	ctx := context.Background()
+	p, _, db := newProcessor(t, command.Options{Retention: 24 * time.Hour})
+	old := time.Now().UTC().Add(-48 * time.Hour)
+	add := func(id string, status privicore.CommandStatus, at time.Time) {
+		t.Helper()
+		if err := db.Write(ctx, func(q privicore.Queries) error {
+			return q.CreateCommand(ctx, &privicore.Command{ID: id, ProfileID: "p", Type: "t", Payload: []byte(`{}`), Status: status, CreatedAt: at, UpdatedAt: at})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const many = 2500 // more than one batch
+	if err := db.Write(ctx, func(q privicore.Queries) error {
+		for i := range many {
+			at := old.Add(time.Duration(i) * time.Millisecond)
+			if err := q.CreateCommand(ctx, &privicore.Command{ID: fmt.Sprintf("old%04d", i), ProfileID: "p", Type: "t", Payload: []byte(`{}`),
+				Status: privicore.CommandSucceeded, CreatedAt: at, UpdatedAt: at}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	add("old-pending", privicore.CommandPending, old)
+	add("recent", privicore.CommandSucceeded, time.Now().UTC().Add(-time.Hour))
+
+	n, err := p.Prune(ctx)
+	if err != nil || n != many {
+		t.Fatalf("pruned %d (%v), want %d", n, err, many)
+	}
+	for _, id := range []string{"old-pending", "recent"} {
+		if _, err := db.FindCommand(ctx, id); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	if _, err := db.FindCommand(ctx, "old0000"); privicore.ErrorCode(err) != privicore.ENOTFOUND {
+		t.Fatalf("old0000: %v", err)
+	}
+
+	// Without a retention nothing is pruned.
+	keep, _, kdb := newProcessor(t, command.Options{})
+	if err := kdb.Write(ctx, func(q privicore.Queries) error {
+		return q.CreateCommand(ctx, &privicore.Command{ID: "ancient", ProfileID: "p", Type: "t", Payload: []byte(`{}`), Status: privicore.CommandSucceeded,
+			CreatedAt: old.Add(-365 * 24 * time.Hour), UpdatedAt: old})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := keep.Prune(ctx); n != 0 || err != nil {
+		t.Fatalf("no retention: pruned %d (%v)", n, err)
+	}
+
+	// Start prunes at once.
+	add("old-again", privicore.CommandSucceeded, old)
+	p.Handle("t", func(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
+		return command.Result{}, nil
+	})
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := db.FindCommand(ctx, "old-again"); privicore.ErrorCode(err) == privicore.ENOTFOUND {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Start did not prune")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

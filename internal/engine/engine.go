@@ -37,11 +37,15 @@ type Config struct {
 	DataDir  string // database and key files; default ./privicore-data
 	Database string // database DSN; default the SQLite file privicore.db in DataDir
 
-	TokenTTL      time.Duration // authorization token lifetime; default 8h
-	AuthUserRate  rate.Limit    // authenticate attempts per username; default 1 per 6 s
-	AuthUserBurst int           // default 10
-	AuthAddrRate  rate.Limit    // authenticate attempts per client address; default 5/s
-	AuthAddrBurst int           // default 50
+	TokenTTL time.Duration // authorization token lifetime; default 8h
+	// CommandRetention is how long finished commands are kept; older ones
+	// are pruned hourly, their counts kept for the statistics. 0 keeps them
+	// forever.
+	CommandRetention time.Duration
+	AuthUserRate     rate.Limit // authenticate attempts per username; default 1 per 6 s
+	AuthUserBurst    int        // default 10
+	AuthAddrRate     rate.Limit // authenticate attempts per client address; default 5/s
+	AuthAddrBurst    int        // default 50
 
 	BusAddr string // device listener of the embedded NATS server; default 127.0.0.1:4222
 	NATSURL string // connect to this NATS instead of embedding one
@@ -134,7 +138,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 	verifier := &lateVerifier{}
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: verifier, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval})
-	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger})
+	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention})
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserRate: cfg.AuthUserRate, UserBurst: cfg.AuthUserBurst, AddrRate: cfg.AuthAddrRate, AddrBurst: cfg.AuthAddrBurst}, e.Hub.CloseToken)
 	verifier.v = e.Profiles

@@ -246,47 +246,133 @@ func TestWALStartsOverUnderSteadyLoad(t *testing.T) {
 	}
 }
 
+// addCommand records a command of profileID created at at.
+func addCommand(t *testing.T, db *sqlstore.DB, id, profileID, typ string, status privicore.CommandStatus, at time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	c := &privicore.Command{ID: id, ProfileID: profileID, Type: typ, Payload: []byte(`{}`), Status: status, CreatedAt: at, UpdatedAt: at}
+	if err := db.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Statistics count in the database, per type and UTC day: only succeeded
 // commands of the asked types, of the profile, within [from, to).
 func TestCommandCountsPerTypeAndDay(t *testing.T) {
-	ctx := context.Background()
-	db := open(t, filepath.Join(t.TempDir(), "db.sqlite"))
-	defer db.Close()
-	day1 := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
-	day2 := day1.Add(24 * time.Hour)
-	n := 0
-	add := func(profileID, typ string, status privicore.CommandStatus, at time.Time) {
-		n++
-		c := &privicore.Command{ID: fmt.Sprintf("c%02d", n), ProfileID: profileID, Type: typ, Payload: []byte(`{}`), Status: status, CreatedAt: at, UpdatedAt: at}
-		if err := db.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
+	onBothDialects(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		day1 := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+		day2 := day1.Add(24 * time.Hour)
+		n := 0
+		add := func(profileID, typ string, status privicore.CommandStatus, at time.Time) {
+			n++
+			addCommand(t, db, fmt.Sprintf("c%02d", n), profileID, typ, status, at)
+		}
+		ok := privicore.CommandSucceeded
+		add("p", "x", ok, day1)                       // first instant of day 1
+		add("p", "x", ok, day2.Add(-time.Nanosecond)) // last instant of day 1
+		add("p", "x", ok, day2)                       // day 2
+		add("p", "y", ok, day2.Add(time.Hour))
+		add("p", "x", privicore.CommandRejected, day2)
+		add("p", "x", privicore.CommandPending, day2)
+		add("p", "z", ok, day2) // a type not asked for
+		add("q", "x", ok, day2) // another profile
+		add("p", "x", ok, day1.Add(-time.Hour))
+
+		counts, err := db.CommandCounts(ctx, "p", []string{"x", "y"}, day1, day2.Add(24*time.Hour))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	ok := privicore.CommandSucceeded
-	add("p", "x", ok, day1)                       // first instant of day 1
-	add("p", "x", ok, day2.Add(-time.Nanosecond)) // last instant of day 1
-	add("p", "x", ok, day2)                       // day 2
-	add("p", "y", ok, day2.Add(time.Hour))
-	add("p", "x", privicore.CommandRejected, day2)
-	add("p", "x", privicore.CommandPending, day2)
-	add("p", "z", ok, day2) // a type not asked for
-	add("q", "x", ok, day2) // another profile
-	add("p", "x", ok, day1.Add(-time.Hour))
+		want := []privicore.CommandCount{{Type: "x", Day: day1, N: 2}, {Type: "x", Day: day2, N: 1}, {Type: "y", Day: day2, N: 1}}
+		if fmt.Sprint(counts) != fmt.Sprint(want) {
+			t.Fatalf("counts %v, want %v", counts, want)
+		}
+		// Unbounded: the command before day 1 too.
+		counts, err = db.CommandCounts(ctx, "p", []string{"x"}, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(counts) != 3 || counts[0].Day != day1.Add(-24*time.Hour) || counts[0].N != 1 {
+			t.Fatalf("unbounded counts %v", counts)
+		}
+	})
+}
 
-	counts, err := db.CommandCounts(ctx, "p", []string{"x", "y"}, day1, day2.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []privicore.CommandCount{{Type: "x", Day: day1, N: 2}, {Type: "x", Day: day2, N: 1}, {Type: "y", Day: day2, N: 1}}
-	if fmt.Sprint(counts) != fmt.Sprint(want) {
-		t.Fatalf("counts %v, want %v", counts, want)
-	}
-	// Unbounded: the command before day 1 too.
-	counts, err = db.CommandCounts(ctx, "p", []string{"x"}, time.Time{}, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(counts) != 3 || counts[0].Day != day1.Add(-24*time.Hour) || counts[0].N != 1 {
-		t.Fatalf("unbounded counts %v", counts)
-	}
+// Pruning removes the finished commands older than the cut-off, in
+// batches, never a pending one, and the statistics stay what they were.
+func TestPruneCommandsKeepsStatistics(t *testing.T) {
+	onBothDialects(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		day1 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+		cut := day1.Add(3 * 24 * time.Hour)
+		for i := range 25 { // 25 old commands over three days, for two profiles
+			status := privicore.CommandSucceeded
+			if i%5 == 0 {
+				status = privicore.CommandRejected
+			}
+			addCommand(t, db, fmt.Sprintf("old%02d", i), []string{"p", "q"}[i%2], []string{"x", "y"}[i%3%2], status, day1.Add(time.Duration(i)*2*time.Hour))
+		}
+		addCommand(t, db, "pending", "p", "x", privicore.CommandPending, day1)
+		addCommand(t, db, "recent", "p", "x", privicore.CommandSucceeded, cut.Add(time.Hour))
+		before := map[string]string{}
+		for _, p := range []string{"p", "q"} {
+			c, err := db.CommandCounts(ctx, p, []string{"x", "y"}, time.Time{}, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[p] = fmt.Sprint(c)
+		}
+
+		total := 0
+		for {
+			var n int
+			if err := db.Write(ctx, func(q privicore.Queries) (err error) {
+				n, err = q.PruneCommands(ctx, cut, 10)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if n > 10 {
+				t.Fatalf("a batch of %d, limit 10", n)
+			}
+			if total += n; n == 0 {
+				break
+			}
+		}
+		if total != 25 {
+			t.Fatalf("pruned %d, want the 25 old finished commands", total)
+		}
+		for _, id := range []string{"old00", "old13", "old24"} {
+			if _, err := db.FindCommand(ctx, id); privicore.ErrorCode(err) != privicore.ENOTFOUND {
+				t.Fatalf("%s: %v after pruning", id, err)
+			}
+		}
+		for _, id := range []string{"pending", "recent"} {
+			if _, err := db.FindCommand(ctx, id); err != nil {
+				t.Fatalf("%s was pruned: %v", id, err)
+			}
+		}
+		for _, p := range []string{"p", "q"} {
+			c, err := db.CommandCounts(ctx, p, []string{"x", "y"}, time.Time{}, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(c) != before[p] {
+				t.Fatalf("profile %s: counts %v after pruning, %s before", p, c, before[p])
+			}
+		}
+		// Whole pruned days count within a range, days outside do not.
+		c, err := db.CommandCounts(ctx, "p", []string{"x", "y"}, day1.Add(24*time.Hour), day1.Add(48*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range c {
+			if !e.Day.Equal(day1.Add(24 * time.Hour)) {
+				t.Fatalf("range of one day gave %v", c)
+			}
+		}
+		if len(c) == 0 {
+			t.Fatal("the pruned day's counts are missing")
+		}
+	})
 }

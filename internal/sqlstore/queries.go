@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,12 @@ type queries struct {
 
 // stmtCache holds prepared statements by query text; parsing a statement
 // costs more than running most of them.
+// maxPrepared bounds the prepared statements kept: past it (queries built
+// with varying shapes), statements run unprepared.
+const maxPrepared = 512
+
+var errCacheFull = errors.New("statement cache full")
+
 type stmtCache struct {
 	db *sql.DB
 	mu sync.RWMutex
@@ -47,6 +54,9 @@ func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	defer c.mu.Unlock()
 	if st := c.m[query]; st != nil {
 		return st, nil
+	}
+	if len(c.m) >= maxPrepared {
+		return nil, errCacheFull
 	}
 	st, err := c.db.PrepareContext(ctx, query)
 	if err != nil {
@@ -365,6 +375,36 @@ func (q queries) FinishCommand(ctx context.Context, id string, status privicore.
 		return privicore.Errorf(privicore.ECONFLICT, "command %s is not pending", id)
 	}
 	return err
+}
+
+// PruneCommands implements privicore.CommandStore.
+func (q queries) PruneCommands(ctx context.Context, before time.Time, limit int) (int, error) {
+	// A batch: the oldest commands of one status, in the index's order
+	// (status, created_at), ties by id, so that both statements of this
+	// transaction take the same ones and no backlog is sorted whole.
+	const batch = `SELECT id FROM commands WHERE status = ? AND created_at < ? ORDER BY created_at, id LIMIT ?`
+	total := 0
+	for _, status := range []privicore.CommandStatus{privicore.CommandSucceeded, privicore.CommandRejected} {
+		if total >= limit {
+			break
+		}
+		args := []any{int(status), nanos(before), limit - total}
+		if status == privicore.CommandSucceeded {
+			if _, err := q.exec(ctx, `INSERT INTO command_counts (profile_id, type, day, n)
+				SELECT profile_id, type, created_at / ? AS day, COUNT(*) FROM commands WHERE id IN (`+batch+`)
+				GROUP BY profile_id, type, day
+				ON CONFLICT (profile_id, type, day) DO UPDATE SET n = command_counts.n + excluded.n`,
+				append([]any{nanosPerDay}, args...)...); err != nil {
+				return total, dbErr(err)
+			}
+		}
+		n, err := affected(q.exec(ctx, `DELETE FROM commands WHERE id IN (`+batch+`)`, args...))
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+	}
+	return total, nil
 }
 
 // MarkCommandAttempt implements privicore.CommandStore.
