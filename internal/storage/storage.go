@@ -189,18 +189,29 @@ func (s *Service) Push(ctx context.Context, profileID, blobID string, blob []byt
 // asking the others too.
 const hedgeAfter = 50 * time.Millisecond
 
-// Fetch reads a blob from the profile's storage devices holding it: the
-// first valid answer wins; a missing or corrupted copy on one device does
-// not fail the read. It asks one device (chosen at random) first, and the
+// Fetch reads a blob from the profile's online storage devices: the first
+// valid answer wins; a missing or corrupted copy on one device does not
+// fail the read. It asks one device (chosen at random) first, and the
 // others when that one fails or is slow, so a healthy read costs one device
 // read rather than one per device.
+//
+// It does not look up which devices hold the blob: every store reaches
+// every device (the outbox catches up the ones that were away), so any
+// device almost always has it, and one that does not answers not_found at
+// once. That saves a database read on every retrieval.
 func (s *Service) Fetch(ctx context.Context, profileID, blobID string, valid func([]byte) bool) ([]byte, error) {
-	holders, err := s.holders(ctx, profileID, blobID, "")
+	devs, err := s.Devices(ctx, profileID)
 	if err != nil {
 		return nil, err
 	}
+	var holders []string
+	for _, d := range devs {
+		if s.online.Online(d.ClientID) {
+			holders = append(holders, d.ID)
+		}
+	}
 	if len(holders) == 0 {
-		return nil, privicore.Reject(ReasonReadFailed, "no storage device holds the data")
+		return nil, privicore.Reject(ReasonReadFailed, "no storage device of the profile is online")
 	}
 	rand.Shuffle(len(holders), func(i, j int) { holders[i], holders[j] = holders[j], holders[i] })
 	ctx, cancel := context.WithCancel(ctx)
@@ -215,7 +226,12 @@ func (s *Service) Fetch(ctx context.Context, profileID, blobID string, valid fun
 		if err == nil && !valid(data) {
 			err = errors.New("invalid copy")
 		}
-		if err != nil && ctx.Err() == nil {
+		var de *deviceError
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.As(err, &de) && de.code == storagedevice.ErrNotFound:
+			s.log.Debug("device does not hold the blob (yet)", "device", id, "blob", blobID)
+		default:
 			s.log.Warn("device fetch failed", "device", id, "blob", blobID, "err", err)
 		}
 		answers <- answer{data, err}
