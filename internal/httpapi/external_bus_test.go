@@ -28,6 +28,7 @@ func TestExternalNATS(t *testing.T) {
 	if b := a.bundle(u.Token, d1Ident(a, u, "s1")); b.BusURL != srv.ClientURL() {
 		t.Fatalf("bundle bus URL %s, want the external %s", b.BusURL, srv.ClientURL())
 	}
+	waitSeenOnline(a, u, "s1", "s2")
 	s := join(t, e.WSURL, u.Token)
 	wire, _ := ciphertext(t, 300)
 	dtk := a.store(u, "ext", wire)
@@ -52,6 +53,28 @@ func TestExternalNATS(t *testing.T) {
 	waitBlobs(t, d1, 2)
 	back := a.startDevice(u, d1Ident(a, u, "s2"), d2.Dir()) // with its files
 	waitBlobsFor(t, back, 2, 45*time.Second)
+}
+
+// waitSeenOnline waits until the engine sees u's named storage devices
+// online. Presence on an external server is probed: a store made before
+// the engine sees a device is not sent to it (with none seen, it is
+// rejected storage.write_failed).
+func waitSeenOnline(a *api, u *user, names ...string) {
+	a.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		on, all := a.devicesOnline(u), true
+		for _, n := range names {
+			all = all && on[n]
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("devices %v not seen online: %v", names, on)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestExternalNATSAuthCallout: on an external NATS configured with the
@@ -92,6 +115,7 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 	// A storage device works through it, and removal refuses new connections.
 	a.succeed(accepted(t, a.postJSON("/storage/register", u.Token, map[string]string{"deviceIdentifier": id2})))
 	a.startDevice(u, id2, t.TempDir())
+	waitSeenOnline(a, u, "d2")
 	s := join(t, e.WSURL, u.Token)
 	wire, _ := ciphertext(t, 200)
 	if got, _ := a.retrieve(s, u.Token, a.store(u, "callout", wire)); !bytes.Equal(got, wire) {
