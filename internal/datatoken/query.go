@@ -125,6 +125,20 @@ type DayCount struct {
 	Delete   int    `json:"delete"`
 }
 
+// add counts n transactions of kind on d.
+func (d *DayCount) add(kind string, n int) {
+	switch kind {
+	case "exchange":
+		d.Exchange += n
+	case "request":
+		d.Request += n
+	case "update":
+		d.Update += n
+	case "delete":
+		d.Delete += n
+	}
+}
+
 // Stats are the transaction counts of a profile.
 type Stats struct {
 	Exchange int        `json:"exchange"`
@@ -155,6 +169,7 @@ func (s *Service) Statistics(ctx context.Context, profileID string, from, to tim
 		return nil, err
 	}
 	st := &Stats{ByDay: []DayCount{}}
+	var total DayCount
 	days := map[string]*DayCount{}
 	for _, c := range counts {
 		day := c.Day.Format("2006-01-02")
@@ -163,21 +178,10 @@ func (s *Service) Statistics(ctx context.Context, profileID string, from, to tim
 			d = &DayCount{Date: day}
 			days[day] = d
 		}
-		switch kinds[c.Type] {
-		case "exchange":
-			st.Exchange += c.N
-			d.Exchange += c.N
-		case "request":
-			st.Request += c.N
-			d.Request += c.N
-		case "update":
-			st.Update += c.N
-			d.Update += c.N
-		case "delete":
-			st.Delete += c.N
-			d.Delete += c.N
-		}
+		d.add(kinds[c.Type], c.N)
+		total.add(kinds[c.Type], c.N)
 	}
+	st.Exchange, st.Request, st.Update, st.Delete = total.Exchange, total.Request, total.Update, total.Delete
 	for _, d := range days {
 		st.ByDay = append(st.ByDay, *d)
 	}

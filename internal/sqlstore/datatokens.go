@@ -332,7 +332,7 @@ func (q queries) CommandCounts(ctx context.Context, profileID string, types []st
 		var c privicore.CommandCount
 		var day int64
 		err := row.Scan(&c.Type, &day, &c.N)
-		c.Day = time.Unix(day*86400, 0).UTC()
+		c.Day = time.Unix(0, day*nanosPerDay).UTC()
 		return c, err
 	}, `SELECT type, day, CAST(SUM(n) AS BIGINT) FROM (
 			SELECT type, created_at / ? AS day, COUNT(*) AS n FROM commands

@@ -204,23 +204,23 @@ func (s *Service) Fetch(ctx context.Context, profileID, blobID string, valid fun
 	if err != nil {
 		return nil, err
 	}
-	var holders []string
+	var candidates []string
 	for _, d := range devs {
 		if s.online.Online(d.ClientID) {
-			holders = append(holders, d.ID)
+			candidates = append(candidates, d.ID)
 		}
 	}
-	if len(holders) == 0 {
+	if len(candidates) == 0 {
 		return nil, privicore.Reject(ReasonReadFailed, "no storage device of the profile is online")
 	}
-	rand.Shuffle(len(holders), func(i, j int) { holders[i], holders[j] = holders[j], holders[i] })
+	rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {
 		data []byte
 		err  error
 	}
-	answers := make(chan answer, len(holders))
+	answers := make(chan answer, len(candidates))
 	ask := func(id string) {
 		data, err := s.request(ctx, id, storagedevice.OpFetch, blobID, nil)
 		if err == nil && !valid(data) {
@@ -236,11 +236,11 @@ func (s *Service) Fetch(ctx context.Context, profileID, blobID string, valid fun
 		}
 		answers <- answer{data, err}
 	}
-	go ask(holders[0])
+	go ask(candidates[0])
 	asked, got := 1, 0
 	hedge := time.NewTimer(hedgeAfter)
 	defer hedge.Stop()
-	for got < len(holders) {
+	for got < len(candidates) {
 		select {
 		case a := <-answers:
 			got++
@@ -249,8 +249,8 @@ func (s *Service) Fetch(ctx context.Context, profileID, blobID string, valid fun
 			}
 		case <-hedge.C:
 		}
-		for ; asked < len(holders); asked++ { // a failure or a slow first device: ask the rest
-			go ask(holders[asked])
+		for ; asked < len(candidates); asked++ { // a failure or a slow first device: ask the rest
+			go ask(candidates[asked])
 		}
 	}
 	return nil, privicore.Reject(ReasonReadFailed, "no storage device returned a valid copy")
