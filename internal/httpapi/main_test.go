@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/privicore/privicore/internal/pgtest"
@@ -9,8 +8,4 @@ import (
 
 // TestMain stops the test PostgreSQL (started only with
 // PRIVICORE_TEST_DATABASE=postgres) after the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }

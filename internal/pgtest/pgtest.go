@@ -72,6 +72,14 @@ func Stop() {
 	}
 }
 
+// Main is a TestMain for packages whose tests use the shared server: it
+// runs the tests, stops the server and exits with their status.
+func Main(m *testing.M) {
+	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
 // bin finds a PostgreSQL program.
 func bin(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {

@@ -12,11 +12,7 @@ import (
 
 // TestMain stops the test PostgreSQL (started only with
 // PRIVICORE_TEST_DATABASE=postgres) after the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // onBothDialects runs fn on a fresh SQLite database and, with
 // PRIVICORE_TEST_DATABASE=postgres, on a fresh PostgreSQL one: for queries
