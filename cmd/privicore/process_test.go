@@ -455,6 +455,29 @@ func TestServeTakesSettingsFromTheEnvironment(t *testing.T) {
 	}
 }
 
+// A PRIVICORE_* value that does not parse stops serve before it starts: a
+// retention of "90d" (not a Go duration) must not quietly become 30 days.
+func TestServeRefusesBadEnvironmentValues(t *testing.T) {
+	env := map[string]string{
+		"PRIVICORE_ADDR": freeAddr(t), "PRIVICORE_WS_ADDR": "-", "PRIVICORE_BUS_ADDR": freeAddr(t),
+		"PRIVICORE_DATA_DIR":          t.TempDir(),
+		"PRIVICORE_COMMAND_RETENTION": "90d",
+		"PRIVICORE_MIN_ACKS":          "two",
+		"PRIVICORE_TOKEN_TTL":         "-1h",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, io.Discard)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("serve with bad settings: %v (ctx %v)", err, ctx.Err())
+	}
+	for _, name := range []string{"PRIVICORE_COMMAND_RETENTION", "PRIVICORE_MIN_ACKS", "PRIVICORE_TOKEN_TTL"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not name %s: %v", name, err)
+		}
+	}
+}
+
 // syncWriter serializes writes to w.
 type syncWriter struct {
 	mu sync.Mutex

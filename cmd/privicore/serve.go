@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,11 +21,15 @@ func newServeCmd(e *env) *cobra.Command {
 	var pprofAddr string
 	var logLevel string
 	var calloutKey string
+	var envErrs []error // PRIVICORE_* values that do not parse: serve refuses to start
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the engine (HTTP API, WebSocket channel proxy, command processor)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := errors.Join(envErrs...); err != nil {
+				return err
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
@@ -63,10 +68,10 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringVar(&calloutKey, "nats-callout-key", envOr(e, "PRIVICORE_NATS_CALLOUT_KEY", ""), "with --nats-url: a file holding the auth callout issuer's account seed (SA…); the engine then authenticates devices for that server (env PRIVICORE_NATS_CALLOUT_KEY)")
 	f.StringVar(&cfg.NATSAccount, "nats-account", envOr(e, "PRIVICORE_NATS_ACCOUNT", ""), `with --nats-callout-key: the account devices are placed in (default "$G") (env PRIVICORE_NATS_ACCOUNT)`)
 	f.StringVar(&cfg.NATSSystemURL, "nats-system-url", envOr(e, "PRIVICORE_NATS_SYSTEM_URL", ""), "with --nats-url: a URL with credentials of the server's system account; the engine then closes a removed device's connections at once (env PRIVICORE_NATS_SYSTEM_URL)")
-	f.IntVar(&cfg.MinAcks, "min-acks", envInt(e, "PRIVICORE_MIN_ACKS", 1), "storage devices that must write an exchange durably before it succeeds (env PRIVICORE_MIN_ACKS)")
+	f.IntVar(&cfg.MinAcks, "min-acks", envInt(e, &envErrs, "PRIVICORE_MIN_ACKS", 1), "storage devices that must write an exchange durably before it succeeds (env PRIVICORE_MIN_ACKS)")
 	f.StringVar(&cfg.PublicURL, "public-url", envOr(e, "PRIVICORE_PUBLIC_URL", ""), "base of the download URLs handed out (default http://<addr>) (env PRIVICORE_PUBLIC_URL)")
-	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
-	f.DurationVar(&cfg.CommandRetention, "command-retention", envDuration(e, "PRIVICORE_COMMAND_RETENTION", 30*24*time.Hour),
+	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, &envErrs, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
+	f.DurationVar(&cfg.CommandRetention, "command-retention", envDuration(e, &envErrs, "PRIVICORE_COMMAND_RETENTION", 30*24*time.Hour),
 		"how long finished commands are kept (status polling, ballots); older ones are pruned hourly, the statistics keep their counts; 0 keeps them forever (env PRIVICORE_COMMAND_RETENTION)")
 	f.StringVar(&logLevel, "log-level", envOr(e, "PRIVICORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PRIVICORE_LOG_LEVEL)")
 	return cmd
@@ -97,20 +102,35 @@ func envOr(e *env, name, def string) string {
 	return def
 }
 
-// envDuration is envOr for durations; a bad value falls back to def.
-func envDuration(e *env, name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(e.getenv(name)); err == nil && d >= 0 {
-		return d
+// envDuration is envOr for durations (≥ 0); a value that does not parse
+// is added to errs (a typo such as "90d" must not quietly become the
+// default) and def returned.
+func envDuration(e *env, errs *[]error, name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return def
 	}
-	return def
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		*errs = append(*errs, fmt.Errorf("%s=%q: not a duration ≥ 0 (such as 90s, 8h or 720h)", name, v))
+		return def
+	}
+	return d
 }
 
-// envInt is envOr for integers; a bad value falls back to def.
-func envInt(e *env, name string, def int) int {
-	if n, err := strconv.Atoi(e.getenv(name)); err == nil {
-		return n
+// envInt is envOr for integers; a value that does not parse is added to
+// errs and def returned.
+func envInt(e *env, errs *[]error, name string, def int) int {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return def
 	}
-	return def
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s=%q: not an integer", name, v))
+		return def
+	}
+	return n
 }
 
 // newLogger logs text to stderr at level (info if unreadable).
