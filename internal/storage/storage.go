@@ -200,15 +200,9 @@ const hedgeAfter = 50 * time.Millisecond
 // device almost always has it, and one that does not answers not_found at
 // once. That saves a database read on every retrieval.
 func (s *Service) Fetch(ctx context.Context, profileID, blobID string, valid func([]byte) bool) ([]byte, error) {
-	devs, err := s.Devices(ctx, profileID)
+	candidates, err := s.onlineDevices(ctx, profileID, func(string) bool { return true })
 	if err != nil {
 		return nil, err
-	}
-	var candidates []string
-	for _, d := range devs {
-		if s.online.Online(d.ClientID) {
-			candidates = append(candidates, d.ID)
-		}
 	}
 	if len(candidates) == 0 {
 		return nil, privicore.Reject(ReasonReadFailed, "no storage device of the profile is online")
@@ -263,17 +257,23 @@ func (s *Service) holders(ctx context.Context, profileID, blobID, except string)
 	if err != nil {
 		return nil, err
 	}
-	devs, err := s.Devices(ctx, profileID)
-	if err != nil {
-		return nil, err
-	}
 	held := map[string]bool{}
 	for _, id := range ids {
 		held[id] = true
 	}
+	return s.onlineDevices(ctx, profileID, func(id string) bool { return held[id] && id != except })
+}
+
+// onlineDevices lists the ids of the profile's online storage devices that
+// keep accepts.
+func (s *Service) onlineDevices(ctx context.Context, profileID string, keep func(id string) bool) ([]string, error) {
+	devs, err := s.Devices(ctx, profileID)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, d := range devs {
-		if held[d.ID] && d.ID != except && s.online.Online(d.ClientID) {
+		if keep(d.ID) && s.online.Online(d.ClientID) {
 			out = append(out, d.ID)
 		}
 	}
