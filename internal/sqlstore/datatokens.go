@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"math"
@@ -14,28 +13,6 @@ import (
 
 const dataTokenCols = `id, profile_id, temp_token, token, reservation_id, blob_id, context, meta, file_name, file_extension, data_type, state, size, chunks, wrapped_key, application, expires_at, created_at, updated_at`
 
-func scanDataToken(row interface{ Scan(...any) error }) (*privicore.DataToken, error) {
-	var t privicore.DataToken
-	var token sql.NullString
-	var meta, fileName, ext, dataType, wrapped string
-	var expires, created, updated int64
-	err := row.Scan(&t.ID, &t.ProfileID, &t.TempToken, &token, &t.ReservationID, &t.BlobID, &t.Context, &meta, &fileName, &ext, &dataType,
-		&t.State, &t.Size, &t.Chunks, &wrapped, &t.Application, &expires, &created, &updated)
-	if isNoRows(err) {
-		return nil, notFound("data token")
-	} else if err != nil {
-		return nil, dbErr(err)
-	}
-	t.Token = token.String
-	json.Unmarshal([]byte(meta), &t.Meta)
-	if t.Meta == nil {
-		t.Meta = map[string]any{}
-	}
-	t.WrappedKey, _ = base64.StdEncoding.DecodeString(wrapped)
-	t.ExpiresAt, t.CreatedAt, t.UpdatedAt = fromNanos(expires), fromNanos(created), fromNanos(updated)
-	return &t, nil
-}
-
 // metaString returns meta[object][key] as text, for the indexed filter columns.
 func metaString(meta map[string]any, object, key string) string {
 	o, _ := meta[object].(map[string]any)
@@ -43,28 +20,140 @@ func metaString(meta map[string]any, object, key string) string {
 	return s
 }
 
-func dataTokenArgs(t *privicore.DataToken) []any {
+// rowOf is t as its data_tokens row.
+func rowOf(t *privicore.DataToken) *tokenRow {
 	meta, _ := json.Marshal(t.Meta)
 	if t.Meta == nil {
 		meta = []byte("{}")
 	}
+	return &tokenRow{id: t.ID, profileID: t.ProfileID, tempToken: t.TempToken, token: t.Token, reservationID: t.ReservationID,
+		blobID: t.BlobID, context: t.Context, meta: string(meta), state: t.State, size: t.Size, chunks: t.Chunks,
+		wrapped: base64.StdEncoding.EncodeToString(t.WrappedKey), application: t.Application,
+		expires: nanos(t.ExpiresAt), created: nanos(t.CreatedAt), updated: nanos(t.UpdatedAt)}
+}
+
+// args are the values of dataTokenCols for r, a token with meta.
+func (r *tokenRow) args(meta map[string]any) []any {
 	var token any
-	if t.Token != "" {
-		token = t.Token
+	if r.token != "" {
+		token = r.token
 	}
-	return []any{t.ID, t.ProfileID, t.TempToken, token, t.ReservationID, t.BlobID, t.Context, string(meta),
-		metaString(t.Meta, "file", "fileName"), metaString(t.Meta, "file", "extension"), metaString(t.Meta, "data", "type"),
-		t.State, t.Size, t.Chunks, base64.StdEncoding.EncodeToString(t.WrappedKey), t.Application, nanos(t.ExpiresAt), nanos(t.CreatedAt), nanos(t.UpdatedAt)}
+	return []any{r.id, r.profileID, r.tempToken, token, r.reservationID, r.blobID, r.context, r.meta,
+		metaString(meta, "file", "fileName"), metaString(meta, "file", "extension"), metaString(meta, "data", "type"),
+		r.state, r.size, r.chunks, r.wrapped, r.application, r.expires, r.created, r.updated}
+}
+
+// with returns r with src's values of fields (see dataTokenColumns).
+func (r tokenRow) with(src *tokenRow, fields ...privicore.DataTokenField) *tokenRow {
+	for _, f := range fields {
+		switch f {
+		case privicore.FieldToken:
+			r.token = src.token
+		case privicore.FieldContext:
+			r.context = src.context
+		case privicore.FieldMeta:
+			r.meta = src.meta
+		case privicore.FieldState:
+			r.state = src.state
+		case privicore.FieldPayload:
+			r.blobID, r.size, r.chunks, r.wrapped = src.blobID, src.size, src.chunks, src.wrapped
+		case privicore.FieldExpiresAt:
+			r.expires = src.expires
+		case privicore.FieldUpdatedAt:
+			r.updated = src.updated
+		}
+	}
+	return &r
 }
 
 // CreateDataToken implements privicore.DataTokenStore.
 func (q queries) CreateDataToken(ctx context.Context, t *privicore.DataToken) error {
-	_, err := q.exec(ctx, `INSERT INTO data_tokens (`+dataTokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, dataTokenArgs(t)...)
-	return dbErr(err)
+	r := rowOf(t)
+	return q.writeToken(t.ID, func() (*tokenRow, error) {
+		_, err := q.exec(ctx, `INSERT INTO data_tokens (`+dataTokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args(t.Meta)...)
+		return r, dbErr(err)
+	})
+}
+
+// writeToken runs write, which changes the data_tokens row id and returns
+// it as written (nil when it deleted it or cannot tell), and tells the
+// token cache: in a write transaction through its log (the cache follows
+// at commit, see tokenCache); outside one (tests, tools) by dropping the
+// row before and after.
+func (q queries) writeToken(id string, write func() (*tokenRow, error)) error {
+	if q.log == nil {
+		q.tokens.invalidate([]string{id})
+		defer q.tokens.invalidate([]string{id})
+		_, err := write()
+		return err
+	}
+	r, err := write()
+	if err != nil {
+		r = nil // nothing or not known to be written: only drop it
+	}
+	q.log.add(id, r)
+	return err
+}
+
+// current returns the row id as this write transaction sees it, when that
+// is known without reading it: as the transaction last wrote it, else as
+// committed, from the token cache (which, seen from the writer, holds only
+// committed rows). nil when not known.
+func (q queries) current(id string) *tokenRow {
+	for i := len(q.log.ids) - 1; i >= 0; i-- {
+		if q.log.ids[i] == id {
+			return q.log.rows[i]
+		}
+	}
+	r, _ := q.tokens.get(byID, id)
+	return r
+}
+
+// updateTokenRow runs an UPDATE of the data_tokens row id and reports how
+// many rows (0 or 1) it changed; change turns the row before the update
+// into the row after it.
+func (q queries) updateTokenRow(ctx context.Context, id string, change func(before tokenRow) *tokenRow, query string, args ...any) (int64, error) {
+	var n int64
+	err := q.writeToken(id, func() (*tokenRow, error) {
+		var err error
+		if n, err = affected(q.exec(ctx, query, args...)); err != nil || n == 0 || q.log == nil {
+			return nil, err
+		}
+		if before := q.current(id); before != nil {
+			return change(*before), nil
+		}
+		return nil, nil
+	})
+	return n, err
+}
+
+// findToken returns the row whose key k is v: from the token cache outside
+// a write transaction, else (and on a miss) from the database.
+func (q queries) findToken(ctx context.Context, k tokenKey, v string) (*privicore.DataToken, error) {
+	col := [tokenKeys]string{byID: "id", byTempToken: "temp_token", byToken: "token", byReservation: "reservation_id", byBlob: "blob_id"}[k]
+	read := func() (*tokenRow, error) {
+		return scanTokenRow(q.row(ctx, `SELECT `+dataTokenReadCols+` FROM data_tokens WHERE `+col+` = ?`, v))
+	}
+	if q.tx != nil {
+		r, err := read()
+		if err != nil {
+			return nil, err
+		}
+		return r.dataToken(), nil
+	}
+	r, gen := q.tokens.get(k, v)
+	if r == nil {
+		var err error
+		if r, err = read(); err != nil {
+			return nil, err
+		}
+		q.tokens.put(r, gen)
+	}
+	return r.dataToken(), nil
 }
 
 // dataTokenColumns are the columns behind each field, as indexes into
-// dataTokenArgs (dataTokenCols order).
+// tokenRow.args (dataTokenCols order).
 func dataTokenColumns(f privicore.DataTokenField) (cols []string, idx []int) {
 	switch f {
 	case privicore.FieldToken:
@@ -85,9 +174,10 @@ func dataTokenColumns(f privicore.DataTokenField) (cols []string, idx []int) {
 	return nil, nil
 }
 
-// dataTokenSet is the SET clause and its values writing fields of t.
-func dataTokenSet(t *privicore.DataToken, fields ...privicore.DataTokenField) (set string, args []any) {
-	all := dataTokenArgs(t) // computed once: it marshals the meta
+// dataTokenSet is the SET clause and its values writing fields of r, a
+// token with meta.
+func dataTokenSet(r *tokenRow, meta map[string]any, fields ...privicore.DataTokenField) (set string, args []any) {
+	all := r.args(meta)
 	var cols []string
 	for _, f := range fields {
 		c, idx := dataTokenColumns(f)
@@ -126,17 +216,24 @@ func (q queries) updateDataToken(ctx context.Context, t *privicore.DataToken, co
 	if len(fields) == 0 {
 		fields = allDataTokenFields
 	}
-	set, args := dataTokenSet(t, fields...)
+	r := rowOf(t)
+	set, args := dataTokenSet(r, t.Meta, fields...)
 	args = append(append(args, t.ID), condArgs...)
-	return affected(q.exec(ctx, `UPDATE data_tokens SET `+set+` WHERE id = ?`+cond, args...))
+	return q.updateTokenRow(ctx, t.ID, func(before tokenRow) *tokenRow { return before.with(r, fields...) },
+		`UPDATE data_tokens SET `+set+` WHERE id = ?`+cond, args...)
 }
 
 // FillReservation implements privicore.DataTokenStore.
 func (q queries) FillReservation(ctx context.Context, t *privicore.DataToken, now time.Time) error {
-	set, args := dataTokenSet(t, privicore.FieldPayload)
+	r := rowOf(t)
+	set, args := dataTokenSet(r, t.Meta, privicore.FieldPayload)
 	args = append(args, privicore.TokenStored, nanos(now), t.ID, privicore.TokenReserved, nanos(now))
-	n, err := affected(q.exec(ctx, `UPDATE data_tokens SET `+set+`, state = ?, updated_at = ?
-		WHERE id = ? AND state = ? AND expires_at > ?`, args...))
+	n, err := q.updateTokenRow(ctx, t.ID, func(before tokenRow) *tokenRow {
+		after := before.with(r, privicore.FieldPayload)
+		after.state, after.updated = privicore.TokenStored, nanos(now)
+		return after
+	}, `UPDATE data_tokens SET `+set+`, state = ?, updated_at = ?
+		WHERE id = ? AND state = ? AND expires_at > ?`, args...)
 	if err == nil && n == 0 {
 		return privicore.Errorf(privicore.ECONFLICT, "not an open reservation")
 	}
@@ -145,20 +242,22 @@ func (q queries) FillReservation(ctx context.Context, t *privicore.DataToken, no
 
 // DeleteDataToken implements privicore.DataTokenStore.
 func (q queries) DeleteDataToken(ctx context.Context, id string) error {
-	_, err := q.exec(ctx, `DELETE FROM data_tokens WHERE id = ?`, id)
-	return dbErr(err)
+	return q.writeToken(id, func() (*tokenRow, error) {
+		_, err := q.exec(ctx, `DELETE FROM data_tokens WHERE id = ?`, id)
+		return nil, dbErr(err)
+	})
 }
 
 // FindDataToken implements privicore.DataTokenStore.
 func (q queries) FindDataToken(ctx context.Context, idOrToken string) (*privicore.DataToken, error) {
-	col := "id"
+	k := byID
 	switch {
 	case strings.HasPrefix(idOrToken, "tmp-"):
-		col = "temp_token"
+		k = byTempToken
 	case strings.HasPrefix(idOrToken, "dtk-"):
-		col = "token"
+		k = byToken
 	}
-	return scanDataToken(q.row(ctx, `SELECT `+dataTokenCols+` FROM data_tokens WHERE `+col+` = ?`, idOrToken))
+	return q.findToken(ctx, k, idOrToken)
 }
 
 // FindDataTokenByBlob implements privicore.DataTokenStore.
@@ -166,12 +265,12 @@ func (q queries) FindDataTokenByBlob(ctx context.Context, blobID string) (*privi
 	if blobID == "" {
 		return nil, notFound("data token")
 	}
-	return scanDataToken(q.row(ctx, `SELECT `+dataTokenCols+` FROM data_tokens WHERE blob_id = ?`, blobID))
+	return q.findToken(ctx, byBlob, blobID)
 }
 
 // FindDataTokenByReservation implements privicore.DataTokenStore.
 func (q queries) FindDataTokenByReservation(ctx context.Context, commandID string) (*privicore.DataToken, error) {
-	return scanDataToken(q.row(ctx, `SELECT `+dataTokenCols+` FROM data_tokens WHERE reservation_id = ?`, commandID))
+	return q.findToken(ctx, byReservation, commandID)
 }
 
 // ListDataTokens implements privicore.DataTokenStore.
@@ -196,7 +295,7 @@ func (q queries) ListDataTokens(ctx context.Context, profileID string, f privico
 	if err := q.row(ctx, `SELECT COUNT(*)`+where, args...).Scan(&total); err != nil {
 		return nil, 0, dbErr(err)
 	}
-	rows, err := q.rows(ctx, `SELECT `+dataTokenCols+where+` ORDER BY created_at, id LIMIT ? OFFSET ?`,
+	rows, err := q.rows(ctx, `SELECT `+dataTokenReadCols+where+` ORDER BY created_at, id LIMIT ? OFFSET ?`,
 		append(args, f.PerPage, (f.Page-1)*f.PerPage)...)
 	if err != nil {
 		return nil, 0, dbErr(err)
@@ -215,7 +314,7 @@ func (q queries) ListDataTokens(ctx context.Context, profileID string, f privico
 
 // ExpiredDataTokens implements privicore.DataTokenStore.
 func (q queries) ExpiredDataTokens(ctx context.Context, before time.Time, limit int) ([]*privicore.DataToken, error) {
-	return collect(ctx, q, scanDataToken, `SELECT `+dataTokenCols+` FROM data_tokens WHERE token IS NULL AND expires_at > 0 AND expires_at < ? ORDER BY expires_at LIMIT ?`, nanos(before), limit)
+	return collect(ctx, q, scanDataToken, `SELECT `+dataTokenReadCols+` FROM data_tokens WHERE token IS NULL AND expires_at > 0 AND expires_at < ? ORDER BY expires_at LIMIT ?`, nanos(before), limit)
 }
 
 // AddDeviceBlob implements privicore.DataTokenStore.

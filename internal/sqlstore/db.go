@@ -52,6 +52,7 @@ type DB struct {
 	db      *sql.DB
 	dialect dialect
 	cache   *stmtCache
+	tokens  *tokenCache
 	queries // reads outside a transaction
 
 	writes   chan *writeReq
@@ -99,7 +100,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		d.db.SetMaxIdleConns(8)
 	}
 	d.cache = &stmtCache{db: d.db, m: map[string]*sql.Stmt{}}
-	d.queries = queries{q: d.db, d: d.dialect, cache: d.cache}
+	d.tokens = newTokenCache()
+	d.queries = queries{q: d.db, d: d.dialect, cache: d.cache, tokens: d.tokens}
 	if err := d.db.PingContext(ctx); err != nil {
 		d.db.Close()
 		return nil, fmt.Errorf("open database: %w", err)
@@ -343,7 +345,7 @@ func (d *DB) commitOptimistic(batch []*writeReq) bool {
 		}
 		return true
 	}
-	q := queries{q: tx, d: d.dialect, tx: tx, cache: d.cache}
+	q := d.txQueries(tx)
 	var failed *writeReq
 	skipped := make([]error, len(batch)) // writes whose caller gave up before they ran
 	for i, r := range batch {
@@ -370,7 +372,7 @@ func (d *DB) commitOptimistic(batch []*writeReq) bool {
 		}
 		return true
 	}
-	err = tx.Commit()
+	err = d.commitTx(tx, q.log)
 	for i, r := range batch {
 		if r.err = skipped[i]; r.err == nil && err != nil {
 			r.err = unavailable(err)
@@ -396,7 +398,7 @@ func (d *DB) commitIsolated(batch []*writeReq) {
 		finish(unavailable(err))
 		return
 	}
-	q := queries{q: tx, d: d.dialect, tx: tx, cache: d.cache}
+	q := d.txQueries(tx)
 	ran := 0
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -407,8 +409,10 @@ func (d *DB) commitIsolated(batch []*writeReq) {
 			r.err = unavailable(err)
 			continue
 		}
+		mark := q.log.mark()
 		if err := runFn(r.fn, q); err != nil {
 			r.err = err
+			q.log.rollback(mark)
 			if _, rbErr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); rbErr != nil {
 				// The transaction is unusable: fail the whole batch.
 				tx.Rollback()
@@ -432,11 +436,32 @@ func (d *DB) commitIsolated(batch []*writeReq) {
 		finish(nil)
 		return
 	}
-	if err := tx.Commit(); err != nil {
+	if err := d.commitTx(tx, q.log); err != nil {
 		finish(unavailable(err))
 		return
 	}
 	finish(nil)
+}
+
+// txQueries returns the queries of a write transaction.
+func (d *DB) txQueries(tx *sql.Tx) queries {
+	return queries{q: tx, d: d.dialect, tx: tx, cache: d.cache, tokens: d.tokens, log: &tokenLog{}}
+}
+
+// commitTx commits a write transaction and brings the token cache up to
+// date with what it wrote (log), before anyone hears of the outcome: the
+// rows as written once committed, dropped if the commit failed (see
+// tokenCache).
+func (d *DB) commitTx(tx *sql.Tx, log *tokenLog) error {
+	if len(log.ids) == 0 {
+		return tx.Commit()
+	}
+	if err := tx.Commit(); err != nil {
+		d.tokens.invalidate(log.ids)
+		return err
+	}
+	d.tokens.apply(log)
+	return nil
 }
 
 // runFn calls fn, turning a panic into an error so one bad write cannot take
@@ -473,12 +498,17 @@ func (d *DB) Close() error {
 	return d.db.Close()
 }
 
-// SQL returns the underlying *sql.DB, for tests and maintenance tools.
+// SQL returns the underlying *sql.DB, for tests and maintenance tools that
+// read. Writes must go through Write or Exec: the token cache does not see
+// writes made through this handle.
 func (d *DB) SQL() *sql.DB { return d.db }
 
 // Exec runs one statement written with ? placeholders, on either dialect,
-// outside the writer (tests and maintenance tools).
+// outside the writer (tests and maintenance tools). The token cache is
+// emptied before and after, as the statement may change any row.
 func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	d.tokens.clear()
+	defer d.tokens.clear()
 	return d.db.ExecContext(ctx, rebind(d.dialect, query), args...)
 }
 

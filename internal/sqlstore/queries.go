@@ -23,10 +23,12 @@ type querier interface {
 // the writer's transaction (tx set). Statements are prepared once and
 // reused through cache.
 type queries struct {
-	q     querier
-	d     dialect
-	tx    *sql.Tx
-	cache *stmtCache
+	q      querier
+	d      dialect
+	tx     *sql.Tx
+	cache  *stmtCache
+	tokens *tokenCache
+	log    *tokenLog // in a write transaction: the data_tokens rows it wrote
 }
 
 // stmtCache holds prepared statements by query text; parsing a statement

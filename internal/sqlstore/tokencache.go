@@ -1,0 +1,231 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"sync"
+
+	"github.com/privicore/privicore"
+)
+
+// tokenRow is a data_tokens row as stored (dataTokenReadCols): immutable
+// once built, so the cache can hand it to any number of readers, each of
+// which decodes its own privicore.DataToken.
+type tokenRow struct {
+	id, profileID, tempToken, token, reservationID, blobID string
+	context, meta, state, wrapped, application             string
+	size                                                   int64
+	chunks                                                 int
+	expires, created, updated                              int64
+}
+
+// dataTokenReadCols are the columns a tokenRow holds (the file_name,
+// file_extension and data_type columns are derived from meta, for filters).
+const dataTokenReadCols = `id, profile_id, temp_token, token, reservation_id, blob_id, context, meta, state, size, chunks, wrapped_key, application, expires_at, created_at, updated_at`
+
+// scanTokenRow scans one row of dataTokenReadCols; ENOTFOUND when there is none.
+func scanTokenRow(row interface{ Scan(...any) error }) (*tokenRow, error) {
+	var r tokenRow
+	var token sql.NullString
+	err := row.Scan(&r.id, &r.profileID, &r.tempToken, &token, &r.reservationID, &r.blobID, &r.context, &r.meta,
+		&r.state, &r.size, &r.chunks, &r.wrapped, &r.application, &r.expires, &r.created, &r.updated)
+	if isNoRows(err) {
+		return nil, notFound("data token")
+	} else if err != nil {
+		return nil, dbErr(err)
+	}
+	r.token = token.String
+	return &r, nil
+}
+
+// dataToken decodes the row into a data token of the caller's own.
+func (r *tokenRow) dataToken() *privicore.DataToken {
+	t := &privicore.DataToken{ID: r.id, ProfileID: r.profileID, TempToken: r.tempToken, Token: r.token, ReservationID: r.reservationID,
+		BlobID: r.blobID, Context: r.context, State: r.state, Size: r.size, Chunks: r.chunks, Application: r.application,
+		ExpiresAt: fromNanos(r.expires), CreatedAt: fromNanos(r.created), UpdatedAt: fromNanos(r.updated)}
+	json.Unmarshal([]byte(r.meta), &t.Meta)
+	if t.Meta == nil {
+		t.Meta = map[string]any{}
+	}
+	t.WrappedKey, _ = base64.StdEncoding.DecodeString(r.wrapped)
+	return t
+}
+
+// scanDataToken scans one row of dataTokenReadCols into a data token.
+func scanDataToken(row interface{ Scan(...any) error }) (*privicore.DataToken, error) {
+	r, err := scanTokenRow(row)
+	if err != nil {
+		return nil, err
+	}
+	return r.dataToken(), nil
+}
+
+// tokenKey names what a token is looked up by.
+type tokenKey int
+
+const (
+	byID tokenKey = iota
+	byTempToken
+	byToken
+	byReservation
+	byBlob
+	tokenKeys
+)
+
+// keys returns the row's value of every tokenKey ("" when it has none).
+func (r *tokenRow) keys() [tokenKeys]string {
+	return [tokenKeys]string{r.id, r.tempToken, r.token, r.reservationID, r.blobID}
+}
+
+// tokenCacheSize bounds the rows the cache keeps (≈ 1 KiB each).
+const tokenCacheSize = 16384
+
+// tokenCache keeps the data_tokens rows the engine wrote or read recently,
+// so that the reads of the store and retrieval paths (three per store: the
+// temporary token, the exchange's reservation, the file meta's token) do
+// not go to the database. In SQLite's WAL mode they are dear under writes:
+// every commit empties each reading connection's page cache, so each read
+// fetched its pages again (≈ 50 µs a read with the store load running).
+//
+// The engine must be the only writer of its database (for PostgreSQL as
+// for SQLite; see README). Within it, every write of data_tokens goes
+// through this package's data token methods, which log the rows they wrote
+// (INSERT/UPDATE … RETURNING) in their transaction's tokenLog. Just after
+// the commit, before any caller of Write learns of its outcome, the writer
+// installs the rows the transaction wrote (apply). A read that misses goes
+// to the database and keeps what it read only if nothing was installed or
+// dropped meanwhile (gen), so a read that overlapped a commit cannot put
+// back a row older than the commit. (Like a read of the database itself, a
+// read racing a commit may see the row from just before it.)
+//
+// Reads inside a write transaction never use the cache: they must see the
+// transaction's own writes.
+type tokenCache struct {
+	mu   sync.Mutex
+	gen  uint64                          // bumped by every install and drop
+	rows map[string]*tokenRow            // by id
+	idx  [tokenKeys]map[string]*tokenRow // by each key but the id
+}
+
+func newTokenCache() *tokenCache {
+	c := &tokenCache{rows: map[string]*tokenRow{}}
+	for k := byTempToken; k < tokenKeys; k++ {
+		c.idx[k] = map[string]*tokenRow{}
+	}
+	return c
+}
+
+// get returns the cached row whose key k is v, or nil and the generation a
+// read from the database must be stored with (put).
+func (c *tokenCache) get(k tokenKey, v string) (*tokenRow, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var r *tokenRow
+	if k == byID {
+		r = c.rows[v]
+	} else {
+		r = c.idx[k][v]
+	}
+	if r == nil {
+		return nil, c.gen
+	}
+	return r, 0
+}
+
+// put keeps r, read from the database when the cache was at generation gen,
+// unless an invalidation happened since.
+func (c *tokenCache) put(r *tokenRow, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == gen {
+		c.set(r)
+	}
+}
+
+// invalidate drops the rows of ids.
+func (c *tokenCache) invalidate(ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, id := range ids {
+		c.drop(id)
+	}
+}
+
+// clear drops every row (after writes the cache cannot follow).
+func (c *tokenCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.rows)
+	for k := byTempToken; k < tokenKeys; k++ {
+		clear(c.idx[k])
+	}
+}
+
+// apply installs what a committed transaction wrote, in order: a row as
+// written, or nothing (dropped) where the row was deleted.
+func (c *tokenCache) apply(l *tokenLog) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for i, id := range l.ids {
+		if r := l.rows[i]; r != nil {
+			c.set(r)
+		} else {
+			c.drop(id)
+		}
+	}
+}
+
+// set keeps r in place of any row with its id, evicting an arbitrary row
+// when full. Callers hold mu.
+func (c *tokenCache) set(r *tokenRow) {
+	c.drop(r.id)
+	if len(c.rows) >= tokenCacheSize {
+		for id := range c.rows {
+			c.drop(id)
+			break
+		}
+	}
+	c.rows[r.id] = r
+	for k, v := range r.keys() {
+		if k != int(byID) && v != "" {
+			c.idx[k][v] = r
+		}
+	}
+}
+
+// drop removes the row with id and its index entries. Callers hold mu.
+func (c *tokenCache) drop(id string) {
+	r := c.rows[id]
+	if r == nil {
+		return
+	}
+	delete(c.rows, id)
+	for k, v := range r.keys() {
+		if k != int(byID) && v != "" && c.idx[k][v] == r {
+			delete(c.idx[k], v)
+		}
+	}
+}
+
+// tokenLog records the data_tokens rows one write transaction changed, in
+// order: the row as written, or nil where it was deleted.
+type tokenLog struct {
+	ids  []string
+	rows []*tokenRow
+}
+
+func (l *tokenLog) add(id string, r *tokenRow) {
+	l.ids = append(l.ids, id)
+	l.rows = append(l.rows, r)
+}
+
+// mark and rollback forget what a write rolled back to its savepoint did.
+func (l *tokenLog) mark() int { return len(l.ids) }
+
+func (l *tokenLog) rollback(m int) {
+	l.ids, l.rows = l.ids[:m], l.rows[:m]
+}

@@ -1,0 +1,135 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/privicore/privicore"
+)
+
+func TestTokenCacheStaysBoundedAndIndexed(t *testing.T) {
+	c := newTokenCache()
+	row := func(i, version int) *tokenRow {
+		return &tokenRow{id: fmt.Sprint("d", i), tempToken: fmt.Sprint("tmp-", i), token: fmt.Sprint("dtk-", i, "-", version),
+			reservationID: fmt.Sprint("r", i), blobID: fmt.Sprint("b", i, "-", version)}
+	}
+	for i := range 2 * tokenCacheSize {
+		c.set(row(i, 0))
+		if i%3 == 0 {
+			c.set(row(i, 1)) // a new version: new token and blob
+		}
+		if i%5 == 0 {
+			c.drop(fmt.Sprint("d", i))
+		}
+	}
+	if len(c.rows) > tokenCacheSize {
+		t.Fatalf("%d rows kept, bound %d", len(c.rows), tokenCacheSize)
+	}
+	// Every index entry leads to a kept row that has that key, and every
+	// kept row is found by each of its keys.
+	for k := byTempToken; k < tokenKeys; k++ {
+		for v, r := range c.idx[k] {
+			if c.rows[r.id] != r || r.keys()[k] != v {
+				t.Fatalf("index %d: %q leads to %+v", k, v, r)
+			}
+		}
+		if len(c.idx[k]) != len(c.rows) {
+			t.Fatalf("index %d has %d entries for %d rows", k, len(c.idx[k]), len(c.rows))
+		}
+	}
+	// A read that overlapped an invalidation is not kept.
+	r, gen := c.get(byID, "nope")
+	if r != nil {
+		t.Fatal("found a row never set")
+	}
+	c.invalidate(nil)
+	c.put(&tokenRow{id: "nope"}, gen)
+	if r, _ := c.get(byID, "nope"); r != nil {
+		t.Fatal("a read older than an invalidation was kept")
+	}
+}
+
+// TestWritesFillTheTokenCache checks that each kind of write leaves the
+// row it wrote in the cache (the reads that follow it on the store path are
+// then served without the database), exactly as the database has it.
+func TestWritesFillTheTokenCache(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	check := func(after string, tok *privicore.DataToken) {
+		t.Helper()
+		for k, v := range map[tokenKey]string{byID: tok.ID, byReservation: tok.ReservationID, byTempToken: tok.TempToken, byToken: tok.Token, byBlob: tok.BlobID} {
+			if r, _ := db.tokens.get(k, v); v != "" && r == nil {
+				t.Fatalf("after %s: key %d not cached", after, k)
+			}
+		}
+		r, _ := db.tokens.get(byID, tok.ID)
+		uncached := queries{q: db.db, d: db.dialect, cache: db.cache, tokens: newTokenCache()}
+		read, err := uncached.FindDataToken(ctx, tok.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cached := r.dataToken(); fmt.Sprintf("%+v", cached) != fmt.Sprintf("%+v", read) {
+			t.Fatalf("after %s:\ncached %+v\n  read %+v", after, cached, read)
+		}
+	}
+	w := func(fn func(q privicore.Queries) error) {
+		t.Helper()
+		if err := db.Write(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC()
+	tok := &privicore.DataToken{ID: "d1", ProfileID: "p", TempToken: "tmp-1", ReservationID: "r1", Context: "c",
+		Meta: map[string]any{"data": map[string]any{"type": "x"}}, State: privicore.TokenReserved, ExpiresAt: now.Add(time.Minute), CreatedAt: now, UpdatedAt: now}
+	w(func(q privicore.Queries) error { return q.CreateDataToken(ctx, tok) })
+	check("create", tok)
+	// The row the cache computes for an update is the one before with the
+	// written fields: each field alone, each time a stale copy for the rest.
+	stale := *tok
+	stale.Context, stale.State = "stale", "stale"
+	w(func(q privicore.Queries) error {
+		f := stale
+		f.BlobID, f.Size, f.WrappedKey = "b1", 9, []byte("key")
+		return q.FillReservation(ctx, &f, now)
+	})
+	tok.BlobID, tok.Size, tok.WrappedKey, tok.State = "b1", 9, []byte("key"), privicore.TokenStored
+	check("fill reservation", tok)
+	changes := map[privicore.DataTokenField]func(t *privicore.DataToken){
+		privicore.FieldToken:     func(t *privicore.DataToken) { t.Token = "dtk-1" },
+		privicore.FieldContext:   func(t *privicore.DataToken) { t.Context = "c2" },
+		privicore.FieldMeta:      func(t *privicore.DataToken) { t.Meta = map[string]any{"file": map[string]any{"fileName": "f"}} },
+		privicore.FieldState:     func(t *privicore.DataToken) { t.State = "other" },
+		privicore.FieldPayload:   func(t *privicore.DataToken) { t.BlobID, t.Size, t.Chunks, t.WrappedKey = "b2", 3, 2, []byte("k2") },
+		privicore.FieldExpiresAt: func(t *privicore.DataToken) { t.ExpiresAt = time.Time{} },
+		privicore.FieldUpdatedAt: func(t *privicore.DataToken) { t.UpdatedAt = now.Add(time.Hour) },
+	}
+	for f := privicore.FieldToken; f <= privicore.FieldUpdatedAt; f++ {
+		change := changes[f]
+		if change == nil {
+			t.Fatalf("field %d: no change to test it with", f)
+		}
+		c := stale
+		change(&c)
+		w(func(q privicore.Queries) error { return q.UpdateDataToken(ctx, &c, f) })
+		change(tok)
+		check(fmt.Sprintf("an update of field %d", f), tok)
+	}
+	// Two updates in one transaction: the second builds on the first.
+	w(func(q privicore.Queries) error {
+		a, b := *tok, *tok
+		a.Context, b.Size = "both", 77
+		if err := q.UpdateDataToken(ctx, &a, privicore.FieldContext); err != nil {
+			return err
+		}
+		return q.UpdateDataToken(ctx, &b, privicore.FieldPayload)
+	})
+	tok.Context, tok.Size = "both", 77
+	check("two updates in one transaction", tok)
+}
