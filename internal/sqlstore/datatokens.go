@@ -76,16 +76,12 @@ func (q queries) CreateDataToken(ctx context.Context, t *privicore.DataToken) er
 }
 
 // writeToken runs write, which changes the data_tokens row id and returns
-// it as written (nil when it deleted it or cannot tell), and tells the
-// token cache: in a write transaction through its log (the cache follows
-// at commit, see tokenCache); outside one (tests, tools) by dropping the
-// row before and after.
+// it as written (nil when it deleted it or cannot tell), and logs it for
+// the token cache (which follows at commit, see tokenCache). Data tokens
+// are written only inside DB.Write: elsewhere the cache could not follow.
 func (q queries) writeToken(id string, write func() (*tokenRow, error)) error {
 	if q.log == nil {
-		q.tokens.invalidate([]string{id})
-		defer q.tokens.invalidate([]string{id})
-		_, err := write()
-		return err
+		return privicore.Errorf(privicore.EINTERNAL, "data tokens are written only inside Write")
 	}
 	r, err := write()
 	if err != nil {
@@ -104,6 +100,9 @@ func (q queries) current(id string) *tokenRow {
 		if q.log.ids[i] == id {
 			return q.log.rows[i]
 		}
+		if q.log.ids[i] == "" {
+			return nil // after a raw statement (DB.Exec) the cache is no guide
+		}
 	}
 	r, _ := q.tokens.get(byID, id)
 	return r
@@ -116,7 +115,7 @@ func (q queries) updateTokenRow(ctx context.Context, id string, change func(befo
 	var n int64
 	err := q.writeToken(id, func() (*tokenRow, error) {
 		var err error
-		if n, err = affected(q.exec(ctx, query, args...)); err != nil || n == 0 || q.log == nil {
+		if n, err = affected(q.exec(ctx, query, args...)); err != nil || n == 0 {
 			return nil, err
 		}
 		if before := q.current(id); before != nil {

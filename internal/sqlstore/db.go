@@ -499,17 +499,23 @@ func (d *DB) Close() error {
 }
 
 // SQL returns the underlying *sql.DB, for tests and maintenance tools that
-// read. Writes must go through Write or Exec: the token cache does not see
+// read. Writes go through Write or Exec: the token cache does not see
 // writes made through this handle.
 func (d *DB) SQL() *sql.DB { return d.db }
 
 // Exec runs one statement written with ? placeholders, on either dialect,
-// outside the writer (tests and maintenance tools). The token cache is
-// emptied before and after, as the statement may change any row.
+// as a write of its own (tests and maintenance tools). The token cache is
+// emptied when it commits, as the statement may have changed any row.
 func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	d.tokens.clear()
-	defer d.tokens.clear()
-	return d.db.ExecContext(ctx, rebind(d.dialect, query), args...)
+	var res sql.Result
+	err := d.Write(ctx, func(pq privicore.Queries) error {
+		q := pq.(queries)
+		q.log.rawStatement()
+		var err error
+		res, err = q.q.ExecContext(ctx, rebind(d.dialect, query), args...)
+		return err
+	})
+	return res, err
 }
 
 // isUniqueViolation reports whether err is a unique-constraint failure.

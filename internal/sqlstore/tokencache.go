@@ -90,8 +90,12 @@ const tokenCacheSize = 16384
 //
 // The engine must be the only writer of its database (for PostgreSQL as
 // for SQLite; see README). Within it, every write of data_tokens goes
-// through this package's data token methods, which log the rows they wrote
-// (INSERT/UPDATE … RETURNING) in their transaction's tokenLog. Just after
+// through DB.Write and this package's data token methods, which log the
+// rows they wrote in their transaction's tokenLog: an insert's row is what
+// it inserted; an update's is the row before it (as this transaction last
+// wrote it, else as committed: the cache, seen from the writer, holds only
+// committed rows) with the written columns; when neither is known, the row
+// is only dropped. DB.Exec logs that any row may have changed. Just after
 // the commit, before any caller of Write learns of its outcome, the writer
 // installs the rows the transaction wrote (apply). A read that misses goes
 // to the database and keeps what it read only if nothing was installed or
@@ -143,7 +147,8 @@ func (c *tokenCache) put(r *tokenRow, gen uint64) {
 	}
 }
 
-// invalidate drops the rows of ids.
+// invalidate drops the rows of ids (a commit that failed: their state is
+// not known).
 func (c *tokenCache) invalidate(ids []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -153,11 +158,8 @@ func (c *tokenCache) invalidate(ids []string) {
 	}
 }
 
-// clear drops every row (after writes the cache cannot follow).
-func (c *tokenCache) clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
+// dropAll drops every row. Callers hold mu.
+func (c *tokenCache) dropAll() {
 	clear(c.rows)
 	for k := byTempToken; k < tokenKeys; k++ {
 		clear(c.idx[k])
@@ -165,15 +167,19 @@ func (c *tokenCache) clear() {
 }
 
 // apply installs what a committed transaction wrote, in order: a row as
-// written, or nothing (dropped) where the row was deleted.
+// written, or nothing (dropped) where the row was deleted or is not known;
+// everything is dropped at a raw statement (DB.Exec).
 func (c *tokenCache) apply(l *tokenLog) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
 	for i, id := range l.ids {
-		if r := l.rows[i]; r != nil {
+		switch r := l.rows[i]; {
+		case id == "":
+			c.dropAll()
+		case r != nil:
 			c.set(r)
-		} else {
+		default:
 			c.drop(id)
 		}
 	}
@@ -212,7 +218,8 @@ func (c *tokenCache) drop(id string) {
 }
 
 // tokenLog records the data_tokens rows one write transaction changed, in
-// order: the row as written, or nil where it was deleted.
+// order: the row as written, or nil where it was deleted or is not known;
+// an empty id where the transaction ran a raw statement (rawStatement).
 type tokenLog struct {
 	ids  []string
 	rows []*tokenRow
@@ -222,6 +229,9 @@ func (l *tokenLog) add(id string, r *tokenRow) {
 	l.ids = append(l.ids, id)
 	l.rows = append(l.rows, r)
 }
+
+// rawStatement notes a statement that may have changed any row.
+func (l *tokenLog) rawStatement() { l.add("", nil) }
 
 // mark and rollback forget what a write rolled back to its savepoint did.
 func (l *tokenLog) mark() int { return len(l.ids) }

@@ -132,4 +132,27 @@ func TestWritesFillTheTokenCache(t *testing.T) {
 	})
 	tok.Context, tok.Size = "both", 77
 	check("two updates in one transaction", tok)
+	// A raw statement (as DB.Exec runs) and then an update of another field
+	// in the same transaction: the update cannot build on the cached row.
+	w(func(pq privicore.Queries) error {
+		q := pq.(queries)
+		q.log.rawStatement()
+		if _, err := q.q.ExecContext(ctx, `UPDATE data_tokens SET context = 'raw' WHERE id = 'd1'`); err != nil {
+			return err
+		}
+		c := *tok
+		c.Size = 78
+		return q.UpdateDataToken(ctx, &c, privicore.FieldPayload)
+	})
+	if r, _ := db.tokens.get(byID, "d1"); r != nil {
+		t.Fatalf("after a raw statement: cached %+v", r.dataToken())
+	}
+	if got, err := db.FindDataToken(ctx, "d1"); err != nil || got.Context != "raw" || got.Size != 78 {
+		t.Fatalf("after a raw statement: %+v, %v", got, err)
+	}
+	// Outside Write, a data token write is refused: the cache could not
+	// follow it.
+	if err := db.CreateDataToken(ctx, &privicore.DataToken{ID: "d2"}); privicore.ErrorCode(err) != privicore.EINTERNAL {
+		t.Fatalf("a write outside Write: %v", err)
+	}
 }
