@@ -78,8 +78,18 @@ func (r *tokenRow) keys() [tokenKeys]string {
 	return [tokenKeys]string{r.id, r.tempToken, r.token, r.reservationID, r.blobID}
 }
 
-// tokenCacheSize bounds the rows the cache keeps (≈ 1 KiB each).
-const tokenCacheSize = 16384
+// The cache's bounds: rows, and bytes of their text (a row's meta can be
+// tens of KiB; most are below 1 KiB).
+const (
+	tokenCacheSize  = 16384
+	tokenCacheBytes = 16 << 20
+)
+
+// bytes is about what r takes in memory.
+func (r *tokenRow) bytes() int {
+	return 128 + len(r.id) + len(r.profileID) + len(r.tempToken) + len(r.token) + len(r.reservationID) + len(r.blobID) +
+		len(r.context) + len(r.meta) + len(r.state) + len(r.wrapped) + len(r.application)
+}
 
 // tokenCache keeps the data_tokens rows the engine wrote or read recently,
 // so that the reads of the store and retrieval paths (three per store: the
@@ -106,10 +116,11 @@ const tokenCacheSize = 16384
 // Reads inside a write transaction never use the cache: they must see the
 // transaction's own writes.
 type tokenCache struct {
-	mu   sync.Mutex
-	gen  uint64                          // bumped by every install and drop
-	rows map[string]*tokenRow            // by id
-	idx  [tokenKeys]map[string]*tokenRow // by each key but the id
+	mu    sync.Mutex
+	gen   uint64                          // bumped by every install and drop
+	rows  map[string]*tokenRow            // by id
+	idx   [tokenKeys]map[string]*tokenRow // by each key but the id
+	bytes int                             // of the rows kept (tokenRow.bytes)
 }
 
 func newTokenCache() *tokenCache {
@@ -161,6 +172,7 @@ func (c *tokenCache) invalidate(ids []string) {
 // dropAll drops every row. Callers hold mu.
 func (c *tokenCache) dropAll() {
 	clear(c.rows)
+	c.bytes = 0
 	for k := byTempToken; k < tokenKeys; k++ {
 		clear(c.idx[k])
 	}
@@ -185,17 +197,22 @@ func (c *tokenCache) apply(l *tokenLog) {
 	}
 }
 
-// set keeps r in place of any row with its id, evicting an arbitrary row
-// when full. Callers hold mu.
+// set keeps r in place of any row with its id, evicting arbitrary rows
+// while full. Callers hold mu.
 func (c *tokenCache) set(r *tokenRow) {
 	c.drop(r.id)
-	if len(c.rows) >= tokenCacheSize {
+	n := r.bytes()
+	if n > tokenCacheBytes/64 {
+		return // an outsize row is read from the database
+	}
+	for len(c.rows) >= tokenCacheSize || c.bytes+n > tokenCacheBytes {
 		for id := range c.rows {
 			c.drop(id)
 			break
 		}
 	}
 	c.rows[r.id] = r
+	c.bytes += n
 	for k, v := range r.keys() {
 		if k != int(byID) && v != "" {
 			c.idx[k][v] = r
@@ -210,6 +227,7 @@ func (c *tokenCache) drop(id string) {
 		return
 	}
 	delete(c.rows, id)
+	c.bytes -= r.bytes()
 	for k, v := range r.keys() {
 		if k != int(byID) && v != "" && c.idx[k][v] == r {
 			delete(c.idx[k], v)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,27 @@ func TestTokenCacheStaysBoundedAndIndexed(t *testing.T) {
 		if len(c.idx[k]) != len(c.rows) {
 			t.Fatalf("index %d has %d entries for %d rows", k, len(c.idx[k]), len(c.rows))
 		}
+	}
+	// Rows with large meta: the bytes kept are bounded too, and counted
+	// right; an outsize row is not kept.
+	big := strings.Repeat("m", 100<<10)
+	for i := range 400 {
+		r := row(i, 2)
+		r.meta = big
+		c.set(r)
+	}
+	sum := 0
+	for _, r := range c.rows {
+		sum += r.bytes()
+	}
+	if c.bytes != sum || c.bytes > tokenCacheBytes {
+		t.Fatalf("bytes counted %d, kept %d, bound %d", c.bytes, sum, tokenCacheBytes)
+	}
+	huge := row(-1, 0)
+	huge.meta = strings.Repeat("m", tokenCacheBytes/32)
+	c.set(huge)
+	if r, _ := c.get(byID, huge.id); r != nil {
+		t.Fatal("an outsize row was kept")
 	}
 	// A read that overlapped an invalidation is not kept.
 	r, gen := c.get(byID, "nope")
