@@ -175,7 +175,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				s.Logger.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
 				writeJSON(rec, http.StatusInternalServerError, errorBody{Error: privicore.EINTERNAL, Message: "internal error"})
 			}
-			s.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+			if s.Logger.Enabled(r.Context(), slog.LevelDebug) { // spares building the arguments per request
+				s.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,27 +21,77 @@ func metaString(meta map[string]any, object, key string) string {
 	return s
 }
 
-// rowOf is t as its data_tokens row.
-func rowOf(t *privicore.DataToken) *tokenRow {
-	meta, _ := json.Marshal(t.Meta)
-	if t.Meta == nil {
-		meta = []byte("{}")
-	}
-	return &tokenRow{id: t.ID, profileID: t.ProfileID, tempToken: t.TempToken, token: t.Token, reservationID: t.ReservationID,
-		blobID: t.BlobID, context: t.Context, meta: string(meta), state: t.State, size: t.Size, chunks: t.Chunks,
+// rowOf is t as its data_tokens row. The meta is marshalled only when
+// withMeta: an update that does not write it needs none.
+func rowOf(t *privicore.DataToken, withMeta bool) *tokenRow {
+	r := &tokenRow{id: t.ID, profileID: t.ProfileID, tempToken: t.TempToken, token: t.Token, reservationID: t.ReservationID,
+		blobID: t.BlobID, context: t.Context, state: t.State, size: t.Size, chunks: t.Chunks,
 		wrapped: base64.StdEncoding.EncodeToString(t.WrappedKey), application: t.Application,
 		expires: nanos(t.ExpiresAt), created: nanos(t.CreatedAt), updated: nanos(t.UpdatedAt)}
+	if withMeta {
+		r.meta = "{}"
+		if t.Meta != nil {
+			meta, _ := json.Marshal(t.Meta)
+			r.meta = string(meta)
+		}
+	}
+	return r
+}
+
+// arg is r's value of column i of dataTokenCols, for a token with meta.
+func (r *tokenRow) arg(i int, meta map[string]any) any {
+	switch i {
+	case 0:
+		return r.id
+	case 1:
+		return r.profileID
+	case 2:
+		return r.tempToken
+	case 3:
+		if r.token == "" {
+			return nil
+		}
+		return r.token
+	case 4:
+		return r.reservationID
+	case 5:
+		return r.blobID
+	case 6:
+		return r.context
+	case 7:
+		return r.meta
+	case 8:
+		return metaString(meta, "file", "fileName")
+	case 9:
+		return metaString(meta, "file", "extension")
+	case 10:
+		return metaString(meta, "data", "type")
+	case 11:
+		return r.state
+	case 12:
+		return r.size
+	case 13:
+		return r.chunks
+	case 14:
+		return r.wrapped
+	case 15:
+		return r.application
+	case 16:
+		return r.expires
+	case 17:
+		return r.created
+	default:
+		return r.updated
+	}
 }
 
 // args are the values of dataTokenCols for r, a token with meta.
 func (r *tokenRow) args(meta map[string]any) []any {
-	var token any
-	if r.token != "" {
-		token = r.token
+	a := make([]any, 19)
+	for i := range a {
+		a[i] = r.arg(i, meta)
 	}
-	return []any{r.id, r.profileID, r.tempToken, token, r.reservationID, r.blobID, r.context, r.meta,
-		metaString(meta, "file", "fileName"), metaString(meta, "file", "extension"), metaString(meta, "data", "type"),
-		r.state, r.size, r.chunks, r.wrapped, r.application, r.expires, r.created, r.updated}
+	return a
 }
 
 // with returns r with src's values of fields (see dataTokenColumns).
@@ -68,7 +119,7 @@ func (r tokenRow) with(src *tokenRow, fields ...privicore.DataTokenField) *token
 
 // CreateDataToken implements privicore.DataTokenStore.
 func (q queries) CreateDataToken(ctx context.Context, t *privicore.DataToken) error {
-	r := rowOf(t)
+	r := rowOf(t, true)
 	return q.writeToken(t.ID, func() (*tokenRow, error) {
 		_, err := q.exec(ctx, `INSERT INTO data_tokens (`+dataTokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.args(t.Meta)...)
 		return r, dbErr(err)
@@ -152,7 +203,7 @@ func (q queries) findToken(ctx context.Context, k tokenKey, v string) (*privicor
 }
 
 // dataTokenColumns are the columns behind each field, as indexes into
-// tokenRow.args (dataTokenCols order).
+// dataTokenCols (tokenRow.arg).
 func dataTokenColumns(f privicore.DataTokenField) (cols []string, idx []int) {
 	switch f {
 	case privicore.FieldToken:
@@ -176,13 +227,12 @@ func dataTokenColumns(f privicore.DataTokenField) (cols []string, idx []int) {
 // dataTokenSet is the SET clause and its values writing fields of r, a
 // token with meta.
 func dataTokenSet(r *tokenRow, meta map[string]any, fields ...privicore.DataTokenField) (set string, args []any) {
-	all := r.args(meta)
 	var cols []string
 	for _, f := range fields {
 		c, idx := dataTokenColumns(f)
 		cols = append(cols, c...)
 		for _, i := range idx {
-			args = append(args, all[i])
+			args = append(args, r.arg(i, meta))
 		}
 	}
 	return strings.Join(cols, " = ?, ") + " = ?", args
@@ -215,7 +265,7 @@ func (q queries) updateDataToken(ctx context.Context, t *privicore.DataToken, co
 	if len(fields) == 0 {
 		fields = allDataTokenFields
 	}
-	r := rowOf(t)
+	r := rowOf(t, slices.Contains(fields, privicore.FieldMeta))
 	set, args := dataTokenSet(r, t.Meta, fields...)
 	args = append(append(args, t.ID), condArgs...)
 	return q.updateTokenRow(ctx, t.ID, func(before tokenRow) *tokenRow { return before.with(r, fields...) },
@@ -224,7 +274,7 @@ func (q queries) updateDataToken(ctx context.Context, t *privicore.DataToken, co
 
 // FillReservation implements privicore.DataTokenStore.
 func (q queries) FillReservation(ctx context.Context, t *privicore.DataToken, now time.Time) error {
-	r := rowOf(t)
+	r := rowOf(t, false)
 	set, args := dataTokenSet(r, t.Meta, privicore.FieldPayload)
 	args = append(args, privicore.TokenStored, nanos(now), t.ID, privicore.TokenReserved, nanos(now))
 	n, err := q.updateTokenRow(ctx, t.ID, func(before tokenRow) *tokenRow {
