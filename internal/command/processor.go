@@ -64,10 +64,14 @@ type Steps struct {
 	Compensate func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error
 	// PrepareInline lets a command with Prepare run inline too: Prepare in
 	// the submitting call, then the command written once with its outcome
-	// (one write instead of two). Only for a Prepare that changes nothing
-	// outside the engine (a read from the devices): if the process dies
-	// before the write, nothing happened. Whatever Prepare hands out must
-	// wait for the Result's After, which runs once the outcome is durable.
+	// (one write instead of two); a rejection after Prepare is recorded
+	// with Compensate's changes, as on the queued path. If the process dies
+	// before the write, the caller got no 202 and the command never
+	// existed: only for a Prepare whose effects outside the engine are
+	// harmless then (a read from the devices; a write to them of data that
+	// is unreadable without what the write records). Whatever Prepare hands
+	// out must wait for the Result's After, which runs once the outcome is
+	// durable.
 	PrepareInline bool
 }
 
@@ -323,7 +327,7 @@ func (p *Processor) inline(ctx context.Context, c *privicore.Command, h Steps) (
 			c.Status, c.Body = privicore.CommandPending, ""
 			return false, nil
 		case herr != nil:
-			return p.inlineFailed(ctx, c, herr)
+			return p.inlineFailed(ctx, c, Steps{}, nil, herr)
 		}
 	}
 	err = p.store.Write(ctx, func(q privicore.Queries) error {
@@ -347,21 +351,27 @@ func (p *Processor) inline(ctx context.Context, c *privicore.Command, h Steps) (
 		}
 		return true, nil
 	case herr != nil:
-		return p.inlineFailed(ctx, c, herr)
+		return p.inlineFailed(ctx, c, h, prepared, herr)
 	}
 	return true, err
 }
 
 // inlineFailed ends an inline command whose Prepare or Apply failed: a
-// rejection is recorded as such; anything else (transient) sends it down the
-// queued path (done false).
-func (p *Processor) inlineFailed(ctx context.Context, c *privicore.Command, herr error) (done bool, err error) {
+// rejection is recorded as such, with h's Compensate for what Prepare did
+// (prepared); anything else (transient) sends it down the queued path (done
+// false), where Prepare runs again.
+func (p *Processor) inlineFailed(ctx context.Context, c *privicore.Command, h Steps, prepared any, herr error) (done bool, err error) {
 	if !isRejection(herr) {
 		c.Status, c.Body = privicore.CommandPending, ""
 		return false, nil
 	}
 	c.Status, c.Body = privicore.CommandRejected, reasonOf(herr)
-	if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
+	if err := p.store.Write(ctx, func(q privicore.Queries) error {
+		if err := h.compensate(ctx, q, c, prepared); err != nil {
+			return err
+		}
+		return q.CreateCommand(ctx, c)
+	}); err != nil {
 		return true, err
 	}
 	p.detach(c.ID)
@@ -640,14 +650,20 @@ func reasonOf(err error) string {
 	return "command.rejected"
 }
 
+// compensate runs h's Compensate for what Prepare did (prepared), if both are there.
+func (h Steps) compensate(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error {
+	if h.Compensate == nil || prepared == nil {
+		return nil
+	}
+	return h.Compensate(ctx, q, c, prepared)
+}
+
 // reject records the rejection; if even that fails the command stays pending
 // and the sweeper brings it back.
 func (p *Processor) reject(ctx context.Context, c *privicore.Command, h Steps, prepared any, reason string) {
 	err := p.store.Write(ctx, func(q privicore.Queries) error {
-		if h.Compensate != nil && prepared != nil {
-			if err := h.Compensate(ctx, q, c, prepared); err != nil {
-				return err
-			}
+		if err := h.compensate(ctx, q, c, prepared); err != nil {
+			return err
 		}
 		return q.FinishCommand(ctx, c.ID, privicore.CommandRejected, reason, p.now())
 	})

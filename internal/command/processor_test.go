@@ -315,6 +315,58 @@ func TestPrepareInline(t *testing.T) {
 	}
 }
 
+// An inline command rejected by Apply after its Prepare did something
+// outside the engine is recorded with Compensate's changes (the same
+// transaction), as on the queued path; Apply's own changes roll back.
+func TestInlineRejectionCompensates(t *testing.T) {
+	ctx := context.Background()
+	p, rec, db := newProcessor(t, command.Options{Workers: 1})
+	p.HandleSteps("push", command.Steps{Key: command.ByID, PrepareInline: true,
+		Prepare: func(_ context.Context, c *privicore.Command) (any, error) {
+			var name string
+			decode(c, &name)
+			return name, nil // what was "pushed"
+		},
+		Apply: func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) (command.Result, error) {
+			if err := q.CreateProfile(ctx, profileRow("applied-"+prepared.(string))); err != nil {
+				return command.Result{}, err
+			}
+			if prepared == "refuse" {
+				return command.Result{}, privicore.Reject("test.refused", "no")
+			}
+			return command.Result{}, nil
+		},
+		Compensate: func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error {
+			return q.CreateProfile(ctx, profileRow("undo-"+prepared.(string)))
+		}})
+	p.Start(ctx)
+	defer p.Stop()
+
+	c, err := p.Submit(ctx, "x", "push", "refuse")
+	if err != nil || c.Status != privicore.CommandRejected || c.Body != "test.refused" {
+		t.Fatalf("inline rejection: %+v %v", c, err)
+	}
+	if ev := rec.wait(t, c.ID); ev.CommandStatus != privicore.CommandRejected {
+		t.Fatalf("event %+v", ev)
+	}
+	if _, err := db.FindProfileByID(ctx, "undo-refuse"); err != nil {
+		t.Fatalf("Compensate did not run: %v", err)
+	}
+	if _, err := db.FindProfileByID(ctx, "applied-refuse"); privicore.ErrorCode(err) != privicore.ENOTFOUND {
+		t.Fatalf("the rejected Apply left state behind: %v", err)
+	}
+	if st, err := p.Status(ctx, c.ID, "x"); err != nil || st.Status != privicore.CommandRejected {
+		t.Fatalf("stored %+v %v", st, err)
+	}
+	ok, err := p.Submit(ctx, "x", "push", "fine")
+	if err != nil || ok.Status != privicore.CommandSucceeded {
+		t.Fatalf("inline success: %+v %v", ok, err)
+	}
+	if _, err := db.FindProfileByID(ctx, "undo-fine"); privicore.ErrorCode(err) != privicore.ENOTFOUND {
+		t.Fatalf("Compensate ran for a success: %v", err)
+	}
+}
+
 // Finished commands older than the retention are pruned, in as many
 // batches as it takes; pending and recent ones stay. Start prunes at once.
 func TestPruneAfterRetention(t *testing.T) {

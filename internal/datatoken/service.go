@@ -108,7 +108,13 @@ func New(store privicore.Store, cmds *command.Processor, st *storage.Service, pu
 	// rules are re-checked when it commits); changes of one token are
 	// ordered by the token.
 	cmds.HandleSteps(CmdReserve, command.Steps{Key: command.ByID, Apply: apply(s.handleReserve)})
-	cmds.HandleSteps(CmdExchange, command.Steps{Key: command.ByID, Prepare: s.prepareExchange, Apply: s.applyExchange, Compensate: s.compensatePush})
+	// An exchange runs inline (one write instead of two): its Prepare
+	// writes the blob to the devices, but a blob is unreadable without its
+	// layer-2 key, which only the write records. If the engine dies before
+	// the write, the caller got no 202 and the blob is dead weight on the
+	// devices (as when it dies during a queued exchange's Prepare).
+	cmds.HandleSteps(CmdExchange, command.Steps{Key: command.ByID, PrepareInline: true,
+		Prepare: s.prepareExchange, Apply: s.applyExchange, Compensate: s.compensatePush})
 	// A request reads from the devices, then is written once with its
 	// outcome; the data goes out once that is durable (release, in After).
 	cmds.HandleSteps(CmdRequest, command.Steps{Key: command.ByID, Prepare: s.prepareRequest, PrepareInline: true,
@@ -339,6 +345,11 @@ func (s *Service) prepareExchange(ctx context.Context, c *privicore.Command) (an
 		return nil, privicore.Reject(storage.ReasonWriteFailed, "the payload was lost in a restart; exchange it again")
 	}
 	pu, err := s.push(ctx, c.ProfileID, p.BlobID, att.([]byte))
+	if err == nil && pu.Fail != "" && ctx.Err() != nil {
+		// Inline, out of time (devices slow): the queued path pushes the
+		// same blob again with the devices' full time.
+		return nil, ctx.Err()
+	}
 	if pu != nil {
 		pu.Token = t
 	}

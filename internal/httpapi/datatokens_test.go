@@ -18,7 +18,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
+	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/datatoken"
+	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/storagedevice"
@@ -267,6 +271,48 @@ func TestExchangeRejections(t *testing.T) {
 	expect(t, a.postJSON("/data-token/configure-file-meta", u.Token, map[string]any{"token": tmp2, "fileName": "f"}), 409)
 	expect(t, a.postJSON("/data-token/configure-file-meta", u.Token, map[string]any{"token": "tmp-unknown", "fileName": "f"}), 404)
 	expect(t, a.postJSON("/data-token/request-data", u.Token, map[string]any{"token": "dtk-unknown"}), 404)
+}
+
+// An exchange that too few devices wrote (--min-acks) is rejected, and the
+// devices that did write it remove the blob again.
+func TestTooFewWritesRejectAndRemoveTheBlob(t *testing.T) {
+	e := enginetest.Start(t, func(c *engine.Config) { c.MinAcks = 2 })
+	a := newAPI(t, e)
+	u := a.activeUser("minacks")
+	d1 := a.storageDevice(u, "s1")
+	id2 := a.approvedDevice(u, "s2") // registered, never started: offline
+	a.succeed(accepted(t, a.postJSON("/storage/register", u.Token, map[string]string{"deviceIdentifier": id2})))
+	tmp := a.reserve(u.Token, "c", 0)
+	wire, _ := ciphertext(t, 100)
+	a.rejected(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)})), "storage.write_failed")
+	waitBlobs(t, d1, 0)
+	// The reservation is still open: with both devices up it goes through.
+	a.startDevice(u, id2, t.TempDir())
+	waitSeenOnline(a, u, "s1", "s2")
+	a.succeed(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)})))
+	waitBlobs(t, d1, 1)
+}
+
+// An exchange accepted before a crash (recorded pending, its payload only
+// in the dead process's memory) is rejected storage.write_failed once the
+// engine finds it, never left pending; the reservation stays open.
+func TestExchangeWhosePayloadWasLostIsRejected(t *testing.T) {
+	e := enginetest.Start(t)
+	a := newAPI(t, e)
+	u := a.activeUser("lost")
+	d := a.storageDevice(u, "s1")
+	tmp := a.reserve(u.Token, "c", 0)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	lost := &privicore.Command{ID: command.NewID(), ProfileID: u.ID, Type: datatoken.CmdExchange, Status: privicore.CommandPending,
+		Payload: []byte(`{"tempToken":"` + tmp + `","size":100,"blobId":"lost-blob"}`), CreatedAt: now, UpdatedAt: now}
+	if err := e.Store.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, lost) }); err != nil {
+		t.Fatal(err)
+	}
+	a.rejected(lost.ID, "storage.write_failed")
+	wire, _ := ciphertext(t, 100)
+	a.succeed(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)})))
+	waitBlobs(t, d, 1)
 }
 
 func TestReservationExpires(t *testing.T) {
