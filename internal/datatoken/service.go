@@ -414,7 +414,7 @@ func (s *Service) applyExchange(ctx context.Context, q privicore.Queries, c *pri
 // by a command that was then rejected.
 func (s *Service) compensatePush(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error {
 	p, ok := prepared.(*pushed)
-	if !ok {
+	if !ok || p == nil {
 		return nil
 	}
 	for _, id := range p.Acked {
