@@ -82,10 +82,17 @@ func (a *api) reserve(token, context string, ttl int) string {
 }
 
 // store runs the full small-payload flow and returns the permanent token.
+// exchange posts wire for the reservation tmp and returns the accepted
+// command's id.
+func (a *api) exchange(token, tmp string, wire []byte) string {
+	a.t.Helper()
+	return accepted(a.t, a.postJSON("/data-token/exchange-data-for-token", token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)}))
+}
+
 func (a *api) store(u *user, context string, wire []byte) string {
 	a.t.Helper()
 	tmp := a.reserve(u.Token, context, 0)
-	a.succeed(accepted(a.t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)})))
+	a.succeed(a.exchange(u.Token, tmp, wire))
 	r := a.postJSON("/data-token/configure-file-meta", u.Token, map[string]any{"token": tmp, "fileName": "f", "extension": "bin", "context": context, "size": len(wire), "path": "/x"})
 	expect(a.t, r, 200)
 	dtk, _ := r.Map(a.t)["token"].(string)
@@ -237,16 +244,15 @@ func TestExchangeRejections(t *testing.T) {
 	a := newAPI(t, e)
 	u := a.activeUser("rej")
 	wire, _ := ciphertext(t, 100)
-	b64 := base64.StdEncoding.EncodeToString(wire)
 
 	// No storage device.
 	tmp := a.reserve(u.Token, "c", 0)
-	a.rejected(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": b64})), "storage.no_devices")
+	a.rejected(a.exchange(u.Token, tmp, wire), "storage.no_devices")
 
 	a.storageDevice(u, "s1")
-	a.rejected(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": "tmp-nope", "data": b64})), "datatoken.reservation_not_found")
-	a.succeed(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": b64})))
-	a.rejected(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": b64})), "datatoken.reservation_used")
+	a.rejected(a.exchange(u.Token, "tmp-nope", wire), "datatoken.reservation_not_found")
+	a.succeed(a.exchange(u.Token, tmp, wire))
+	a.rejected(a.exchange(u.Token, tmp, wire), "datatoken.reservation_used")
 
 	// Shape errors are 422 at once.
 	for name, body := range map[string]map[string]string{
@@ -284,12 +290,12 @@ func TestTooFewWritesRejectAndRemoveTheBlob(t *testing.T) {
 	a.succeed(accepted(t, a.postJSON("/storage/register", u.Token, map[string]string{"deviceIdentifier": id2})))
 	tmp := a.reserve(u.Token, "c", 0)
 	wire, _ := ciphertext(t, 100)
-	a.rejected(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)})), "storage.write_failed")
+	a.rejected(a.exchange(u.Token, tmp, wire), "storage.write_failed")
 	waitBlobs(t, d1, 0)
 	// The reservation is still open: with both devices up it goes through.
 	a.startDevice(u, id2, t.TempDir())
 	waitSeenOnline(a, u, "s1", "s2")
-	a.succeed(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)})))
+	a.succeed(a.exchange(u.Token, tmp, wire))
 	waitBlobs(t, d1, 1)
 }
 
@@ -311,7 +317,7 @@ func TestExchangeWhosePayloadWasLostIsRejected(t *testing.T) {
 	}
 	a.rejected(lost.ID, "storage.write_failed")
 	wire, _ := ciphertext(t, 100)
-	a.succeed(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)})))
+	a.succeed(a.exchange(u.Token, tmp, wire))
 	waitBlobs(t, d, 1)
 }
 
@@ -329,7 +335,7 @@ func TestReservationExpires(t *testing.T) {
 	}
 	expect(t, a.get("/data-token/retrieve-temporary-data-token/"+cmd, u.Token), 404)
 	wire, _ := ciphertext(t, 50)
-	a.rejected(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)})), "datatoken.reservation_expired")
+	a.rejected(a.exchange(u.Token, tmp, wire), "datatoken.reservation_expired")
 }
 
 func TestListUpdateClassifyDeleteAndStatistics(t *testing.T) {
@@ -502,7 +508,7 @@ func TestExchangedTokenNeverMadePermanentIsRemovedFromDevices(t *testing.T) {
 	d := a.storageDevice(u, "s1")
 	tmp := a.reserve(u.Token, "c", 1)
 	wire, _ := ciphertext(t, 100)
-	a.succeed(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)})))
+	a.succeed(a.exchange(u.Token, tmp, wire))
 	waitBlobs(t, d, 1)
 	// Kept while the reservation lives.
 	if err := e.DataTokens.Sweep(context.Background()); err != nil {

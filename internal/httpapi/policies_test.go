@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"net/url"
 	"strings"
 	"testing"
@@ -151,7 +150,7 @@ func TestGatedOperations(t *testing.T) {
 	a.succeed(accepted(t, a.postJSON("/policy/deactivate", u.Token, map[string]string{"policyId": approve})))
 	a.succeed(accepted(t, a.postJSON("/policy/activate", u.Token, map[string]string{"policyId": deny})))
 	tmp := a.reserve(u.Token, "denied", 0)
-	ex := accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(wire)}))
+	ex := a.exchange(u.Token, tmp, wire)
 	a.rejected(ex, "voting.rejected")
 	r := a.get("/data-token/list-data-tokens?filters%5Bcontext%5D=denied", u.Token)
 	if !strings.Contains(string(r.Body), `"total":0`) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"io"
 	"net/http"
 	"os"
@@ -126,7 +125,7 @@ func TestStreamedUploadRejections(t *testing.T) {
 	a.rejected(accepted(t, a.upload(stream, bytes.NewReader(make([]byte, 100)))), "datatoken.reservation_expired")
 	// An exchanged reservation's upload is refused as used.
 	tmp, stream = a.reserveStream(u.Token)
-	a.succeed(accepted(t, a.postJSON("/data-token/exchange-data-for-token", u.Token, map[string]string{"temporaryTokenSpace": tmp, "data": base64.StdEncoding.EncodeToString(make([]byte, 40))})))
+	a.succeed(a.exchange(u.Token, tmp, make([]byte, 40)))
 	a.rejected(accepted(t, a.upload(stream, bytes.NewReader(make([]byte, 100)))), "datatoken.reservation_used")
 }
 
