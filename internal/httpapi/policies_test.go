@@ -68,7 +68,7 @@ func TestPolicyCatalogueAndLifecycle(t *testing.T) {
 	fieldErrors(t, a.postJSON("/policy/register", u.Token, map[string]any{"policyTemplateId": "data-protection"}), "applyingEventIds")
 	fieldErrors(t, a.postJSON("/policy/register", u.Token, map[string]any{"policyTemplateId": "data-protection", "applyingEventIds": []string{"dev-approve"}}), "applyingEventIds")
 	fieldErrors(t, a.postJSON("/policy/register", u.Token, map[string]any{"policyTemplateId": "data-protection", "applyingEventIds": []string{"dt-delete"},
-		"configuration": map[string]any{"color": "red"}}), "configuration")
+		"configuration": map[string]any{"ballotMessage": 7}}), "configuration")
 	fieldErrors(t, a.postJSON("/policy/register", u.Token, map[string]any{"policyTemplateId": "data-protection", "applyingEventIds": []string{"dt-delete"},
 		"configurationId": "theirs"}), "configurationId")
 

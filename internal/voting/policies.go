@@ -2,6 +2,7 @@ package voting
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -117,8 +118,9 @@ type registerPolicyPayload struct {
 }
 
 // RegisterPolicy validates and submits a policy: a template of the
-// catalogue, at least one of its event ids, a configuration with only the
-// template's parameters, a voting configuration of the profile (by id or
+// catalogue, at least one of its event ids, a configuration whose
+// template parameters have their type (other keys are kept as given; see
+// checkPolicyConfiguration), a voting configuration of the profile (by id or
 // name, optional), a name unique per profile (generated when absent). The
 // policy starts inactive; the ack body is its id.
 func (s *Service) RegisterPolicy(ctx context.Context, profileID string, in PolicyInput) (*privicore.Command, error) {
@@ -140,13 +142,7 @@ func (s *Service) RegisterPolicy(ctx context.Context, profileID string, in Polic
 				pol.Events = append(pol.Events, t.Events[i].Name)
 			}
 		}
-		for k, val := range in.Configuration {
-			if !slices.Contains(t.Configuration, k) {
-				v.Add("configuration", k+" is not a parameter of the template (parameters: "+strings.Join(t.Configuration, ", ")+")")
-			} else if str, ok := val.(string); !ok || utf8.RuneCountInString(str) > 500 {
-				v.Add("configuration", k+" must be text of at most 500 characters")
-			}
-		}
+		checkPolicyConfiguration(v, t, in.Configuration)
 	}
 	if pol.Configuration == nil {
 		pol.Configuration = map[string]any{}
@@ -176,6 +172,45 @@ func (s *Service) RegisterPolicy(ctx context.Context, profileID string, in Polic
 		pol.Name = fmt.Sprintf("%s-%s", pol.TemplateID, pol.ID[len(pol.ID)-8:])
 	}
 	return s.cmds.SubmitWithID(ctx, pol.ID, profileID, CmdRegisterPolicy, registerPolicyPayload{Policy: pol})
+}
+
+// Bounds of a policy's configuration: its keys, their length, and its
+// size as JSON. Keys a template does not declare are kept as they are
+// (a client's own annotations, e.g. classification, label, handling).
+const (
+	maxConfigKeys     = 64
+	maxConfigKeyLen   = 128
+	maxConfigBytes    = 16 << 10
+	maxParameterChars = 500
+)
+
+// checkPolicyConfiguration validates cfg against t: a declared parameter
+// must have its type (every one so far is text of at most 500
+// characters); an undeclared key may hold any JSON value and is stored and
+// returned with the policy; the whole stays within the bounds above.
+func checkPolicyConfiguration(v privicore.ValidationErrors, t *Template, cfg map[string]any) {
+	if len(cfg) > maxConfigKeys {
+		v.Add("configuration", fmt.Sprintf("must have at most %d keys", maxConfigKeys))
+		return
+	}
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // the field errors in a stable order
+	for _, k := range keys {
+		switch val := cfg[k]; {
+		case k == "" || utf8.RuneCountInString(k) > maxConfigKeyLen:
+			v.Add("configuration", fmt.Sprintf("keys must be 1 to %d characters", maxConfigKeyLen))
+		case slices.Contains(t.Configuration, k):
+			if str, ok := val.(string); !ok || utf8.RuneCountInString(str) > maxParameterChars {
+				v.Add("configuration", fmt.Sprintf("%s must be text of at most %d characters", k, maxParameterChars))
+			}
+		}
+	}
+	if b, err := json.Marshal(cfg); err != nil || len(b) > maxConfigBytes {
+		v.Add("configuration", fmt.Sprintf("must be at most %d bytes as JSON", maxConfigBytes))
+	}
 }
 
 func (s *Service) handleRegisterPolicy(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
