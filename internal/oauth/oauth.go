@@ -279,7 +279,7 @@ type requestCodePayload struct {
 // with clientID: the command id is the id the application retrieves the
 // code with. The nonce (1–256 characters) may never have been used with the
 // application (oauth.nonce_reused); the scopes must be within the
-// application's (oauth.scope_not_allowed); only the application's owner may
+// application's (oauth.scope_not_allowed), "all" meaning all of them; only the application's owner may
 // consent (oauth.application_not_found otherwise).
 func (s *Service) RequestCode(ctx context.Context, a *profile.Auth, clientID, nonce string, scopes []string) (*privicore.Command, error) {
 	v := privicore.ValidationErrors{}
@@ -307,17 +307,33 @@ func (s *Service) handleRequestCode(ctx context.Context, q privicore.Queries, c 
 	} else if err != nil {
 		return command.Result{}, err
 	}
-	for _, sc := range p.Scopes {
-		if !privicore.ScopeCovers(app.Scopes, sc) {
-			return command.Result{}, privicore.Reject(ReasonScopeNotAllowed, "scope %s is not among the application's", sc)
-		}
+	scopes, err := consentScopes(app.Scopes, p.Scopes)
+	if err != nil {
+		return command.Result{}, err
 	}
 	err = q.CreateOAuthCode(ctx, &privicore.OAuthCode{ID: c.ID, ApplicationID: app.ID, ProfileID: c.ProfileID, Nonce: p.Nonce,
-		Scopes: p.Scopes, CreatedAt: c.CreatedAt, ExpiresAt: c.CreatedAt.Add(CodeTTL)})
+		Scopes: scopes, CreatedAt: c.CreatedAt, ExpiresAt: c.CreatedAt.Add(CodeTTL)})
 	if privicore.ErrorCode(err) == privicore.ECONFLICT {
 		return command.Result{}, privicore.Reject(ReasonNonceReused, "the nonce was used before")
 	}
 	return command.Result{}, err
+}
+
+// consentScopes is what a consent to asked grants from an application
+// registered with registered: "all" stands for every registered scope (not
+// for a scope outside them), so the grant is exactly the registered scopes
+// then; every other scope asked must be one of them (else
+// oauth.scope_not_allowed, "all" or not).
+func consentScopes(registered, asked []string) ([]string, error) {
+	for _, sc := range asked {
+		if sc != privicore.ScopeAll && !privicore.ScopeCovers(registered, sc) {
+			return nil, privicore.Reject(ReasonScopeNotAllowed, "scope %s is not among the application's", sc)
+		}
+	}
+	if slices.Contains(asked, privicore.ScopeAll) {
+		return dedupe(registered), nil
+	}
+	return asked, nil
 }
 
 // Client authenticates an application by its client id and secret
