@@ -758,3 +758,13 @@ func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any,
 	}
 	return c, nil
 }
+
+// Publish sends data to profileID's channel through the processor's
+// publisher: the acks' path (buffered for a profile without a joined
+// socket). It is the hook for events about commands that another package
+// decides, such as the pending status of a command a vote holds.
+func (p *Processor) Publish(profileID string, data any) {
+	if p.pub != nil && profileID != "" {
+		p.pub.Publish(profileID, data)
+	}
+}

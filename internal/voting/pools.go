@@ -234,9 +234,12 @@ func (s *Service) open(ctx context.Context, c *privicore.Command, spec poolSpec)
 		if err := q.CreatePool(ctx, pl); err != nil {
 			return err
 		}
-		if after, err = s.settle(ctx, q, pl, false); after == nil {
-			after = func() { s.sendBallots(context.Background(), pl, "") } // the first ballots
+		opened := s.openedNews(pl) // the first attempt, before settle moves on
+		next, err := s.settle(ctx, q, pl, false)
+		if next == nil {
+			next = func() { s.sendBallots(context.Background(), pl, "") } // the first ballots
 		}
+		after = func() { opened(); next() }
 		return err
 	})
 	if err != nil {
@@ -342,7 +345,10 @@ func (s *Service) settle(ctx context.Context, q privicore.Queries, pl *privicore
 	return s.finish(ctx, q, pl, state)
 }
 
-// finish records state as pl's result (or opens its next attempt).
+// finish records state as pl's result (or opens its next attempt). What
+// it returns to run after the commit announces it on the socket first
+// (POOL-RESOLVED, or POOL-OPENED and the pending status of the next
+// attempt), then resumes the command or sends the ballots.
 func (s *Service) finish(ctx context.Context, q privicore.Queries, pl *privicore.Pool, state string) (func(), error) {
 	now := s.now()
 	if state != privicore.PoolApproved && state != privicore.PoolCancelled && pl.Attempt < pl.MaxAttempts {
@@ -355,14 +361,15 @@ func (s *Service) finish(ctx context.Context, q privicore.Queries, pl *privicore
 		if st, known := outcome(pl); known { // nobody can answer: fail through the attempts now
 			return s.finish(ctx, q, pl, st)
 		}
-		return func() { s.sendBallots(context.Background(), pl, "") }, nil
+		opened := s.openedNews(pl)
+		return func() { opened(); s.sendBallots(context.Background(), pl, "") }, nil
 	}
 	pl.State, pl.ResolvedAt = state, now
 	if err := q.UpdatePool(ctx, pl); err != nil {
 		return nil, err
 	}
-	id := pl.CommandID
-	return func() { s.cmds.Resume(context.Background(), id) }, nil
+	id, resolved := pl.CommandID, s.resolvedNews(pl)
+	return func() { resolved(); s.cmds.Resume(context.Background(), id) }, nil
 }
 
 // sendBallots sends the current attempt's ballot to every eligible device

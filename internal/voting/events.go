@@ -1,0 +1,63 @@
+package voting
+
+import (
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/command"
+)
+
+// The socket events of pools (spec §1). Each is published once the state
+// it announces is committed, through the command processor's publisher
+// (the acks' path: buffered for a profile without a joined socket).
+const (
+	// EventPoolOpened is the data.type of an attempt of a pool opening:
+	// the first when the pool opens, then each retry that waits for
+	// answers. With it, the held command's (or the ad-hoc vote's) pending
+	// status: X-DPT-CAB-ID with command_status 1 and the pool id as body.
+	EventPoolOpened = "POOL-OPENED"
+	// EventPoolResolved is the data.type of a pool's final state.
+	EventPoolResolved = "POOL-RESOLVED"
+)
+
+// eventTime is how events write times: as the API's answers do.
+const eventTime = "2006-01-02T15:04:05-07:00"
+
+// PoolOpened is the data of a POOL-OPENED event.
+type PoolOpened struct {
+	Type      string `json:"type"`
+	ID        string `json:"id"` // the pool id
+	PoolID    string `json:"poolId"`
+	CommandID string `json:"commandId"` // the held command, or the create-voting command
+	Event     string `json:"event"`     // the gated event, or voting.create
+	Attempt   int    `json:"attempt"`
+	ExpiresAt string `json:"expiresAt"` // this attempt's deadline
+}
+
+// PoolResolved is the data of a POOL-RESOLVED event.
+type PoolResolved struct {
+	Type      string `json:"type"`
+	ID        string `json:"id"` // the pool id
+	PoolID    string `json:"poolId"`
+	CommandID string `json:"commandId"`
+	State     string `json:"state"` // approved, rejected, expired, cancelled, quorum_not_met
+}
+
+// openedNews returns the publication of pl's current attempt as it is now
+// (POOL-OPENED, then the command's pending status), to run once committed.
+func (s *Service) openedNews(pl *privicore.Pool) func() {
+	ev := PoolOpened{Type: EventPoolOpened, ID: pl.ID, PoolID: pl.ID, CommandID: pl.CommandID, Event: pl.Event, Attempt: pl.Attempt,
+		ExpiresAt: pl.ExpiresAt.UTC().Format(eventTime)}
+	pending := command.Event{Type: command.EventCommand, ID: pl.CommandID, CommandStatus: privicore.CommandPending, Body: pl.ID}
+	profileID := pl.ProfileID
+	return func() {
+		s.cmds.Publish(profileID, ev)
+		s.cmds.Publish(profileID, pending)
+	}
+}
+
+// resolvedNews returns the publication of pl's final state, to run once
+// committed.
+func (s *Service) resolvedNews(pl *privicore.Pool) func() {
+	ev := PoolResolved{Type: EventPoolResolved, ID: pl.ID, PoolID: pl.ID, CommandID: pl.CommandID, State: pl.State}
+	profileID := pl.ProfileID
+	return func() { s.cmds.Publish(profileID, ev) }
+}
