@@ -248,13 +248,16 @@ func (s *Session) Store(ctx context.Context, key, plaintext []byte, meta FileMet
 }
 
 // Retrieve fetches a token's ciphertext (inline or through the download
-// URL) and decrypts it with key.
-func (s *Session) Retrieve(ctx context.Context, key []byte, dtk string) ([]byte, error) {
-	_, reqID, err := s.RequestData(ctx, dtk)
+// URL) and decrypts it with key. It ends with a *RejectedError as soon as
+// the request is rejected, also by a vote a policy held it for
+// (voting.expired, …); OnVote hands over that vote's pool events while it
+// waits.
+func (s *Session) Retrieve(ctx context.Context, key []byte, dtk string, opts ...WaitOption) ([]byte, error) {
+	cmdID, reqID, err := s.RequestData(ctx, dtk)
 	if err != nil {
 		return nil, err
 	}
-	ev, err := s.AwaitRequest(ctx, reqID)
+	ev, err := s.awaitAnswer(ctx, cmdID, reqID, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -292,8 +295,50 @@ type RequestEvent struct {
 	Body          string `json:"body"`
 }
 
+// awaitAnswer waits for the answer to data request reqID of command cmdID:
+// its X-DPT-CAB-REQUEST-ID event, or the command's rejection (a request
+// rejected before it ran, e.g. by a vote, has no answer event). A
+// succeeded command's answer follows its ack, so that ack only means
+// "keep waiting". Nothing of opts is called once it has returned.
+func (s *Session) awaitAnswer(ctx context.Context, cmdID, reqID string, opts []WaitOption) (RequestEvent, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	type answer struct {
+		ev  RequestEvent
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		ev, err := s.AwaitRequest(wctx, reqID)
+		answered <- answer{ev, err}
+	}()
+	ended := make(chan error, 1)
+	go func() {
+		_, err := s.Await(wctx, cmdID, opts...)
+		ended <- err
+	}()
+	defer func() {
+		cancel()
+		if ended != nil {
+			<-ended
+		}
+	}()
+	for {
+		select {
+		case a := <-answered:
+			return a.ev, a.err
+		case err := <-ended:
+			ended = nil
+			if err != nil {
+				return RequestEvent{}, err
+			}
+		}
+	}
+}
+
 // AwaitRequest waits for the X-DPT-CAB-REQUEST-ID event of requestID. A
-// failed request is a *RejectedError with the reason.
+// failed request is a *RejectedError with the reason. A request rejected
+// before it ran (e.g. by a vote) has no such event: Retrieve also watches
+// the command's ack.
 func (s *Session) AwaitRequest(ctx context.Context, requestID string) (RequestEvent, error) {
 	for {
 		s.mu.Lock()

@@ -57,16 +57,19 @@ type Session struct {
 	done   chan struct{}
 	events chan Event
 
-	mu         sync.Mutex
-	outcomes   map[string]*list.Element // command id → outcome in order
-	order      *list.List
-	waiters    map[string][]chan struct{}
-	requests   map[string]RequestEvent // data answers by request id (bounded by reqOrder)
-	reqOrder   []string
-	reqWaiters map[string][]chan struct{}
-	epoch      int           // connections so far
-	changed    chan struct{} // closed and replaced at every (re)join
-	channelID  string
+	mu          sync.Mutex
+	outcomes    map[string]*list.Element // command id → outcome in order
+	order       *list.List
+	waiters     map[string][]chan struct{}
+	requests    map[string]RequestEvent // data answers by request id (bounded by reqOrder)
+	reqOrder    []string
+	reqWaiters  map[string][]chan struct{}
+	pools       map[string][]PoolEvent // pool events by command id (bounded by poolOrder)
+	poolOrder   []string
+	poolWaiters map[string][]chan struct{}
+	epoch       int           // connections so far
+	changed     chan struct{} // closed and replaced at every (re)join
+	channelID   string
 }
 
 // Bounds of the remembered outcomes.
@@ -110,7 +113,8 @@ func NewSession(ctx context.Context, c *Client) (*Session, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{Client: c, ctx: sctx, cancel: cancel, done: make(chan struct{}), events: make(chan Event, 256),
 		outcomes: map[string]*list.Element{}, order: list.New(), waiters: map[string][]chan struct{}{}, changed: make(chan struct{}),
-		requests: map[string]RequestEvent{}, reqWaiters: map[string][]chan struct{}{}}
+		requests: map[string]RequestEvent{}, reqWaiters: map[string][]chan struct{}{},
+		pools: map[string][]PoolEvent{}, poolWaiters: map[string][]chan struct{}{}}
 	first := make(chan error, 1)
 	go s.loop(first)
 	select {
@@ -280,6 +284,9 @@ func (s *Session) dispatch(b []byte) {
 	if ev.Type == "X-DPT-CAB-ID" && (ev.CommandStatus == 2 || ev.CommandStatus == 3) {
 		s.remember(ev.ID, ev.CommandStatus, ev.Body)
 	}
+	if ev.Type == EventPoolOpened || ev.Type == EventPoolResolved {
+		s.rememberPool(data)
+	}
 	if ev.Type == "X-DPT-CAB-REQUEST-ID" {
 		s.rememberRequest(RequestEvent{ID: w.ID, CommandStatus: w.CommandStatus, DataContext: w.DataContext, OutputType: w.OutputType, Body: ev.Body})
 	}
@@ -386,13 +393,17 @@ const pollEvery = 3 * time.Second
 // Await waits for command id to finish: the Outcome on success
 // (command_status 2), a *RejectedError with the reason key on rejection
 // (command_status 3). Pending events (command_status 1, e.g. while a vote
-// runs) are ignored. It listens on the socket, polls CommandStatus after
+// runs) are ignored; OnVote hands over the pool events of a vote the
+// command waits for. It listens on the socket, polls CommandStatus after
 // every re-join (events may have been missed) and every few seconds as a
 // safety net. An API error of a poll (a 404 *Error for an unknown command)
 // ends it; a transport error does not (the socket may still deliver). It
 // returns ctx's error when ctx ends and ErrSessionClosed after Close.
-func (s *Session) Await(ctx context.Context, id string) (Outcome, error) {
+func (s *Session) Await(ctx context.Context, id string, opts ...WaitOption) (Outcome, error) {
+	o := waitOptionsOf(opts)
+	seen := 0
 	for {
+		seen = s.deliverPools(id, seen, o.onVote)
 		if c, ok := s.lookup(id); ok {
 			out, _, err := outcomeOf(id, c.status, c.body)
 			return out, err
@@ -402,14 +413,21 @@ func (s *Session) Await(ctx context.Context, id string) (Outcome, error) {
 		s.waiters[id] = append(s.waiters[id], w)
 		changed := s.changed
 		s.mu.Unlock()
-		// The outcome may have come in before the waiter was registered.
-		if _, ok := s.lookup(id); ok {
+		pw, more := s.poolWaiter(id, seen, o.onVote)
+		// The outcome (or a pool event) may have come in before the waiter
+		// was registered.
+		if _, ok := s.lookup(id); ok || more {
+			s.dropWaiter(id, w)
+			s.dropPoolWaiter(id, pw)
 			continue
 		}
 		poll := time.NewTimer(pollEvery)
 		var stop error
+		vote := false
 		select {
 		case <-w:
+		case <-pw:
+			vote = true
 		case <-changed:
 		case <-poll.C:
 		case <-ctx.Done():
@@ -419,8 +437,12 @@ func (s *Session) Await(ctx context.Context, id string) (Outcome, error) {
 		}
 		poll.Stop()
 		s.dropWaiter(id, w)
+		s.dropPoolWaiter(id, pw)
 		if stop != nil {
 			return Outcome{}, stop
+		}
+		if vote {
+			continue // hand it over, then wait on
 		}
 		if _, ok := s.lookup(id); ok {
 			continue

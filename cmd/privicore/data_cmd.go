@@ -309,7 +309,7 @@ func newGetCmd(e *env, f *clientFlags) *cobra.Command {
 				return err
 			}
 			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-				data, err := s.Retrieve(ctx, key, args[0])
+				data, err := s.Retrieve(ctx, key, args[0], client.OnVote(func(ev client.PoolEvent) { printVote(e, ev) }))
 				if err != nil {
 					return err
 				}
@@ -322,6 +322,21 @@ func newGetCmd(e *env, f *clientFlags) *cobra.Command {
 		}}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write (default: standard output)")
 	return cmd
+}
+
+// printVote tells, on stderr, that a command waits for a vote of the
+// profile's authenticators, and how the vote ended.
+func printVote(e *env, ev client.PoolEvent) {
+	switch ev.Type {
+	case client.EventPoolOpened:
+		attempt := ""
+		if ev.Attempt > 1 {
+			attempt = fmt.Sprintf(" (attempt %d)", ev.Attempt)
+		}
+		fmt.Fprintf(e.stderr, "waiting for a vote: pool %s%s, until %s\n", ev.PoolID, attempt, ev.ExpiresAt.Local().Format(time.RFC3339))
+	case client.EventPoolResolved:
+		fmt.Fprintf(e.stderr, "the vote on pool %s ended: %s\n", ev.PoolID, ev.State)
+	}
 }
 
 func newTokensListCmd(e *env, f *clientFlags) *cobra.Command {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privicore/privicore/internal/enginetest"
+)
+
+// TestGetEndsWhenTheVoteFails: with a policy gating reads, an
+// authenticator that never answers and a 5 s voting time limit, `privicore
+// get` says on stderr that it waits for a vote (pool, deadline) and ends
+// with the rejection voting.expired, not at its own 5-minute timeout.
+func TestGetEndsWhenTheVoteFails(t *testing.T) {
+	e := enginetest.Start(t)
+	conf, work := t.TempDir(), t.TempDir()
+	srv := "--server=" + e.URL
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, conf, strongPassword+"\n", args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	must("profile", "register", srv, "--username", "get-vote", "--password-stdin")
+	must("login", srv, "--username", "get-vote", "--password-stdin")
+	must("key", "generate", "--out", filepath.Join(work, "owner.key"))
+	must("key", "register", "--key", filepath.Join(work, "owner.key"))
+	must("device", "enroll", "--role", "storage", "--approve", "--name", "s1",
+		"--key-out", filepath.Join(work, "s1.key"), "--bundle-out", filepath.Join(work, "s1.json"))
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var devOut lockedBuffer
+	devDone := make(chan error, 1)
+	go func() {
+		env := map[string]string{"PRIVICORE_CONFIG_DIR": conf}
+		devDone <- run(ctx, []string{"storage-device", "--config", filepath.Join(work, "s1.json"), "--key", filepath.Join(work, "s1.key"),
+			"--dir", filepath.Join(work, "s1")}, func(k string) string { return env[k] }, strings.NewReader(""), &devOut, &devOut)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(must("storage", "list"), "true") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the storage device is not online:\n%s", devOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// An authenticator that is never started: nobody answers.
+	must("device", "enroll", "--role", "authenticator", "--approve", "--name", "phone",
+		"--key-out", filepath.Join(work, "a.key"), "--bundle-out", filepath.Join(work, "a.json"))
+	file := filepath.Join(work, "secret.txt")
+	os.WriteFile(file, []byte("gated"), 0o600)
+	dtk := strings.TrimSpace(must("put", file))
+	must("voting-config", "strategy", "--time-limit", "5s")
+	must("policy", "register", "--name", "reads", "--template", "data-protection", "--event", "dt-request")
+	must("policy", "activate", "reads")
+
+	var stdout, stderr lockedBuffer
+	got := filepath.Join(work, "got.txt")
+	env := map[string]string{"PRIVICORE_CONFIG_DIR": conf}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"get", dtk, "-o", got}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(90 * time.Second): // a guard: the vote ends after 5 s
+		t.Fatalf("get still waiting; stderr:\n%s", stderr.String())
+	}
+	if err == nil || !strings.Contains(err.Error(), "voting.expired") {
+		t.Fatalf("get: %v, want the rejection voting.expired; stderr:\n%s", err, stderr.String())
+	}
+	m := regexp.MustCompile(`waiting for a vote: pool ([0-9a-f-]{36}), until (\S+)\n`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("stderr does not say it waits for a vote:\n%s", stderr.String())
+	}
+	if _, err := time.Parse(time.RFC3339, m[2]); err != nil {
+		t.Fatalf("deadline %q: %v", m[2], err)
+	}
+	if st := must("vote", "status", m[1]); !strings.Contains(st, "expired") {
+		t.Fatalf("vote status of the announced pool:\n%s", st)
+	}
+	if !strings.Contains(stderr.String(), "the vote on pool "+m[1]+" ended: expired") {
+		t.Fatalf("stderr does not say how the vote ended:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(got); !os.IsNotExist(err) {
+		t.Fatalf("get wrote %s after a rejection: %v", got, err)
+	}
+	stop()
+	if err := <-devDone; err != nil {
+		t.Fatalf("storage device: %v", err)
+	}
+}
