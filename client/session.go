@@ -483,14 +483,14 @@ func (s *Session) dropWaiter(id string, w chan struct{}) {
 }
 
 // Do submits a command with submit (any method returning a command id) and
-// awaits its outcome. A submission error (e.g. a 422 *Error) is returned as
-// is.
-func (s *Session) Do(ctx context.Context, submit func() (string, error)) (Outcome, error) {
+// awaits its outcome (with opts, as Await). A submission error (e.g. a 422
+// *Error) is returned as is.
+func (s *Session) Do(ctx context.Context, submit func() (string, error), opts ...WaitOption) (Outcome, error) {
 	id, err := submit()
 	if err != nil {
 		return Outcome{}, err
 	}
-	return s.Await(ctx, id)
+	return s.Await(ctx, id, opts...)
 }
 
 // Reconnects is how many times the session has re-joined its channel after

@@ -47,7 +47,7 @@ func addDataCommands(root *cobra.Command, e *env, f *clientFlags, withServer fun
 		withServer(&cobra.Command{Use: "delete TOKEN", Short: "Delete a token and its data on every device", Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-					_, err := s.Do(ctx, func() (string, error) { return s.DeleteDataToken(ctx, args[0]) })
+					_, err := s.Do(ctx, func() (string, error) { return s.DeleteDataToken(ctx, args[0]) }, voteNotice(e))
 					if err == nil {
 						fmt.Fprintln(e.stdout, "Deleted.")
 					}
@@ -77,7 +77,7 @@ func newDeviceActionCmd(e *env, f *clientFlags, use, short string) *cobra.Comman
 					"device approve": s.ApproveDevice, "device reject": s.RejectDevice, "device remove": s.RemoveDevice,
 					"storage register": s.RegisterStorage, "storage remove": s.RemoveStorage, "storage sync": s.SyncStorage,
 				}[cmd.Parent().Name()+" "+use]
-				out, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0]) })
+				out, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0]) }, voteNotice(e))
 				if err != nil {
 					return err
 				}
@@ -309,7 +309,7 @@ func newGetCmd(e *env, f *clientFlags) *cobra.Command {
 				return err
 			}
 			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-				data, err := s.Retrieve(ctx, key, args[0], client.OnVote(func(ev client.PoolEvent) { printVote(e, ev) }))
+				data, err := s.Retrieve(ctx, key, args[0], voteNotice(e))
 				if err != nil {
 					return err
 				}
@@ -324,8 +324,12 @@ func newGetCmd(e *env, f *clientFlags) *cobra.Command {
 	return cmd
 }
 
-// printVote tells, on stderr, that a command waits for a vote of the
-// profile's authenticators, and how the vote ended.
+// voteNotice tells, on stderr, that a command waits for a vote of the
+// profile's authenticators (a policy holds it), and how the vote ended.
+func voteNotice(e *env) client.WaitOption {
+	return client.OnVote(func(ev client.PoolEvent) { printVote(e, ev) })
+}
+
 func printVote(e *env, ev client.PoolEvent) {
 	switch ev.Type {
 	case client.EventPoolOpened:
@@ -396,7 +400,7 @@ func newTokensUpdateCmd(e *env, f *clientFlags, use, short string) *cobra.Comman
 				if use == "classify" {
 					submit = s.ClassifyDataToken
 				}
-				_, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0], fields) })
+				_, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0], fields) }, voteNotice(e))
 				if err == nil {
 					fmt.Fprintln(e.stdout, "Updated.")
 				}
