@@ -47,7 +47,9 @@ func addDataCommands(root *cobra.Command, e *env, f *clientFlags, withServer fun
 		withServer(&cobra.Command{Use: "delete TOKEN", Short: "Delete a token and its data on every device", Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-					_, err := s.Do(ctx, func() (string, error) { return s.DeleteDataToken(ctx, args[0]) }, voteNotice(e))
+					w := watchVotes(e)
+					_, err := s.Do(ctx, func() (string, error) { return s.DeleteDataToken(ctx, args[0]) }, w.option())
+					err = w.explain(err)
 					if err == nil {
 						fmt.Fprintln(e.stdout, "Deleted.")
 					}
@@ -77,7 +79,9 @@ func newDeviceActionCmd(e *env, f *clientFlags, use, short string) *cobra.Comman
 					"device approve": s.ApproveDevice, "device reject": s.RejectDevice, "device remove": s.RemoveDevice,
 					"storage register": s.RegisterStorage, "storage remove": s.RemoveStorage, "storage sync": s.SyncStorage,
 				}[cmd.Parent().Name()+" "+use]
-				out, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0]) }, voteNotice(e))
+				w := watchVotes(e)
+				out, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0]) }, w.option())
+				err = w.explain(err)
 				if err != nil {
 					return err
 				}
@@ -309,9 +313,10 @@ func newGetCmd(e *env, f *clientFlags) *cobra.Command {
 				return err
 			}
 			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-				data, err := s.Retrieve(ctx, key, args[0], voteNotice(e))
+				w := watchVotes(e)
+				data, err := s.Retrieve(ctx, key, args[0], w.option())
 				if err != nil {
-					return err
+					return w.explain(err)
 				}
 				if out == "" || out == "-" {
 					_, err = e.stdout.Write(data)
@@ -324,10 +329,38 @@ func newGetCmd(e *env, f *clientFlags) *cobra.Command {
 	return cmd
 }
 
-// voteNotice tells, on stderr, that a command waits for a vote of the
-// profile's authenticators (a policy holds it), and how the vote ended.
-func voteNotice(e *env) client.WaitOption {
-	return client.OnVote(func(ev client.PoolEvent) { printVote(e, ev) })
+// voteWatch tells, on stderr, that a command waits for a vote of the
+// profile's authenticators (a policy holds it), and how the vote ended;
+// it remembers an open vote so that a wait cut short by the CLI's own
+// time limit says which vote it left running.
+type voteWatch struct {
+	e    *env
+	open *client.PoolEvent // set and read by one waiting call at a time
+}
+
+// watchVotes returns a voteWatch for one waiting call.
+func watchVotes(e *env) *voteWatch { return &voteWatch{e: e} }
+
+// option is the WaitOption of the waiting call.
+func (w *voteWatch) option() client.WaitOption { return client.OnVote(w.seen) }
+
+// seen takes one pool event of the awaited command.
+func (w *voteWatch) seen(ev client.PoolEvent) {
+	if ev.Type == client.EventPoolOpened {
+		w.open = &ev
+	} else {
+		w.open = nil
+	}
+	printVote(w.e, ev)
+}
+
+// explain names the open vote in err when the wait ran out of time.
+func (w *voteWatch) explain(err error) error {
+	if w.open != nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("gave up waiting for the vote on pool %s (open until %s; privicore vote status %s): %w",
+			w.open.PoolID, w.open.ExpiresAt.Local().Format(time.RFC3339), w.open.PoolID, err)
+	}
+	return err
 }
 
 func printVote(e *env, ev client.PoolEvent) {
@@ -400,7 +433,9 @@ func newTokensUpdateCmd(e *env, f *clientFlags, use, short string) *cobra.Comman
 				if use == "classify" {
 					submit = s.ClassifyDataToken
 				}
-				_, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0], fields) }, voteNotice(e))
+				w := watchVotes(e)
+				_, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0], fields) }, w.option())
+				err = w.explain(err)
 				if err == nil {
 					fmt.Fprintln(e.stdout, "Updated.")
 				}

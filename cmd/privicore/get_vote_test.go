@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/privicore/privicore/client"
 	"github.com/privicore/privicore/internal/enginetest"
 )
 
@@ -95,5 +98,32 @@ func TestGetEndsWhenTheVoteFails(t *testing.T) {
 	stop()
 	if err := <-devDone; err != nil {
 		t.Fatalf("storage device: %v", err)
+	}
+}
+
+// TestVoteWatchNamesTheOpenVote: a wait that runs out of the CLI's time
+// while a vote is open says which vote it left; one whose vote ended, or
+// that failed otherwise, keeps its error as is.
+func TestVoteWatchNamesTheOpenVote(t *testing.T) {
+	var stderr lockedBuffer
+	e := &env{stderr: &stderr}
+	w := watchVotes(e)
+	until := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)
+	opened := client.PoolEvent{Type: client.EventPoolOpened, PoolID: "p-1", CommandID: "c-1", Attempt: 2, ExpiresAt: until}
+	w.seen(opened)
+	if !strings.Contains(stderr.String(), "waiting for a vote: pool p-1 (attempt 2), until ") {
+		t.Fatalf("stderr %q", stderr.String())
+	}
+	err := w.explain(fmt.Errorf("await: %w", context.DeadlineExceeded))
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "vote on pool p-1") {
+		t.Fatalf("explained %v", err)
+	}
+	other := errors.New("boom")
+	if w.explain(other) != other {
+		t.Fatal("another error was changed")
+	}
+	w.seen(client.PoolEvent{Type: client.EventPoolResolved, PoolID: "p-1", CommandID: "c-1", State: "rejected"})
+	if err := w.explain(context.DeadlineExceeded); err != context.DeadlineExceeded {
+		t.Fatalf("after the vote ended: %v", err)
 	}
 }
