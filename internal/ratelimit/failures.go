@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"container/list"
+	"math"
 	"sync"
 	"time"
 
@@ -48,16 +49,21 @@ type FailureQuotas struct {
 	Addr     Quota // failures per client address, over all usernames
 }
 
+// FailedPairMemory is how long a (username, address) pair that failed
+// stays subject to the username's budget (unless a right password from it
+// clears it first).
+const FailedPairMemory = 24 * time.Hour
+
 // FailureGuard limits failed password checks. An attempt is admitted only
-// while its (username, address) pair and its address have failures left;
-// the username's budget, shared by every address, refuses only attempts
-// from pairs with failures on record (or an attempt in flight), so the owner
-// logging in from an address that has not failed is never refused because
-// someone else hammers the username — while each further address gets at
-// most one check once the username's budget is spent. Admission takes the
-// tokens at once (concurrent attempts cannot overrun a limit); a successful
-// check gives them back and clears the pair's record, so successful
-// attempts never count.
+// while its (username, address) pair and its address have failures left.
+// The username's budget, shared by every address, refuses only attempts
+// from pairs that failed in the last FailedPairMemory (or have an attempt
+// in flight): the owner logging in from an address that has not failed is
+// never refused because someone else hammers the username, while each
+// further address gets one check, once, after the username's budget is
+// spent. Admission takes the tokens at once (concurrent attempts cannot
+// overrun a limit); a right password gives them back and clears the pair,
+// so successful attempts never count.
 type FailureGuard struct {
 	q   FailureQuotas
 	now func() time.Time
@@ -73,10 +79,15 @@ type FailureGuard struct {
 // NewFailureGuard returns a guard for q holding at most maxKeys buckets of
 // each kind (the least recently used is dropped first).
 func NewFailureGuard(q FailureQuotas, maxKeys int) *FailureGuard {
-	return &FailureGuard{q: q, now: time.Now,
+	g := &FailureGuard{q: q, now: time.Now,
 		pairs: newBuckets(maxKeys), users: newBuckets(maxKeys), addrs: newBuckets(maxKeys),
 		pairLim: q.UserAddr.Limit(), userLim: q.User.Limit(), addrLim: q.Addr.Limit(),
 		pairBurst: float64(q.UserAddr.N), userBurst: float64(q.User.N), addrBurst: float64(q.Addr.N)}
+	if q.UserAddr.Unlimited() {
+		// Pairs are still tracked (whether they failed), with a bucket that never runs out.
+		g.pairLim, g.pairBurst = rate.Inf, math.MaxFloat64
+	}
+	return g
 }
 
 // Ticket is one admitted attempt. Exactly one of Succeeded, Failed or Cancel
@@ -88,45 +99,38 @@ type Ticket struct {
 	done       bool
 }
 
+func pairKey(user, addr string) string { return user + "\x00" + addr }
+
 // Admit asks to check a password for user from addr. When refused,
 // retryAfter (at least one second) is when a retry could be admitted.
 func (g *FailureGuard) Admit(user, addr string) (t *Ticket, retryAfter time.Duration, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	pairKey := user + "\x00" + addr
-	var a, p, u *bucket
+	var a, u *bucket
 	if !g.q.Addr.Unlimited() {
 		a = g.addrs.get(addr, now, g.addrLim, g.addrBurst)
 		if a.tokens < 1 {
 			return nil, a.waitFor(1, g.addrLim), false
 		}
 	}
-	clean := true
-	if !g.q.UserAddr.Unlimited() {
-		p = g.pairs.get(pairKey, now, g.pairLim, g.pairBurst)
-		if p.tokens < 1 {
-			return nil, p.waitFor(1, g.pairLim), false
-		}
-		clean = p.tokens >= g.pairBurst
+	p := g.pairs.get(pairKey(user, addr), now, g.pairLim, g.pairBurst)
+	if p.tokens < 1 {
+		return nil, p.waitFor(1, g.pairLim), false
 	}
+	failed := p.inFlight > 0 || (!p.lastFail.IsZero() && now.Sub(p.lastFail) < FailedPairMemory)
 	if !g.q.User.Unlimited() {
 		u = g.users.get(user, now, g.userLim, g.userBurst)
-		if u.tokens < 1 && !clean {
-			wait := u.waitFor(1, g.userLim)
-			if p != nil {
-				wait = min(wait, p.waitFor(g.pairBurst, g.pairLim))
-			}
-			return nil, atLeastSecond(wait), false
+		if u.tokens < 1 && failed {
+			return nil, u.waitFor(1, g.userLim), false
 		}
 	}
 	t = &Ticket{g: g, user: user, addr: addr}
 	if a != nil {
 		a.tokens--
 	}
-	if p != nil {
-		p.tokens--
-	}
+	p.tokens--
+	p.inFlight++
 	if u != nil && u.tokens >= 1 {
 		u.tokens--
 		t.tookUser = true
@@ -136,21 +140,25 @@ func (g *FailureGuard) Admit(user, addr string) (t *Ticket, retryAfter time.Dura
 
 // Succeeded records a right password: the attempt's tokens come back and
 // the pair's failures are forgotten.
-func (t *Ticket) Succeeded() { t.finish(true) }
+func (t *Ticket) Succeeded() { t.finish(verdictRight) }
 
 // Failed records a wrong password (or an unknown username): the attempt
-// keeps its tokens.
-func (t *Ticket) Failed() {
-	if t != nil {
-		t.done = true
-	}
-}
+// keeps its tokens, and the pair is marked as failed.
+func (t *Ticket) Failed() { t.finish(verdictWrong) }
 
 // Cancel gives the tokens back without a verdict (the check did not run:
 // the database was unavailable, the caller went away).
-func (t *Ticket) Cancel() { t.finish(false) }
+func (t *Ticket) Cancel() { t.finish(verdictNone) }
 
-func (t *Ticket) finish(clearPair bool) {
+type verdict int
+
+const (
+	verdictNone verdict = iota
+	verdictRight
+	verdictWrong
+)
+
+func (t *Ticket) finish(v verdict) {
 	if t == nil || t.done {
 		return
 	}
@@ -159,15 +167,30 @@ func (t *Ticket) finish(clearPair bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
+	key := pairKey(t.user, t.addr)
+	switch v {
+	case verdictRight:
+		g.pairs.drop(key)
+	case verdictWrong:
+		// The pair may have been cleared by a concurrent success: record
+		// the failure on a fresh bucket then.
+		p, fresh := g.pairs.getNew(key, now, g.pairLim, g.pairBurst)
+		if fresh {
+			p.tokens--
+		} else {
+			p.inFlight = max(p.inFlight-1, 0)
+		}
+		p.lastFail = now
+		return
+	case verdictNone:
+		if el, ok := g.pairs.keys[key]; ok {
+			p := el.Value.(*bucket)
+			p.inFlight = max(p.inFlight-1, 0)
+		}
+		g.pairs.refund(key, now, g.pairLim, g.pairBurst)
+	}
 	if !g.q.Addr.Unlimited() {
 		g.addrs.refund(t.addr, now, g.addrLim, g.addrBurst)
-	}
-	if !g.q.UserAddr.Unlimited() {
-		if clearPair {
-			g.pairs.drop(t.user + "\x00" + t.addr)
-		} else {
-			g.pairs.refund(t.user+"\x00"+t.addr, now, g.pairLim, g.pairBurst)
-		}
 	}
 	if t.tookUser {
 		g.users.refund(t.user, now, g.userLim, g.userBurst)
@@ -179,11 +202,14 @@ func atLeastSecond(d time.Duration) time.Duration {
 	return max(d, time.Second)
 }
 
-// bucket is a token bucket with fractional tokens, updated lazily.
+// bucket is a token bucket with fractional tokens, updated lazily. Pair
+// buckets also hold their attempts in flight and their last failure.
 type bucket struct {
-	key    string
-	tokens float64
-	last   time.Time
+	key      string
+	tokens   float64
+	last     time.Time
+	inFlight int
+	lastFail time.Time
 }
 
 // refill brings b up to now.
@@ -216,11 +242,17 @@ func newBuckets(maxKeys int) *buckets {
 
 // get returns key's bucket refilled to now, a full new one if absent.
 func (bs *buckets) get(key string, now time.Time, lim rate.Limit, burst float64) *bucket {
+	b, _ := bs.getNew(key, now, lim, burst)
+	return b
+}
+
+// getNew is get, also reporting whether the bucket is new.
+func (bs *buckets) getNew(key string, now time.Time, lim rate.Limit, burst float64) (*bucket, bool) {
 	if el, ok := bs.keys[key]; ok {
 		bs.lru.MoveToFront(el)
 		b := el.Value.(*bucket)
 		b.refill(now, lim, burst)
-		return b
+		return b, false
 	}
 	for len(bs.keys) >= bs.max {
 		oldest := bs.lru.Back()
@@ -229,7 +261,7 @@ func (bs *buckets) get(key string, now time.Time, lim rate.Limit, burst float64)
 	}
 	b := &bucket{key: key, tokens: burst, last: now}
 	bs.keys[key] = bs.lru.PushFront(b)
-	return b
+	return b, true
 }
 
 // refund gives one token back to key's bucket, if it is still held.

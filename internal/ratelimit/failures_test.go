@@ -71,6 +71,46 @@ func TestGuessesFromOneAndFromManyAddresses(t *testing.T) {
 	}
 }
 
+func TestFailedAddressesStaySubjectToTheUsernameBudget(t *testing.T) {
+	g, now := testGuard(5, 10, 1000)
+	round := func() int {
+		checked := 0
+		for i := range 500 {
+			if attempt(g, "victim", fmt.Sprint("a", i%50)) {
+				checked++
+			}
+		}
+		return checked
+	}
+	if n := round(); n != 50 {
+		t.Fatalf("first round: %d checks, want 50", n)
+	}
+	// Ten minutes on, pairs and username have refilled: the username's 10
+	// only, no address has a free check again.
+	*now = now.Add(10 * time.Minute)
+	if n := round(); n != 10 {
+		t.Fatalf("after 10 min: %d checks, want 10", n)
+	}
+	// A day on, the addresses are forgotten.
+	*now = now.Add(FailedPairMemory)
+	if n := round(); n != 50 {
+		t.Fatalf("after a day: %d checks, want 50", n)
+	}
+}
+
+func TestUsernameBudgetWithoutPairLimit(t *testing.T) {
+	g := NewFailureGuard(FailureQuotas{UserAddr: NoLimit, User: Quota{3, time.Hour}, Addr: NoLimit}, 100)
+	checked := 0
+	for range 100 {
+		if attempt(g, "u", "a") {
+			checked++
+		}
+	}
+	if checked != 3 {
+		t.Fatalf("%d checks from one address without a pair limit, want the username's 3", checked)
+	}
+}
+
 func TestRefillAndRetryAfter(t *testing.T) {
 	g, now := testGuard(2, 100, 100)
 	attempt(g, "u", "a")
