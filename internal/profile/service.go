@@ -647,11 +647,11 @@ func (s *Service) RetrieveAuthorizationToken(ctx context.Context, tempSecret, co
 	if c.Status != privicore.CommandSucceeded {
 		return "", nil, privicore.Errorf(privicore.ECONFLICT, "the authorization token request has not succeeded")
 	}
-	if _, err := s.spend(ctx, tempSecret, privicore.TokenTemp); err != nil {
-		return "", nil, err
-	}
 	scope, err := legacyScope(pl.Scope)
 	if err != nil {
+		return "", nil, err
+	}
+	if _, err := s.spend(ctx, tempSecret, privicore.TokenTemp); err != nil {
 		return "", nil, err
 	}
 	return s.issueScoped(ctx, t.ProfileID, privicore.TokenAuth, prefixAuth, s.cfg.TokenTTL, "", "", scope)
