@@ -346,6 +346,14 @@ func TestUsernamesArePRECISPrepared(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, a.postJSON("/profile/authenticate", "", map[string]string{"username": old, "password": strongPassword}), 200)
+	// And one stored in a form the rules now map elsewhere (full-width), as typed then.
+	wide := "ｗｉｄｅ" + uniqueName("")
+	if err := e.Store.Write(context.Background(), func(q privicore.Queries) error {
+		return q.CreateProfile(context.Background(), &privicore.Profile{ID: ulid.Make().String(), Username: wide, PasswordHash: hash, CreatedAt: now, UpdatedAt: now})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, a.postJSON("/profile/authenticate", "", map[string]string{"username": wide, "password": strongPassword}), 200)
 }
 
 // legacyToken runs the four-step flow for u with scope[] values.

@@ -82,6 +82,18 @@ func loginName(s string) string {
 	return strings.TrimSpace(s)
 }
 
+// findLogin looks name up, then, if the input as typed differs from it, the
+// input as typed: a row stored before the PRECIS rules in a form they map
+// elsewhere (full-width letters, say). New rows always hold the prepared
+// form, so the second lookup finds only such legacy rows.
+func (s *Service) findLogin(ctx context.Context, name, typed string) (*privicore.Profile, error) {
+	p, err := s.store.FindProfileByUsername(ctx, name)
+	if typed = strings.TrimSpace(typed); privicore.ErrorCode(err) == privicore.ENOTFOUND && typed != name {
+		return s.store.FindProfileByUsername(ctx, typed)
+	}
+	return p, err
+}
+
 // limitKey is the key of a username in the failure limits: its
 // case-insensitive form, as unique as the username itself.
 func limitKey(username string) string { return strings.ToLower(username) }
@@ -120,7 +132,7 @@ func (s *Service) checkCredentials(ctx context.Context, username, pw, addr strin
 	var p *privicore.Profile
 	ok, err := s.verifyLimited(ctx, name, addr, func() (bool, error) {
 		var err error
-		p, err = s.store.FindProfileByUsername(ctx, name)
+		p, err = s.findLogin(ctx, name, username)
 		if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 			return false, s.hasher.VerifyDummy(ctx, pw)
 		} else if err != nil {
