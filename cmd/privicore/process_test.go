@@ -73,7 +73,8 @@ func startServe(t testing.TB, dataDir string) *engineProcess {
 func startServeBus(t testing.TB, dataDir, busAddr string) *engineProcess {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(binary, "serve", "--addr", addr, "--ws-addr", "-", "--bus-addr", busAddr, "--data-dir", dataDir)
+	cmd := exec.Command(binary, "serve", "--addr", addr, "--ws-addr", "-", "--bus-addr", busAddr, "--data-dir", dataDir,
+		"--auth-register-per-addr", "-1") // the load tests register many profiles from one address
 	cmd.Env = append(os.Environ(), "PRIVICORE_LOG_LEVEL=debug")
 	p := &engineProcess{cmd: cmd, url: "http://" + addr, out: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	pr, pw := io.Pipe()

@@ -23,11 +23,11 @@ import (
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/oauth"
 	"github.com/privicore/privicore/internal/profile"
+	"github.com/privicore/privicore/internal/ratelimit"
 	"github.com/privicore/privicore/internal/sqlstore"
 	"github.com/privicore/privicore/internal/storage"
 	"github.com/privicore/privicore/internal/voting"
 	"github.com/privicore/privicore/internal/wsproxy"
-	"golang.org/x/time/rate"
 )
 
 // Config is the engine's configuration.
@@ -42,10 +42,15 @@ type Config struct {
 	// are pruned hourly, their counts kept for the statistics. 0 keeps them
 	// forever.
 	CommandRetention time.Duration
-	AuthUserRate     rate.Limit // authenticate attempts per username; default 1 per 6 s
-	AuthUserBurst    int        // default 10
-	AuthAddrRate     rate.Limit // authenticate attempts per client address; default 5/s
-	AuthAddrBurst    int        // default 50
+	// Password-check limits (profile.Config): failed checks allowed per
+	// (username, client address), per username and per client address;
+	// registrations per client address; argon2id runs at once. Zero values
+	// are the defaults; ratelimit.NoLimit turns a limit off.
+	AuthUserAddrFailures ratelimit.Quota
+	AuthUserFailures     ratelimit.Quota
+	AuthAddrFailures     ratelimit.Quota
+	RegisterPerAddr      ratelimit.Quota
+	HashConcurrency      int
 
 	BusAddr string // device listener of the embedded NATS server; default 127.0.0.1:4222
 	NATSURL string // connect to this NATS instead of embedding one
@@ -140,7 +145,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: verifier, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval})
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention})
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
-		UserRate: cfg.AuthUserRate, UserBurst: cfg.AuthUserBurst, AddrRate: cfg.AuthAddrRate, AddrBurst: cfg.AuthAddrBurst}, e.Hub.CloseToken)
+		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
+		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency}, e.Hub.CloseToken)
 	verifier.v = e.Profiles
 	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
 	e.Profiles.SetDeviceKeys(e.Devices)

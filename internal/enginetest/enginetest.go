@@ -12,10 +12,9 @@ import (
 	"sync"
 	"testing"
 
-	"golang.org/x/time/rate"
-
 	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/pgtest"
+	"github.com/privicore/privicore/internal/ratelimit"
 )
 
 // Engine is an engine under test.
@@ -69,11 +68,11 @@ func StartWith(t testing.TB, cfg engine.Config) *Engine {
 	if cfg.BusAddr == "" {
 		cfg.BusAddr = "127.0.0.1:0"
 	}
-	if cfg.AuthUserRate == 0 {
-		cfg.AuthUserRate, cfg.AuthUserBurst = rate.Inf, 1
-	}
-	if cfg.AuthAddrRate == 0 {
-		cfg.AuthAddrRate, cfg.AuthAddrBurst = rate.Inf, 1
+	// Tests log in and register freely unless they set a limit.
+	for _, q := range []*ratelimit.Quota{&cfg.AuthUserAddrFailures, &cfg.AuthUserFailures, &cfg.AuthAddrFailures, &cfg.RegisterPerAddr} {
+		if q.IsZero() {
+			*q = ratelimit.NoLimit
+		}
 	}
 	if cfg.Logger == nil {
 		var w io.Writer = io.Discard

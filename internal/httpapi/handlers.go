@@ -87,7 +87,7 @@ func (s *Server) registerProfile(w http.ResponseWriter, r *http.Request) {
 	c, err := s.Profiles.Register(r.Context(), profile.RegisterInput{
 		Username: p.String("username"), Password: p.String("password"),
 		GivenName: p.String("givenName", "given_name"), FamilyName: p.String("familyName", "family_name"),
-	})
+	}, clientAddr(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -124,7 +124,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.Profiles.ChangePassword(r.Context(), authFrom(r),
-		p.String("currentPassword", "current_password"), p.String("newPassword", "new_password"))
+		p.String("currentPassword", "current_password"), p.String("newPassword", "new_password"), clientAddr(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return

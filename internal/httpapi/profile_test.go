@@ -11,7 +11,6 @@ import (
 
 	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/enginetest"
-	"golang.org/x/time/rate"
 )
 
 func TestRegisterAuthenticateAndProfileID(t *testing.T) {
@@ -104,33 +103,6 @@ func TestAuthenticateFailures(t *testing.T) {
 		expect(t, r, http.StatusUnauthorized)
 		if m := r.Map(t); m["error"] != "unauthorized" || m["message"] != "invalid credentials" {
 			t.Fatalf("401 body %s", r.Body)
-		}
-	}
-}
-
-func TestAuthenticateIsRateLimitedPerUsernameAndAddress(t *testing.T) {
-	e := enginetest.Start(t, func(c *engine.Config) {
-		c.AuthUserRate, c.AuthUserBurst = rate.Every(time.Hour), 3
-		c.AuthAddrRate, c.AuthAddrBurst = rate.Every(time.Hour), 8
-	})
-	a := newAPI(t, e)
-	u := a.register("carol") // one attempt for the user and the address
-	for range 2 {
-		expect(t, a.postJSON("/profile/authenticate", "", map[string]string{"username": u.Name, "password": "bad-" + strongPassword}), 401)
-	}
-	// The user's burst of 3 is spent: even the right password is refused now.
-	r := a.postJSON("/profile/authenticate", "", map[string]string{"username": u.Name, "password": strongPassword})
-	expect(t, r, http.StatusTooManyRequests)
-	if r.Header.Get("Retry-After") == "" || r.Map(t)["error"] != "rate_limited" {
-		t.Fatalf("429 without Retry-After or body: %v %s", r.Header, r.Body)
-	}
-	// Other usernames from the same address still get through until the address burst (8) is spent.
-	for i := range 5 {
-		r := a.postJSON("/profile/authenticate", "", map[string]string{"username": uniqueName("x"), "password": strongPassword})
-		if i < 4 {
-			expect(t, r, 401)
-		} else {
-			expect(t, r, 429)
 		}
 	}
 }

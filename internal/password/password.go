@@ -46,33 +46,33 @@ func HashWith(pw string, p Params) (string, error) {
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
-// errMalformed is returned for a hash string Verify cannot read.
-var errMalformed = errors.New("password: malformed argon2id hash")
+// ErrMalformed is returned for a hash string Verify cannot read.
+var ErrMalformed = errors.New("password: malformed argon2id hash")
 
 // Verify reports whether pw matches the PHC string encoded. The parameters
 // come from the string, so hashes made under older parameters still verify.
 func Verify(encoded, pw string) (bool, error) {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false, errMalformed
+		return false, ErrMalformed
 	}
 	var version int
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return false, errMalformed
+		return false, ErrMalformed
 	}
 	var p Params
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil ||
 		p.Memory == 0 || p.Memory > 1<<21 || p.Time == 0 || p.Time > 16 || p.Threads == 0 {
-		return false, errMalformed
+		return false, ErrMalformed
 	}
 	b64 := base64.RawStdEncoding
 	salt, err := b64.DecodeString(parts[4])
 	if err != nil || len(salt) < 8 {
-		return false, errMalformed
+		return false, ErrMalformed
 	}
 	want, err := b64.DecodeString(parts[5])
 	if err != nil || len(want) < 16 || len(want) > 128 {
-		return false, errMalformed
+		return false, ErrMalformed
 	}
 	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil

@@ -10,14 +10,15 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
-	"golang.org/x/time/rate"
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/command"
@@ -52,29 +53,37 @@ const (
 	MaxPassBytes = 1024
 )
 
-// Config tunes the service.
+// Config tunes the service. The zero value of each limit is its default
+// (limits.go); a limit with N < 0 is off.
 type Config struct {
 	TokenTTL time.Duration // default lifetime of authorization tokens; default 8h
-	// Authenticate limits: per username and per client address.
-	UserRate  rate.Limit // default one attempt per 6 s
-	UserBurst int        // default 10
-	AddrRate  rate.Limit // default 5 per second
-	AddrBurst int        // default 50
-	Logger    *slog.Logger
+	// Failed password checks (authenticate, attempt-authentication,
+	// change-password, register-public-key with credentials) allowed per
+	// (username, client address), per username and per client address.
+	UserAddrFailures ratelimit.Quota // default 5 per 10 min
+	UserFailures     ratelimit.Quota // default 10 per 10 min
+	AddrFailures     ratelimit.Quota // default 50 per 10 min
+	// RegisterPerAddr limits registrations per client address.
+	RegisterPerAddr ratelimit.Quota // default 20 per hour
+	// HashConcurrency bounds the argon2id runs at once (19 MiB each) on
+	// every path that hashes; default runtime.GOMAXPROCS.
+	HashConcurrency int
+	Logger          *slog.Logger
 }
 
 // Service implements the profile rules.
 type Service struct {
-	store    privicore.Store
-	cmds     *command.Processor
-	cfg      Config
-	byUser   *ratelimit.Limiter
-	byAddr   *ratelimit.Limiter
-	onRevoke func(tokenID string)
-	devices  DeviceKeys
-	auths    *authCache
-	now      func() time.Time
-	log      *slog.Logger
+	store     privicore.Store
+	cmds      *command.Processor
+	cfg       Config
+	failures  *ratelimit.FailureGuard
+	registers *ratelimit.Limiter
+	hasher    *password.Hasher
+	onRevoke  func(tokenID string)
+	devices   DeviceKeys
+	auths     *authCache
+	now       func() time.Time
+	log       *slog.Logger
 }
 
 // New returns the service and registers its command handlers with cmds.
@@ -84,18 +93,7 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, onRevoke fu
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 8 * time.Hour
 	}
-	if cfg.UserRate == 0 {
-		cfg.UserRate = rate.Every(6 * time.Second)
-	}
-	if cfg.UserBurst == 0 {
-		cfg.UserBurst = 10
-	}
-	if cfg.AddrRate == 0 {
-		cfg.AddrRate = 5
-	}
-	if cfg.AddrBurst == 0 {
-		cfg.AddrBurst = 50
-	}
+	cfg.limitDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -103,10 +101,12 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, onRevoke fu
 		onRevoke = func(string) {}
 	}
 	s := &Service{store: store, cmds: cmds, cfg: cfg, onRevoke: onRevoke, log: cfg.Logger,
-		byUser: ratelimit.New(cfg.UserRate, cfg.UserBurst, 100000),
-		byAddr: ratelimit.New(cfg.AddrRate, cfg.AddrBurst, 100000),
-		auths:  newAuthCache(),
-		now:    func() time.Time { return time.Now().UTC() }}
+		failures: ratelimit.NewFailureGuard(ratelimit.FailureQuotas{UserAddr: cfg.UserAddrFailures,
+			User: cfg.UserFailures, Addr: cfg.AddrFailures}, limiterKeys),
+		registers: ratelimit.NewQuota(cfg.RegisterPerAddr, limiterKeys),
+		hasher:    password.NewHasher(cfg.HashConcurrency),
+		auths:     newAuthCache(),
+		now:       func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)
 	cmds.Handle(CmdChangePassword, s.handleChangePassword)
 	cmds.Event(CmdChangePassword, command.Fires(privicore.EventPasswordChange))
@@ -150,11 +150,12 @@ func (a *Auth) Actor() string {
 }
 
 // Allow returns nil if the caller may use an endpoint that needs scope: a
-// profile's own token may use every endpoint; an OAuth access token only
-// those whose scope it was granted, never ProfileOnly ones (EFORBIDDEN with
-// reason oauth.scope_missing).
+// profile's own full token may use every endpoint; a scoped token (an OAuth
+// access token, or a legacy-flow token asked for with scope[]) only those
+// whose scope it was granted, never ProfileOnly ones (EFORBIDDEN with reason
+// oauth.scope_missing).
 func (a *Auth) Allow(scope string) error {
-	if a.Token.Kind != privicore.TokenOAuth || scope == AnyScope {
+	if scope == AnyScope || a.fullToken() {
 		return nil
 	}
 	if scope == ProfileOnly {
@@ -164,6 +165,13 @@ func (a *Auth) Allow(scope string) error {
 		return privicore.Forbidden(ReasonScopeMissing, "the token lacks the scope %s", scope)
 	}
 	return nil
+}
+
+// fullToken reports whether the caller's token is the profile's own
+// unscoped token (scope "all"; a token row without scope predates scopes).
+func (a *Auth) fullToken() bool {
+	return a.Token.Kind != privicore.TokenOAuth &&
+		(len(a.Token.Scope) == 0 || slices.Contains(a.Token.Scope, privicore.ScopeAll))
 }
 
 // errInvalidToken is the one answer for a missing, unknown, expired or revoked token.
@@ -190,17 +198,18 @@ type registerPayload struct {
 	PasswordHash string `json:"passwordHash"`
 }
 
-// Register validates in and submits a register-profile command. A username
-// taken case-insensitively is ECONFLICT now, or the rejection
-// profile.username_taken if another registration wins the race. The ack body
-// is the new profile id.
-func (s *Service) Register(ctx context.Context, in RegisterInput) (*privicore.Command, error) {
-	in.Username = strings.TrimSpace(in.Username)
+// Register validates in and submits a register-profile command. The
+// username is prepared by the PRECIS UsernameCasePreserved profile
+// (PrepareUsername); a username taken case-insensitively is ECONFLICT now,
+// or the rejection profile.username_taken if another registration wins the
+// race. Registrations are rate-limited per client address addr (ERATELIMIT).
+// The ack body is the new profile id.
+func (s *Service) Register(ctx context.Context, in RegisterInput, addr string) (*privicore.Command, error) {
 	v := privicore.ValidationErrors{}
-	if n := utf8.RuneCountInString(in.Username); n < 3 || n > 254 {
-		v.Add("username", "must be 3 to 254 characters")
-	} else if strings.ContainsFunc(in.Username, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		v.Add("username", "must not contain control characters")
+	if name, err := PrepareUsername(in.Username); err != nil {
+		v.Add("username", err.Error())
+	} else {
+		in.Username = name
 	}
 	checkPassword(v, "password", in.Password)
 	if utf8.RuneCountInString(in.GivenName) > 255 {
@@ -217,7 +226,10 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (*privicore.Co
 	} else if privicore.ErrorCode(err) != privicore.ENOTFOUND {
 		return nil, err
 	}
-	hash, err := password.Hash(in.Password)
+	if ok, wait := s.registers.Allow(addr); !ok {
+		return nil, rateLimited(wait)
+	}
+	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -254,32 +266,6 @@ func (s *Service) handleRegister(ctx context.Context, q privicore.Queries, c *pr
 
 // ---- authentication ----
 
-// checkCredentials applies the rate limits, then verifies username and
-// password. Unknown usernames cost the same time as known ones.
-func (s *Service) checkCredentials(ctx context.Context, username, pw, addr string) (*privicore.Profile, error) {
-	if ok, wait := s.byAddr.Allow(addr); !ok {
-		return nil, rateLimited(wait)
-	}
-	if ok, wait := s.byUser.Allow(strings.ToLower(strings.TrimSpace(username))); !ok {
-		return nil, rateLimited(wait)
-	}
-	if username == "" || pw == "" || len(pw) > MaxPassBytes {
-		return nil, errInvalidCredentials
-	}
-	p, err := s.store.FindProfileByUsername(ctx, username)
-	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
-		password.VerifyDummy(pw)
-		return nil, errInvalidCredentials
-	} else if err != nil {
-		return nil, err
-	}
-	ok, err := password.Verify(p.PasswordHash, pw)
-	if err != nil || !ok {
-		return nil, errInvalidCredentials
-	}
-	return p, nil
-}
-
 func rateLimited(wait time.Duration) error {
 	return &privicore.Error{Code: privicore.ERATELIMIT, Message: "too many attempts, retry later", RetryAfter: wait}
 }
@@ -302,12 +288,17 @@ func (s *Service) ProfileByCredentials(ctx context.Context, username, pw, addr s
 	return s.checkCredentials(ctx, username, pw, addr)
 }
 
-// issue stores a new token and returns its secret.
+// issue stores a new full token and returns its secret.
 func (s *Service) issue(ctx context.Context, profileID string, kind privicore.TokenKind, prefix string, ttl time.Duration, role, ref string) (string, *privicore.Token, error) {
+	return s.issueScoped(ctx, profileID, kind, prefix, ttl, role, ref, []string{privicore.ScopeAll})
+}
+
+// issueScoped stores a new token within scope and returns its secret.
+func (s *Service) issueScoped(ctx context.Context, profileID string, kind privicore.TokenKind, prefix string, ttl time.Duration, role, ref string, scope []string) (string, *privicore.Token, error) {
 	secret := NewSecret(prefix)
 	now := s.now()
 	t := &privicore.Token{ID: HashSecret(secret), ProfileID: profileID, Kind: kind, Role: role, Ref: ref,
-		Scope: []string{"all"}, CreatedAt: now, ExpiresAt: now.Add(ttl).Truncate(time.Second)}
+		Scope: scope, CreatedAt: now, ExpiresAt: now.Add(ttl).Truncate(time.Second)}
 	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.CreateToken(ctx, t) }); err != nil {
 		return "", nil, err
 	}
@@ -487,8 +478,10 @@ func hashOfHash(h string) string {
 
 // ChangePassword submits a password change. A weak new password is
 // EINVALID now; a wrong current password is the rejection
-// profile.wrong_password. Issued tokens stay valid.
-func (s *Service) ChangePassword(ctx context.Context, a *Auth, current, next string) (*privicore.Command, error) {
+// profile.wrong_password, counted as a failed password check of the
+// profile's username from addr (under the same limits as Authenticate:
+// ERATELIMIT once they are spent). Issued tokens stay valid.
+func (s *Service) ChangePassword(ctx context.Context, a *Auth, current, next, addr string) (*privicore.Command, error) {
 	v := privicore.ValidationErrors{}
 	if current == "" {
 		v.Add("currentPassword", "is required")
@@ -498,15 +491,29 @@ func (s *Service) ChangePassword(ctx context.Context, a *Auth, current, next str
 		return nil, err
 	}
 	p := a.Profile
-	var checked string
-	if ok, err := password.Verify(p.PasswordHash, current); err == nil && ok && len(current) <= MaxPassBytes {
-		checked = hashOfHash(p.PasswordHash)
-	}
-	newHash, err := password.Hash(next)
+	ok, err := s.verifyLimited(ctx, p.Username, addr, func() (bool, error) {
+		if len(current) > MaxPassBytes {
+			return false, nil
+		}
+		ok, err := s.hasher.Verify(ctx, p.PasswordHash, current)
+		if errors.Is(err, password.ErrMalformed) {
+			return false, nil
+		}
+		return ok, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return s.cmds.Submit(ctx, p.ID, CmdChangePassword, changePasswordPayload{Checked: checked, NewHash: newHash})
+	var pl changePasswordPayload
+	if ok {
+		// A wrong current password is recorded as such (Checked empty); no
+		// new hash is made for it.
+		pl.Checked = hashOfHash(p.PasswordHash)
+		if pl.NewHash, err = s.hasher.Hash(ctx, next); err != nil {
+			return nil, err
+		}
+	}
+	return s.cmds.Submit(ctx, p.ID, CmdChangePassword, pl)
 }
 
 func (s *Service) handleChangePassword(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -570,13 +577,43 @@ type requestAuthTokenPayload struct {
 }
 
 // RequestAuthorizationToken is step 3: with a temporary token it submits a
-// command asking for an authorization token.
+// command asking for an authorization token within scope (scopes of the
+// catalogue, EINVALID on "scope" otherwise). No scope, or "all", asks for
+// the profile's full token; any other scope gives a token that acts like
+// an OAuth access token with those scopes (Auth.Allow).
 func (s *Service) RequestAuthorizationToken(ctx context.Context, tempSecret string, scope []string) (*privicore.Command, error) {
 	t, err := s.lookup(ctx, tempSecret, privicore.TokenTemp)
 	if err != nil {
 		return nil, err
 	}
+	scope, err = legacyScope(scope)
+	if err != nil {
+		return nil, err
+	}
 	return s.cmds.Submit(ctx, t.ProfileID, CmdRequestAuthToken, requestAuthTokenPayload{TempTokenID: t.ID, Scope: scope})
+}
+
+// legacyScope validates and normalises the scope[] of the legacy flow:
+// none or one including "all" is ["all"]; otherwise the distinct scopes in
+// the catalogue's order.
+func legacyScope(scope []string) ([]string, error) {
+	v := privicore.ValidationErrors{}
+	for _, sc := range scope {
+		if !privicore.KnownScope(sc) {
+			v.Add("scope", "unknown scope "+strconv.Quote(sc)+"; known: "+strings.Join(privicore.Scopes, ", "))
+			return nil, v.Err()
+		}
+	}
+	if len(scope) == 0 || slices.Contains(scope, privicore.ScopeAll) {
+		return []string{privicore.ScopeAll}, nil
+	}
+	var out []string
+	for _, sc := range privicore.Scopes {
+		if slices.Contains(scope, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out, nil
 }
 
 func (s *Service) handleRequestAuthToken(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -610,10 +647,14 @@ func (s *Service) RetrieveAuthorizationToken(ctx context.Context, tempSecret, co
 	if c.Status != privicore.CommandSucceeded {
 		return "", nil, privicore.Errorf(privicore.ECONFLICT, "the authorization token request has not succeeded")
 	}
+	scope, err := legacyScope(pl.Scope)
+	if err != nil {
+		return "", nil, err
+	}
 	if _, err := s.spend(ctx, tempSecret, privicore.TokenTemp); err != nil {
 		return "", nil, err
 	}
-	return s.issue(ctx, t.ProfileID, privicore.TokenAuth, prefixAuth, s.cfg.TokenTTL, "", "")
+	return s.issueScoped(ctx, t.ProfileID, privicore.TokenAuth, prefixAuth, s.cfg.TokenTTL, "", "", scope)
 }
 
 // ---- public keys ----
