@@ -570,7 +570,7 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 			// and is the one that answers.
 			return nil, err
 		}
-		s.pub.Publish(c.ProfileID, RequestEvent{Type: EventRequest, ID: p.RequestID, CommandStatus: 3, Body: reason})
+		s.cmds.Emit(c, RequestEvent{Type: EventRequest, ID: p.RequestID, CommandStatus: 3, Body: reason})
 		return nil, privicore.Reject(reason, "%s", reason)
 	}
 	t, _ := s.attachedToken(c)
@@ -605,7 +605,7 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 	}
 	if payload != nil && len(payload) <= InlineMax {
 		ev.Body = base64.StdEncoding.EncodeToString(payload)
-		return func() { s.pub.Publish(c.ProfileID, ev) }, nil
+		return func() { s.cmds.Emit(c, ev) }, nil
 	}
 	url, err := s.downloadURL(ctx, c.ProfileID, t.BlobID)
 	if err != nil {
@@ -613,8 +613,8 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 	}
 	ev.OutputType, ev.Body = 1, url
 	return func() {
-		s.pub.Publish(c.ProfileID, ev)
-		s.pub.Publish(c.ProfileID, map[string]string{"type": EventStreamRdy, "id": p.RequestID, "requestId": p.RequestID, "streamUrl": url})
+		s.cmds.Emit(c, ev)
+		s.cmds.Emit(c, map[string]string{"type": EventStreamRdy, "id": p.RequestID, "requestId": p.RequestID, "streamUrl": url})
 	}, nil
 }
 
