@@ -803,17 +803,14 @@ type riskPayload struct {
 }
 
 // ConfigureRisk submits the information-security risk meta of a token:
-// classification, label, handling and any other fields (64 fields, 4 KiB).
+// classification (required), label, handling, retentionDays and any other
+// fields (64 fields, 4 KiB).
 func (s *Service) ConfigureRisk(ctx context.Context, profileID, token string, fields map[string]any) (*privicore.Command, error) {
 	v := privicore.ValidationErrors{}
 	if token == "" {
 		v.Add("token", "is required")
 	}
-	for _, f := range []string{"classification", "label", "handling"} {
-		if s, _ := fields[f].(string); s == "" {
-			v.Add(f, "is required")
-		}
-	}
+	checkRisk(fields, v) // risk.go
 	if len(fields) > maxRiskFields {
 		v.Add("fields", "at most 64 fields")
 	}
