@@ -206,6 +206,7 @@ func TestAckAfterThe202(t *testing.T) {
 	u := a.activeUser("ackorder")
 	a.storageDevice(u, "s1")
 	_, dev := a.requestDevice(u.Token, "d-meta")
+	app := a.oauthApp(u, "data-token:read")
 	rc := newRawClient(t, e, u.Token)
 	rc.drain(a.succeed(accepted(t, a.postJSON("/device/request-unique-identifier", u.Token, map[string]string{"deviceName": "marker"}))))
 
@@ -251,6 +252,15 @@ func TestAckAfterThe202(t *testing.T) {
 		}},
 		{"set-voting-time-limit", func(i int) outcome {
 			return rc.command("POST", "/verified-authenticator/set-voting-time-limit", map[string]any{"timeLimit": 5 + i%100})
+		}},
+		{"oauth-application-register", func(i int) outcome {
+			return rc.command("POST", "/profile/oauth-application-register", map[string]any{"name": fmt.Sprintf("app%d", i), "redirectUri": "https://acme.example/cb", "scopes": []string{"data-token:read"}})
+		}},
+		{"oauth-application-request-authorization-code (GET)", func(i int) outcome {
+			return rc.command("GET", "/profile/oauth-application-request-authorization-code", map[string]any{"client_id": app.ClientID, "nonce": fmt.Sprintf("n-%d", i), "scope[]": "data-token:read"})
+		}},
+		{"voting-configuration/register", func(i int) outcome {
+			return rc.command("POST", "/verified-authenticator/voting-configuration/register", map[string]any{"name": fmt.Sprintf("vc%d", i), "timeLimit": 60, "strategy": "unanimous", "deviceIdentifiers": []string{}})
 		}},
 		{"register-public-key", func(int) outcome {
 			return rc.command("POST", "/public-key/register-public-key", map[string]any{"publicKey": u.Key})
