@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/storagedevice"
@@ -66,4 +70,32 @@ func TestApproveBeforeKey(t *testing.T) {
 		t.Fatal("the device approved before its key does not serve the data")
 	}
 	waitBlobs(t, d, 1)
+}
+
+// TestApproveBeforeKeyAuthCallout: on an external NATS that asks the
+// engine (auth callout), an approved device without key is refused too,
+// and connects with the same bundle once its key is registered.
+func TestApproveBeforeKeyAuthCallout(t *testing.T) {
+	issuer, _ := nkeys.CreateAccount()
+	seed, _ := issuer.Seed()
+	pub, _ := issuer.PublicKey()
+	srv := externalNATS(t, &server.Options{Users: []*server.User{{Username: "privicore", Password: "engine-pw"}},
+		AuthCallout: &server.AuthCallout{Issuer: pub, AuthUsers: []string{"privicore"}}})
+	url := strings.Replace(srv.ClientURL(), "nats://", "nats://privicore:engine-pw@", 1)
+	e := enginetest.Start(t, func(c *engine.Config) { c.NATSURL, c.NATSCalloutSeed = url, string(seed) })
+	a := newAPI(t, e)
+	u := a.activeUser("approve-first-callout")
+	_, id := a.requestDevice(u.Token, "early")
+	a.succeed(accepted(t, a.postJSON("/device/approve-device", u.Token, map[string]string{"deviceIdentifier": id})))
+	b := a.bundle(u.Token, id)
+	if nc, err := connect(t, b, nil); err == nil {
+		nc.Close()
+		t.Fatal("the callout accepted an approved device without a public key")
+	}
+	a.deviceKey(u.Token, id)
+	nc, err := connect(t, b, nil)
+	if err != nil {
+		t.Fatalf("active device refused by the callout: %v", err)
+	}
+	nc.Close()
 }
