@@ -320,6 +320,14 @@ type DataTokenStore interface {
 	ListDataTokens(ctx context.Context, profileID string, f DataTokenFilter) ([]*DataToken, int, error)
 	// ExpiredDataTokens lists tokens never made permanent whose reservation expired.
 	ExpiredDataTokens(ctx context.Context, before time.Time, limit int) ([]*DataToken, error)
+	// AddExpiredReservation keeps a tombstone of a swept reservation: the
+	// hash of its temporary token (or id), its profile and when it expired.
+	AddExpiredReservation(ctx context.Context, keyHash, profileID string, expiredAt time.Time) error
+	// ExpiredReservation reports whether profileID has a tombstone keyHash.
+	ExpiredReservation(ctx context.Context, keyHash, profileID string) (bool, error)
+	// PruneExpiredReservations drops up to limit tombstones of reservations
+	// that expired before before, and says how many.
+	PruneExpiredReservations(ctx context.Context, before time.Time, limit int) (int, error)
 
 	// AddDeviceBlob records that devices durably hold a blob.
 	AddDeviceBlob(ctx context.Context, blobID string, size int64, deviceIDs ...string) error

@@ -131,6 +131,9 @@ type Processor struct {
 	attachMu sync.Mutex
 	attached map[string]any // in-memory inputs of commands, by id (never persisted)
 
+	holdMu sync.Mutex
+	held   map[string]*Hold // commands whose 202 has not left yet, by id (hold.go)
+
 	mu       sync.Mutex
 	inflight map[string]bool
 	keys     map[string]int            // ordering key → commands queued or running
@@ -161,7 +164,7 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, handlers: map[string]Steps{}, events: map[string]func(*privicore.Command) string{}, attached: map[string]any{},
+	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, handlers: map[string]Steps{}, events: map[string]func(*privicore.Command) string{}, attached: map[string]any{}, held: map[string]*Hold{},
 		now: func() time.Time { return time.Now().UTC() }, inflight: map[string]bool{}, keys: map[string]int{}, stop: make(chan struct{})}
 	for range opts.Workers {
 		p.queues = append(p.queues, make(chan *privicore.Command, opts.QueueSize))
@@ -286,6 +289,7 @@ func (p *Processor) SubmitWithID(ctx context.Context, id, profileID, typ string,
 	now := p.now()
 	c := &privicore.Command{ID: id, ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandPending, CreatedAt: now, UpdatedAt: now,
 		Actor: actorOf(ctx)}
+	p.hold(ctx, c.ID)
 	// Inline execution, unless a vote may hold the command (its pool needs
 	// the command's record first).
 	h := p.handlers[typ]
@@ -694,11 +698,9 @@ func (p *Processor) publish(c *privicore.Command, status privicore.CommandStatus
 		return
 	}
 	ev := Event{Type: EventCommand, ID: c.ID, CommandStatus: status, Body: body}
-	if c.ProfileID != "" {
-		p.pub.Publish(c.ProfileID, ev)
-	}
+	p.emit(c.ID, c.ProfileID, ev)
 	if notify != "" && notify != c.ProfileID {
-		p.pub.Publish(notify, ev)
+		p.emit(c.ID, notify, ev)
 	}
 }
 
@@ -730,11 +732,12 @@ func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any,
 	now := p.now()
 	c := &privicore.Command{ID: NewID(), ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandSucceeded, CreatedAt: now, UpdatedAt: now,
 		Actor: actorOf(ctx)}
-	if _, held := p.handlers[typ]; held {
+	if _, handled := p.handlers[typ]; handled {
 		if _, gated := p.gated(ctx, c); gated {
 			return p.SubmitWithID(ctx, c.ID, profileID, typ, payload)
 		}
 	}
+	p.hold(ctx, c.ID)
 	var res Result
 	err = p.store.Write(ctx, func(q privicore.Queries) error {
 		var err error
@@ -750,8 +753,7 @@ func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any,
 	if err != nil {
 		return nil, err
 	}
-	// Published after the caller had time to read the 202: events are
-	// buffered for a profile without a socket and delivered to joined ones.
+	// Under a Hold (the HTTP layer's), published once the 202 has left.
 	p.publish(c, privicore.CommandSucceeded, res.Body, res.Notify)
 	if res.After != nil {
 		res.After()

@@ -315,11 +315,13 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-// checkReservation applies the reservation rules to t.
-func (s *Service) checkReservation(t *privicore.DataToken, err error, profileID string) error {
+// checkReservation applies the reservation rules to t, read (with err) by
+// key, its temporary token or id; r tells an expired reservation already
+// swept (tombstone.go) from an unknown one.
+func (s *Service) checkReservation(ctx context.Context, r reservationReader, key string, t *privicore.DataToken, err error, profileID string) error {
 	switch {
 	case privicore.ErrorCode(err) == privicore.ENOTFOUND || (err == nil && t.ProfileID != profileID):
-		return privicore.Reject(ReasonReservationNotFound, "reservation not found")
+		return missingReservation(ctx, r, key, profileID)
 	case err != nil:
 		return err
 	case t.State != privicore.TokenReserved:
@@ -336,7 +338,7 @@ func (s *Service) prepareExchange(ctx context.Context, c *privicore.Command) (an
 		return nil, err
 	}
 	t, err := s.store.FindDataToken(ctx, p.TempToken)
-	if err := s.checkReservation(t, err, c.ProfileID); err != nil {
+	if err := s.checkReservation(ctx, s.store, p.TempToken, t, err, c.ProfileID); err != nil {
 		return nil, err
 	}
 	att, ok := s.cmds.Attachment(c)
@@ -397,7 +399,7 @@ func (s *Service) applyExchange(ctx context.Context, q privicore.Queries, c *pri
 	t.BlobID, t.WrappedKey, t.Size = p.BlobID, p.Wrapped, p.Size
 	if err := q.FillReservation(ctx, &t, s.now()); privicore.ErrorCode(err) == privicore.ECONFLICT {
 		cur, err := q.FindDataToken(ctx, t.ID)
-		if err := s.checkReservation(cur, err, c.ProfileID); err != nil {
+		if err := s.checkReservation(ctx, q, t.ID, cur, err, c.ProfileID); err != nil {
 			return command.Result{}, err
 		}
 		return command.Result{}, privicore.Reject(ReasonReservationUsed, "reservation already used")
@@ -570,7 +572,7 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 			// and is the one that answers.
 			return nil, err
 		}
-		s.pub.Publish(c.ProfileID, RequestEvent{Type: EventRequest, ID: p.RequestID, CommandStatus: 3, Body: reason})
+		s.cmds.Emit(c, RequestEvent{Type: EventRequest, ID: p.RequestID, CommandStatus: 3, Body: reason})
 		return nil, privicore.Reject(reason, "%s", reason)
 	}
 	t, _ := s.attachedToken(c)
@@ -605,7 +607,7 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 	}
 	if payload != nil && len(payload) <= InlineMax {
 		ev.Body = base64.StdEncoding.EncodeToString(payload)
-		return func() { s.pub.Publish(c.ProfileID, ev) }, nil
+		return func() { s.cmds.Emit(c, ev) }, nil
 	}
 	url, err := s.downloadURL(ctx, c.ProfileID, t.BlobID)
 	if err != nil {
@@ -613,8 +615,8 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 	}
 	ev.OutputType, ev.Body = 1, url
 	return func() {
-		s.pub.Publish(c.ProfileID, ev)
-		s.pub.Publish(c.ProfileID, map[string]string{"type": EventStreamRdy, "id": p.RequestID, "requestId": p.RequestID, "streamUrl": url})
+		s.cmds.Emit(c, ev)
+		s.cmds.Emit(c, map[string]string{"type": EventStreamRdy, "id": p.RequestID, "requestId": p.RequestID, "streamUrl": url})
 	}, nil
 }
 
@@ -803,17 +805,14 @@ type riskPayload struct {
 }
 
 // ConfigureRisk submits the information-security risk meta of a token:
-// classification, label, handling and any other fields (64 fields, 4 KiB).
+// classification (required), label, handling, retentionDays and any other
+// fields (64 fields, 4 KiB).
 func (s *Service) ConfigureRisk(ctx context.Context, profileID, token string, fields map[string]any) (*privicore.Command, error) {
 	v := privicore.ValidationErrors{}
 	if token == "" {
 		v.Add("token", "is required")
 	}
-	for _, f := range []string{"classification", "label", "handling"} {
-		if s, _ := fields[f].(string); s == "" {
-			v.Add(f, "is required")
-		}
-	}
+	checkRisk(fields, v) // risk.go
 	if len(fields) > maxRiskFields {
 		v.Add("fields", "at most 64 fields")
 	}
@@ -875,8 +874,9 @@ func (s *Service) deleteIn(ctx context.Context, q privicore.Queries, profileID, 
 	return command.Result{After: func() { s.storage.KickAll(holders) }}, q.DeleteDataToken(ctx, t.ID)
 }
 
-// Sweep removes tokens never made permanent whose reservation expired, and
-// queues their payloads' removal from the devices.
+// Sweep removes tokens never made permanent whose reservation expired
+// (keeping a tombstone, tombstone.go), queues their payloads' removal from
+// the devices, and drops the tombstones past ReservationTombstoneTTL.
 func (s *Service) Sweep(ctx context.Context) error {
 	expired, err := s.store.ExpiredDataTokens(ctx, s.now(), 500)
 	if err != nil {
@@ -892,6 +892,9 @@ func (s *Service) Sweep(ctx context.Context) error {
 			if err := s.forget(ctx, q, t.BlobID); err != nil {
 				return err
 			}
+			if err := bury(ctx, q, t); err != nil {
+				return err
+			}
 			return q.DeleteDataToken(ctx, t.ID)
 		})
 		if err != nil {
@@ -899,7 +902,7 @@ func (s *Service) Sweep(ctx context.Context) error {
 		}
 		s.storage.KickAll(holders)
 	}
-	return nil
+	return s.pruneTombstones(ctx)
 }
 
 func decode(c *privicore.Command, v any) error {

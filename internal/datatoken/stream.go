@@ -105,7 +105,7 @@ func (s *Service) Upload(ctx context.Context, secret string, body io.Reader) (*p
 	submit := func(p *pushed) (*privicore.Command, error) {
 		return s.cmds.SubmitAttached(ctx, profileID, CmdStreamExchange, payload, p)
 	}
-	if err := s.checkReservation(t, nil, profileID); err != nil {
+	if err := s.checkReservation(ctx, s.store, rid, t, nil, profileID); err != nil {
 		if reason := privicore.ErrorReason(err); reason != "" {
 			return submit(&pushed{Fail: reason})
 		}
@@ -194,7 +194,7 @@ func (s *Service) applyStream(ctx context.Context, q privicore.Queries, c *privi
 		return command.Result{}, err
 	}
 	t, err := q.FindDataToken(ctx, pl.ReservationID)
-	if err := s.checkReservation(t, err, c.ProfileID); err != nil {
+	if err := s.checkReservation(ctx, q, pl.ReservationID, t, err, c.ProfileID); err != nil {
 		return command.Result{}, err
 	}
 	t.State, t.BlobID, t.WrappedKey, t.Size, t.Chunks = privicore.TokenStored, p.BlobID, p.Wrapped, p.Size, p.Chunks

@@ -325,6 +325,12 @@ func commandDevice(ctx context.Context, q privicore.Queries, c *privicore.Comman
 	return d, p, err
 }
 
+// Active reports whether d may connect to the bus and hold a role: it is
+// approved and its public key is registered.
+func Active(d *privicore.Device) bool {
+	return d.State == privicore.DeviceApproved && d.PublicKey != ""
+}
+
 // approve marks d approved and gives it its bus user.
 func (s *Service) approve(d *privicore.Device) {
 	d.State = privicore.DeviceApproved
@@ -336,11 +342,12 @@ func (s *Service) handleApprove(ctx context.Context, q privicore.Queries, c *pri
 	if err != nil {
 		return command.Result{}, err
 	}
-	switch {
-	case d.State == privicore.DeviceApproved:
+	// A device may be approved before its key is registered (the
+	// reference's clients do): it is then approved but not active — its
+	// bundle can be downloaded, but the bus refuses it and it cannot take a
+	// role until its key is registered.
+	if d.State == privicore.DeviceApproved {
 		return command.Result{}, privicore.Reject(ReasonAlreadyApproved, "device already approved")
-	case d.PublicKey == "":
-		return command.Result{}, privicore.Reject(ReasonPublicKeyRequired, "register the device's public key first")
 	}
 	s.approve(d)
 	d.UpdatedAt = s.now()
@@ -381,6 +388,10 @@ func (s *Service) handleAssignRole(ctx context.Context, q privicore.Queries, c *
 	switch {
 	case d.State != privicore.DeviceApproved:
 		return command.Result{}, privicore.Reject(ReasonNotApproved, "device not approved")
+	case !Active(d):
+		// Role ⇒ key: a storage device or authenticator always has the key
+		// its traffic is checked against.
+		return command.Result{}, privicore.Reject(ReasonPublicKeyRequired, "register the device's public key first")
 	case d.Role != privicore.RoleNone:
 		return command.Result{}, privicore.Reject(ReasonRoleTaken, "the device already has the role %s", d.Role)
 	}
@@ -487,7 +498,8 @@ func (s *Service) Configuration(ctx context.Context, profileID, deviceID string)
 func deviceSubject(prefix, id string) string { return prefix + ".dev." + id }
 
 // AuthenticateDevice implements bus.DeviceAuthenticator: clientID and
-// secret must be the current credentials of an approved device.
+// secret must be the current credentials of an active device (approved,
+// its public key registered).
 func (s *Service) AuthenticateDevice(clientID, secret string) (string, bool) {
 	if !bus.IsDeviceClient(clientID) || secret == "" {
 		return "", false
@@ -495,7 +507,7 @@ func (s *Service) AuthenticateDevice(clientID, secret string) (string, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d, err := s.store.FindDeviceByClientID(ctx, clientID)
-	if err != nil || d.State != privicore.DeviceApproved || d.SecretHash == "" {
+	if err != nil || !Active(d) || d.SecretHash == "" {
 		return "", false
 	}
 	if subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(d.SecretHash)) != 1 {

@@ -105,8 +105,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		t.Fatalf("new device %+v", d)
 	}
 
-	// Approval needs the device's key; configuration needs approval.
-	a.rejected(accepted(t, a.postJSON("/device/approve-device", u.Token, map[string]string{"deviceIdentifier": id})), "device.public_key_required")
+	// Configuration needs approval (approval before the key: device_approval_test.go).
 	expect(t, a.get("/device/retrieve-device-configuration/"+id, u.Token), http.StatusConflict)
 	key := a.deviceKey(u.Token, id)
 	r = a.get("/public-key/retrieve-public-key?deviceIdentifier="+id, u.Token)

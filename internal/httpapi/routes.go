@@ -146,5 +146,5 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /voting/cancel-pool", s.authed(activeProfile, privicore.ScopeVotingWrite, s.cancelPool))
 
 	handle("/", http.HandlerFunc(notFound))
-	return s.middleware(mux)
+	return s.middleware(holdAcks(mux)) // holdAcks: accepted.go
 }
