@@ -110,12 +110,21 @@ func (p *Processor) emit(id, profileID string, data any) {
 	if p.pub == nil || profileID == "" {
 		return
 	}
+	p.Later(id, func() { p.pub.Publish(profileID, data) })
+}
+
+// Later runs f at once, or, while command id's 202 has not left yet (a
+// Hold), right after it, in order with the command's events. A handler's
+// Result.After uses it for what announces the command's effects on the
+// socket (a cancelled vote's POOL-RESOLVED comes after the cancellation's
+// own ack). f must not block.
+func (p *Processor) Later(id string, f func()) {
 	p.holdMu.Lock()
 	h := p.held[id]
 	p.holdMu.Unlock()
 	if h == nil {
-		p.pub.Publish(profileID, data)
+		f()
 		return
 	}
-	h.run(func() { p.pub.Publish(profileID, data) })
+	h.run(f)
 }

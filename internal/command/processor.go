@@ -761,12 +761,12 @@ func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any,
 	return c, nil
 }
 
-// Publish sends data to profileID's channel through the processor's
-// publisher: the acks' path (buffered for a profile without a joined
-// socket). It is the hook for events about commands that another package
-// decides, such as the pending status of a command a vote holds.
-func (p *Processor) Publish(profileID string, data any) {
-	if p.pub != nil && profileID != "" {
-		p.pub.Publish(profileID, data)
-	}
+// Publish sends data about command commandID to profileID's channel
+// through the processor's publisher: the acks' path (buffered for a profile
+// without a joined socket), and, while the request that submitted the
+// command holds its events, after that request's 202. It is the hook for
+// events about commands that another package decides, such as the pending
+// status of a command a vote holds.
+func (p *Processor) Publish(commandID, profileID string, data any) {
+	p.emit(commandID, profileID, data)
 }

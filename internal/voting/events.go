@@ -47,10 +47,10 @@ func (s *Service) openedNews(pl *privicore.Pool) func() {
 	ev := PoolOpened{Type: EventPoolOpened, ID: pl.ID, PoolID: pl.ID, CommandID: pl.CommandID, Event: pl.Event, Attempt: pl.Attempt,
 		ExpiresAt: pl.ExpiresAt.UTC().Format(eventTime)}
 	pending := command.Event{Type: command.EventCommand, ID: pl.CommandID, CommandStatus: privicore.CommandPending, Body: pl.ID}
-	profileID := pl.ProfileID
+	profileID, commandID := pl.ProfileID, pl.CommandID
 	return func() {
-		s.cmds.Publish(profileID, ev)
-		s.cmds.Publish(profileID, pending)
+		s.cmds.Publish(commandID, profileID, ev)
+		s.cmds.Publish(commandID, profileID, pending)
 	}
 }
 
@@ -58,6 +58,6 @@ func (s *Service) openedNews(pl *privicore.Pool) func() {
 // committed.
 func (s *Service) resolvedNews(pl *privicore.Pool) func() {
 	ev := PoolResolved{Type: EventPoolResolved, ID: pl.ID, PoolID: pl.ID, CommandID: pl.CommandID, State: pl.State}
-	profileID := pl.ProfileID
-	return func() { s.cmds.Publish(profileID, ev) }
+	profileID, commandID := pl.ProfileID, pl.CommandID
+	return func() { s.cmds.Publish(commandID, profileID, ev) }
 }

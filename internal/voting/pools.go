@@ -628,5 +628,7 @@ func (s *Service) handleCancelVote(ctx context.Context, q privicore.Queries, c *
 	if err != nil {
 		return command.Result{}, err
 	}
-	return command.Result{After: after}, nil
+	// The pool's end is announced after the cancellation's own ack (which
+	// waits for the cancellation's 202).
+	return command.Result{After: func() { s.cmds.Later(c.ID, after) }}, nil
 }
