@@ -357,3 +357,88 @@ func TestRevokeRacingJoinsLeavesNoSocketJoined(t *testing.T) {
 		t.Fatalf("%d sockets joined for the profile, want the control socket", n)
 	}
 }
+
+// until reads s's events (data objects) up to and including the first that
+// last accepts, and returns them all.
+func until(t *testing.T, s *socket, last func(data map[string]any) bool) []map[string]any {
+	t.Helper()
+	var got []map[string]any
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		m := s.read(time.Until(deadline))
+		if m == nil {
+			break
+		}
+		data, _ := m["data"].(map[string]any)
+		got = append(got, data)
+		if last(data) {
+			return got
+		}
+	}
+	t.Fatalf("awaited event never came; got %v", got)
+	return nil
+}
+
+func isAck(id string) func(map[string]any) bool {
+	return func(d map[string]any) bool {
+		return d["type"] == "X-DPT-CAB-ID" && d["id"] == id && d["command_status"] != float64(1)
+	}
+}
+
+func isAnswer(requestID string) func(map[string]any) bool {
+	return func(d map[string]any) bool { return d["type"] == "X-DPT-CAB-REQUEST-ID" && d["id"] == requestID }
+}
+
+func TestChannelEventsFollowTheTokensScopes(t *testing.T) {
+	e := enginetest.Start(t)
+	a := newAPI(t, e)
+	u := a.activeUser("scoped")
+	a.storageDevice(u, "s1")
+	writer := a.authorize(u, a.oauthApp(u, "data-token:write"), "n-w", "data-token:write").AccessToken
+	reader := a.authorize(u, a.oauthApp(u, "data-token:read"), "n-r", "data-token:read").AccessToken
+
+	sp := join(t, e.WSURL, u.Token)
+	sw := join(t, e.WSURL, writer)
+	sr := join(t, e.WSURL, reader)
+
+	// The profile stores and reads a token: the answer carries ciphertext.
+	wire, _ := ciphertext(t, 100)
+	dtk := a.store(u, "scoped", wire)
+	_, answer := a.retrieve(sp, u.Token, dtk)
+	profileRequest := answer["id"].(string)
+
+	// The writer application reserves: its own ack reaches it ...
+	own := accepted(t, a.postJSON("/data-token/reserve-token-space", writer, map[string]any{"context": "app"}))
+	for _, d := range until(t, sw, isAck(own)) {
+		// ... and nothing before it: not the profile's data answer (no
+		// data-token:read), not the acks of the profile's commands.
+		if d["id"] != own {
+			t.Fatalf("socket of a token without data-token:read received %v", d)
+		}
+	}
+	if ack := sp.awaitAck(own); ack["command_status"] != float64(2) {
+		t.Fatalf("profile socket: ack %v", ack)
+	}
+
+	// The reader application receives the profile's data answer (it holds
+	// data-token:read) but no ack of a command it did not submit: not the
+	// profile's (an exchange's ack body is its temporary token), not the
+	// writer application's.
+	r := a.postJSON("/data-token/request-data", reader, map[string]string{"token": dtk})
+	expect(t, r, 202)
+	readerRequest, readerCommand := r.Header.Get("X-DPT-CAB-REQUEST-ID"), r.Header.Get("X-DPT-CAB-ID")
+	sawProfileAnswer := false
+	for _, d := range until(t, sr, isAnswer(readerRequest)) {
+		switch {
+		case isAnswer(profileRequest)(d):
+			sawProfileAnswer = true
+		case d["type"] == "X-DPT-CAB-REQUEST-ID" && d["id"] == readerRequest:
+		case d["type"] == "X-DPT-CAB-ID" && d["id"] == readerCommand:
+		default:
+			t.Fatalf("reader application's socket received %v", d)
+		}
+	}
+	if !sawProfileAnswer {
+		t.Fatal("a token with data-token:read did not receive the profile's data answer")
+	}
+}
