@@ -1,8 +1,9 @@
 package wsproxy
 
 import (
-	"bytes"
 	"encoding/json"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/privicore/privicore"
@@ -76,28 +77,42 @@ func (g *Grant) allows(ev eventInfo) bool {
 // encode marshals an event's data into the channel message {"data": data}
 // and classifies it.
 func encode(data any) (eventInfo, []byte, error) {
-	raw, err := json.Marshal(data)
+	msg, err := json.Marshal(struct {
+		Data any `json:"data"`
+	}{data})
 	if err != nil {
 		return eventInfo{}, nil, err
 	}
-	var ev eventInfo
+	return classify(data), msg, nil
+}
+
+// classify reads an event's type without encoding it again: the field of a
+// struct that encodes as "type", the "type" key of a map.
+func classify(data any) eventInfo {
 	switch d := data.(type) {
 	case command.Event:
-		ev = eventInfo{typ: d.Type, actor: d.Actor}
+		return eventInfo{typ: d.Type, actor: d.Actor}
 	case *command.Event:
-		ev = eventInfo{typ: d.Type, actor: d.Actor}
-	default:
-		var probe struct {
-			Type string `json:"type"`
-		}
-		if bytes.HasPrefix(raw, []byte("{")) {
-			_ = json.Unmarshal(raw, &probe) // not an object with a type: profile tokens only
-		}
-		ev.typ = probe.Type
+		return eventInfo{typ: d.Type, actor: d.Actor}
+	case map[string]string:
+		return eventInfo{typ: d["type"]}
+	case map[string]any:
+		typ, _ := d["type"].(string)
+		return eventInfo{typ: typ}
 	}
-	msg := make([]byte, 0, len(raw)+len(`{"data":}`))
-	msg = append(msg, `{"data":`...)
-	msg = append(msg, raw...)
-	msg = append(msg, '}')
-	return ev, msg, nil
+	v := reflect.ValueOf(data)
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Struct {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if f.IsExported() && f.Type.Kind() == reflect.String && (name == "type" || name == "" && f.Name == "Type") {
+				return eventInfo{typ: v.Field(i).String()}
+			}
+		}
+	}
+	return eventInfo{} // no type: the profile's own tokens only
 }

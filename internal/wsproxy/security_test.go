@@ -76,6 +76,10 @@ func TestEventsFollowTheTokensScopes(t *testing.T) {
 		command.Event{Type: command.EventCommand, ID: "ack-app2", CommandStatus: 1, Actor: "application app2"},
 		map[string]any{"type": EventDataRequest, "id": "answer", "body": "Y2lwaGVydGV4dA=="},
 		map[string]string{"type": EventStreamReady, "id": "stream"},
+		&struct {
+			Kind string `json:"type"`
+			ID   string `json:"id"`
+		}{EventPoolOpened, "opened-struct"},
 		map[string]any{"type": EventPoolOpened, "id": "opened"},
 		map[string]any{"type": EventPoolResolved, "id": "resolved"},
 		map[string]any{"type": "SOMETHING-NEW", "id": "unknown"},
@@ -89,10 +93,10 @@ func TestEventsFollowTheTokensScopes(t *testing.T) {
 	h.Publish("A", command.Event{Type: command.EventCommand, ID: "marker", Actor: "application app2"})
 	h.Publish("A", command.Event{Type: command.EventCommand, ID: "marker", Actor: "application app3"})
 	want := map[*client][]any{
-		own:    {"ack-profile", "ack-app1", "ack-app2", "answer", "stream", "opened", "resolved", "unknown", nil, "end", "marker", "marker", "marker"},
+		own:    {"ack-profile", "ack-app1", "ack-app2", "answer", "stream", "opened-struct", "opened", "resolved", "unknown", nil, "end", "marker", "marker", "marker"},
 		data:   {"ack-app1", "answer", "stream", "marker"},
-		voting: {"ack-app2", "opened", "resolved", "marker"},
-		all:    {"answer", "stream", "opened", "resolved", "marker"},
+		voting: {"ack-app2", "opened-struct", "opened", "resolved", "marker"},
+		all:    {"answer", "stream", "opened-struct", "opened", "resolved", "marker"},
 	}
 	for c, ids := range want {
 		for _, id := range ids {
