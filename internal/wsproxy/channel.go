@@ -10,68 +10,77 @@ import (
 	"github.com/google/uuid"
 )
 
-// joinOutcome is the result of attaching a verified socket.
-type joinOutcome int
-
-const (
-	joinedOK    joinOutcome = iota
-	joinRevoked             // the token was revoked since it was verified
-	joinStale               // verified too long ago to trust: verify again
-	joinClosing             // the socket or the hub is closing
-)
-
 // joinChannel verifies token and joins c to its profile's channel. It
-// returns the reply status (200, 401) when it answered the client itself
-// through the queue, or 0 when the socket is closing.
+// returns 200 or 401 (the caller replies), or 0 when the socket is closing.
+//
+// A revocation racing the join must not leave the socket joined: the
+// socket is registered under its token first (receiving nothing yet), then
+// the token is verified again. A revocation that committed before the
+// registration fails that second check; one that commits after it finds
+// the socket registered, and its CloseToken closes it before the revoke
+// answers (attach then sees it closing).
 func (h *Hub) joinChannel(ctx context.Context, c *conn, token, correlationID string) int {
-	for {
-		verifiedAt := time.Now()
-		vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
-		g, err := h.opts.Verifier.VerifyChannelToken(vctx, token)
-		cancel()
-		if err != nil {
-			return http.StatusUnauthorized
-		}
-		channelID := uuid.Must(uuid.NewV7()).String()
-		ok, _ := json.Marshal(reply{CorrelationID: correlationID, Status: http.StatusOK,
-			Data: map[string]any{"channelId": channelID, "message": "Successfully joined profile channel."}})
-		switch h.attach(c, &g, channelID, verifiedAt, ok) {
-		case joinedOK:
-			h.log.Debug("channel joined", "profile", g.ProfileID, "channel", channelID)
-			return http.StatusOK
-		case joinRevoked:
-			return http.StatusUnauthorized
-		case joinClosing:
-			return 0
-		}
+	g, err := h.verify(ctx, token)
+	if err != nil {
+		return http.StatusUnauthorized
 	}
+	if !h.reserve(c, g) {
+		return 0
+	}
+	if again, err := h.verify(ctx, token); err != nil || again.TokenID != g.TokenID {
+		h.mu.Lock()
+		h.detachLocked(c)
+		h.mu.Unlock()
+		return http.StatusUnauthorized
+	}
+	channelID := uuid.Must(uuid.NewV7()).String()
+	ok, _ := json.Marshal(reply{CorrelationID: correlationID, Status: http.StatusOK,
+		Data: map[string]any{"channelId": channelID, "message": "Successfully joined profile channel."}})
+	if !h.attach(c, g, channelID, ok) {
+		return 0
+	}
+	h.log.Debug("channel joined", "profile", g.ProfileID, "channel", channelID)
+	return http.StatusOK
 }
 
-// attach registers c for g's profile and token, queues the join reply and
-// the buffered events g may read, unless the token was revoked after
-// verifiedAt (CloseToken runs under the same lock: either it sees c
-// registered and closes it, or attach sees the revocation).
-func (h *Hub) attach(c *conn, g *Grant, channelID string, verifiedAt time.Time, ok []byte) joinOutcome {
+func (h *Hub) verify(ctx context.Context, token string) (*Grant, error) {
+	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
+	g, err := h.opts.Verifier.VerifyChannelToken(vctx, token)
+	return &g, err
+}
+
+// reserve registers c under g's token, not yet joined: CloseToken closes
+// it, Publish does not reach it.
+func (h *Hub) reserve(c *conn, g *Grant) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || c.isDone() {
-		return joinClosing
+		return false
 	}
-	if _, revoked := h.revoked[g.TokenID]; revoked {
-		return joinRevoked
-	}
-	if time.Since(verifiedAt) > revokedMemory {
-		return joinStale
-	}
-	c.grant, c.channelID = g, channelID
-	if h.joined[g.ProfileID] == nil {
-		h.joined[g.ProfileID] = map[*conn]struct{}{}
-	}
-	h.joined[g.ProfileID][c] = struct{}{}
+	c.grant = g
 	if h.byToken[g.TokenID] == nil {
 		h.byToken[g.TokenID] = map[*conn]struct{}{}
 	}
 	h.byToken[g.TokenID][c] = struct{}{}
+	return true
+}
+
+// attach joins the reserved c to g's profile channel and queues the join
+// reply and the buffered events g may read; false if c was closed since it
+// was reserved (its token revoked, or the hub closing).
+func (h *Hub) attach(c *conn, g *Grant, channelID string, ok []byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || c.isDone() || c.grant != g {
+		h.detachLocked(c)
+		return false
+	}
+	c.channelID = channelID
+	if h.joined[g.ProfileID] == nil {
+		h.joined[g.ProfileID] = map[*conn]struct{}{}
+	}
+	h.joined[g.ProfileID][c] = struct{}{}
 	c.enqueue(ok)
 	if b := h.buffers[g.ProfileID]; b != nil {
 		now := time.Now()
@@ -91,7 +100,7 @@ func (h *Hub) attach(c *conn, g *Grant, channelID string, verifiedAt time.Time, 
 		}
 	}
 	c.expiry = time.AfterFunc(time.Until(g.ExpiresAt), func() { h.expire(c, g) })
-	return joinedOK
+	return true
 }
 
 // expire closes c if it is still joined with g when g's token expires.

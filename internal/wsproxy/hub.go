@@ -45,10 +45,6 @@ const (
 const (
 	// verifyTimeout bounds a token verification.
 	verifyTimeout = 5 * time.Second
-	// revokedMemory is how long a revoked token id is remembered, so that a
-	// join verified just before the revocation but registered after it is
-	// refused; a join whose verification is older than this verifies again.
-	revokedMemory = time.Minute
 )
 
 // Close codes and reasons besides the library's.
@@ -95,7 +91,6 @@ type Hub struct {
 	perAddr  map[string]int                // open connections by client address
 	joined   map[string]map[*conn]struct{} // profile → joined connections
 	byToken  map[string]map[*conn]struct{} // token id → joined connections
-	revoked  map[string]time.Time          // token id → when CloseToken was called
 	buffers  map[string]*buffer
 	bufOrder []string // profiles in buffer creation order, for the profile bound
 	stop     chan struct{}
@@ -146,7 +141,7 @@ func NewHub(opts Options) *Hub {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{opts: opts, log: log, conns: map[*conn]struct{}{}, perAddr: map[string]int{}, joined: map[string]map[*conn]struct{}{},
-		byToken: map[string]map[*conn]struct{}{}, revoked: map[string]time.Time{}, buffers: map[string]*buffer{}, stop: make(chan struct{})}
+		byToken: map[string]map[*conn]struct{}{}, buffers: map[string]*buffer{}, stop: make(chan struct{})}
 	h.wg.Add(1)
 	go h.janitor()
 	return h
@@ -195,14 +190,13 @@ func (h *Hub) bufferLocked(profileID string, e buffered) {
 	b.events = append(b.events, e)
 }
 
-// CloseToken closes every socket joined with tokenID (the token was
-// revoked). When it returns, none of them receives anything more (what was
-// queued for them is dropped), and a join with that token verified before
-// the revocation but not yet registered is refused.
+// CloseToken closes every socket joined (or joining) with tokenID: the
+// token was revoked, call it once the revocation is durable. When it
+// returns, none of them receives anything more (what was queued for them is
+// dropped); a join of that token still under way fails (joinChannel).
 func (h *Hub) CloseToken(tokenID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.revoked[tokenID] = time.Now()
 	for c := range h.byToken[tokenID] {
 		h.detachLocked(c)
 		c.drop(websocket.StatusPolicyViolation, reasonRevoked)
@@ -239,10 +233,10 @@ func (h *Hub) Close() {
 	h.wg.Wait()
 }
 
-// janitor drops expired buffers and forgets old revocations.
+// janitor drops expired buffers.
 func (h *Hub) janitor() {
 	defer h.wg.Done()
-	t := time.NewTicker(min(h.opts.BufferTTL, revokedMemory) / 4)
+	t := time.NewTicker(h.opts.BufferTTL / 4)
 	defer t.Stop()
 	for {
 		select {
@@ -275,11 +269,6 @@ func (h *Hub) pruneLocked(now time.Time) {
 		kept = append(kept, p)
 	}
 	h.bufOrder = kept
-	for id, at := range h.revoked {
-		if now.Sub(at) > revokedMemory {
-			delete(h.revoked, id)
-		}
-	}
 }
 
 // Handler upgrades requests to WebSocket connections. Any Origin is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,34 +13,66 @@ import (
 	"github.com/privicore/privicore/internal/command"
 )
 
-// pausingVerifier verifies like tokens but stops after verifying until
-// released, so a test can revoke in between.
+// pausingVerifier verifies like tokens but, at its pauseOn-th call, stops
+// after reading the token until released, so a test can revoke in between.
+// The test changes tokens only while it is paused.
 type pausingVerifier struct {
 	tokens
+	pauseOn  int
+	calls    atomic.Int32
 	verified chan struct{}
 	release  chan struct{}
 }
 
 func (p *pausingVerifier) VerifyChannelToken(ctx context.Context, token string) (Grant, error) {
 	g, err := p.tokens.VerifyChannelToken(ctx, token)
-	p.verified <- struct{}{}
-	<-p.release
+	if int(p.calls.Add(1)) == p.pauseOn {
+		p.verified <- struct{}{}
+		<-p.release
+	}
 	return g, err
 }
 
-func TestJoinVerifiedBeforeRevokeButRegisteredAfterIsRefused(t *testing.T) {
-	v := &pausingVerifier{tokens: tokens{"ta": {profile: "A", expires: hour}}, verified: make(chan struct{}, 1), release: make(chan struct{})}
+// raceRevoke joins with a token and revokes it (removes it, then
+// CloseToken, as the profile service does) while the join's pauseOn-th
+// verification is under way; it returns the socket and the hub.
+func raceRevoke(t *testing.T, pauseOn int) (*client, *Hub) {
+	v := &pausingVerifier{tokens: tokens{"ta": {profile: "A", expires: hour}}, pauseOn: pauseOn,
+		verified: make(chan struct{}, 1), release: make(chan struct{})}
 	h, url := newTestHub(t, Options{Verifier: v})
 	c := dial(t, url)
 	c.send(`{"action":"joinChannel","data":{"authorizationToken":"ta","correlationId":"r"}}`)
-	<-v.verified
-	h.CloseToken("id-ta") // the revocation commits between verification and registration
+	select {
+	case <-v.verified:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the join never made verification %d", pauseOn)
+	}
+	delete(v.tokens, "ta") // the revocation commits
+	h.CloseToken("id-ta")
 	close(v.release)
+	return c, h
+}
+
+func TestJoinVerifiedBeforeRevokeButRegisteredAfterIsRefused(t *testing.T) {
+	c, h := raceRevoke(t, 1)
 	if m := c.must(5 * time.Second); m["status"] != float64(401) {
 		t.Fatalf("join after revoke: %v", m)
 	}
 	if _, err := c.read(5 * time.Second); websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
 		t.Fatalf("close: %v", err)
+	}
+	if n := h.Joined("A"); n != 0 {
+		t.Fatalf("%d sockets joined", n)
+	}
+}
+
+func TestJoinRegisteredBeforeRevokeIsClosedByIt(t *testing.T) {
+	c, h := raceRevoke(t, 2) // the second check read the token before the revocation
+	h.Publish("A", "after the revoke")
+	m, err := c.read(5 * time.Second)
+	var ce websocket.CloseError
+	if m != nil || !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != reasonRevoked {
+		t.Fatalf("after revoke: %v %v", m, err)
 	}
 	if n := h.Joined("A"); n != 0 {
 		t.Fatalf("%d sockets joined", n)
