@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privicore/privicore/internal/engine"
+	"github.com/privicore/privicore/internal/wsproxy"
 )
 
 // newServeCmd is `privicore serve`: the engine. Every flag can also be set
@@ -38,6 +39,12 @@ func newServeCmd(e *env) *cobra.Command {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			cfg.Logger = newLogger(e, logLevel)
+			if cfg.WSJoinTimeout == 0 { // 0 on the command line: no deadline
+				cfg.WSJoinTimeout = -1
+			}
+			if cfg.WSMaxConnsPerAddr <= 0 { // 0: no limit
+				cfg.WSMaxConnsPerAddr = -1
+			}
 			if calloutKey != "" {
 				seed, err := os.ReadFile(calloutKey)
 				if err != nil {
@@ -77,6 +84,10 @@ func newServeCmd(e *env) *cobra.Command {
 	f.DurationVar(&cfg.CommandRetention, "command-retention", envDuration(e, &envErrs, "PRIVICORE_COMMAND_RETENTION", 30*24*time.Hour),
 		"how long finished commands are kept (status polling, ballots); older ones are pruned hourly, the statistics keep their counts; 0 keeps them forever (env PRIVICORE_COMMAND_RETENTION)")
 	addAuthFlags(cmd, e, &envErrs, &cfg)
+	f.DurationVar(&cfg.WSJoinTimeout, "ws-join-timeout", envDuration(e, &envErrs, "PRIVICORE_WS_JOIN_TIMEOUT", wsproxy.DefaultJoinTimeout),
+		"close a WebSocket that has not joined a channel for this long; 0: never (env PRIVICORE_WS_JOIN_TIMEOUT)")
+	f.IntVar(&cfg.WSMaxConnsPerAddr, "ws-max-per-addr", envInt(e, &envErrs, "PRIVICORE_WS_MAX_PER_ADDR", wsproxy.DefaultMaxConnsPerAddr),
+		"open WebSockets allowed per client IP address (more get 429); 0: no limit (env PRIVICORE_WS_MAX_PER_ADDR)")
 	f.StringVar(&logLevel, "log-level", envOr(e, "PRIVICORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PRIVICORE_LOG_LEVEL)")
 	return cmd
 }

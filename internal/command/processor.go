@@ -99,6 +99,10 @@ type Event struct {
 	ID            string                  `json:"id"`
 	CommandStatus privicore.CommandStatus `json:"command_status"`
 	Body          string                  `json:"body"`
+	// Actor is who submitted the command (privicore.Command.Actor); not
+	// sent: the channel proxy uses it to route acks of an application's
+	// commands to that application's sockets only.
+	Actor string `json:"-"`
 }
 
 // Options configures a Processor.
@@ -697,7 +701,7 @@ func (p *Processor) publish(c *privicore.Command, status privicore.CommandStatus
 	if p.pub == nil {
 		return
 	}
-	ev := Event{Type: EventCommand, ID: c.ID, CommandStatus: status, Body: body}
+	ev := Event{Type: EventCommand, ID: c.ID, CommandStatus: status, Body: body, Actor: c.Actor}
 	p.emit(c.ID, c.ProfileID, ev)
 	if notify != "" && notify != c.ProfileID {
 		p.emit(c.ID, notify, ev)

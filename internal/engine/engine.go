@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/datatoken"
@@ -71,6 +72,13 @@ type Config struct {
 	VoteCheckEvery   time.Duration // how often overdue voting pools are resolved; default 200ms
 	ShutdownTimeout  time.Duration // graceful shutdown bound; default 10s
 	Logger           *slog.Logger  // default: discard
+
+	// WSJoinTimeout closes a WebSocket not joined to a channel for that
+	// long; default wsproxy.DefaultJoinTimeout (10s), negative: never.
+	WSJoinTimeout time.Duration
+	// WSMaxConnsPerAddr bounds open WebSockets per client address; default
+	// wsproxy.DefaultMaxConnsPerAddr (256), negative: no limit.
+	WSMaxConnsPerAddr int
 }
 
 func (c *Config) defaults() {
@@ -141,8 +149,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), stopBg: make(chan struct{})}
 
-	verifier := &lateVerifier{}
-	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: verifier, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval})
+	verifier := &lateVerifier{store: store}
+	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: verifier, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
+		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr})
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention})
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
@@ -205,11 +214,25 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// lateVerifier breaks the hub ↔ profile service construction cycle.
-type lateVerifier struct{ v wsproxy.TokenVerifier }
+// lateVerifier breaks the hub ↔ profile service construction cycle. The
+// profile service checks the token (uncached); the token's record gives
+// what it may read on the channel (kind, scopes, application never change).
+type lateVerifier struct {
+	v     *profile.Service
+	store *sqlstore.DB
+}
 
-func (l *lateVerifier) VerifyChannelToken(ctx context.Context, token string) (string, string, time.Time, error) {
-	return l.v.VerifyChannelToken(ctx, token)
+func (l *lateVerifier) VerifyChannelToken(ctx context.Context, token string) (wsproxy.Grant, error) {
+	profileID, tokenID, expiresAt, err := l.v.VerifyChannelToken(ctx, token)
+	if err != nil {
+		return wsproxy.Grant{}, err
+	}
+	t, err := l.store.FindToken(ctx, tokenID)
+	if err != nil {
+		return wsproxy.Grant{}, err
+	}
+	return wsproxy.Grant{ProfileID: profileID, TokenID: tokenID, ExpiresAt: expiresAt,
+		OAuth: t.Kind == privicore.TokenOAuth, Application: t.Application, Scopes: t.Scope}, nil
 }
 
 // janitor removes expired reservations every 30 s and long-expired tokens

@@ -43,10 +43,12 @@ type PoolResolved struct {
 
 // openedNews returns the publication of pl's current attempt as it is now
 // (POOL-OPENED, then the command's pending status), to run once committed.
-func (s *Service) openedNews(pl *privicore.Pool) func() {
+// actor is who submitted the held command: the pending status is its ack,
+// which an application's socket receives only for its own commands.
+func (s *Service) openedNews(pl *privicore.Pool, actor string) func() {
 	ev := PoolOpened{Type: EventPoolOpened, ID: pl.ID, PoolID: pl.ID, CommandID: pl.CommandID, Event: pl.Event, Attempt: pl.Attempt,
 		ExpiresAt: pl.ExpiresAt.UTC().Format(eventTime)}
-	pending := command.Event{Type: command.EventCommand, ID: pl.CommandID, CommandStatus: privicore.CommandPending, Body: pl.ID}
+	pending := command.Event{Type: command.EventCommand, ID: pl.CommandID, CommandStatus: privicore.CommandPending, Body: pl.ID, Actor: actor}
 	profileID, commandID := pl.ProfileID, pl.CommandID
 	return func() {
 		s.cmds.Publish(commandID, profileID, ev)

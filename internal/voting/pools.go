@@ -234,7 +234,7 @@ func (s *Service) open(ctx context.Context, c *privicore.Command, spec poolSpec)
 		if err := q.CreatePool(ctx, pl); err != nil {
 			return err
 		}
-		opened := s.openedNews(pl) // the first attempt, before settle moves on
+		opened := s.openedNews(pl, c.Actor) // the first attempt, before settle moves on
 		next, err := s.settle(ctx, q, pl, false)
 		if next == nil {
 			next = func() { s.sendBallots(context.Background(), pl, "") } // the first ballots
@@ -361,7 +361,11 @@ func (s *Service) finish(ctx context.Context, q privicore.Queries, pl *privicore
 		if st, known := outcome(pl); known { // nobody can answer: fail through the attempts now
 			return s.finish(ctx, q, pl, st)
 		}
-		opened := s.openedNews(pl)
+		actor := "" // the held command's submitter, for its pending status
+		if c, err := q.FindCommand(ctx, pl.CommandID); err == nil {
+			actor = c.Actor
+		}
+		opened := s.openedNews(pl, actor)
 		return func() { opened(); s.sendBallots(context.Background(), pl, "") }, nil
 	}
 	pl.State, pl.ResolvedAt = state, now

@@ -14,18 +14,23 @@ import (
 	"github.com/google/uuid"
 )
 
-// tokens is the test's TokenVerifier: token → profile, with expiry.
-type tokens map[string]struct {
+// tokens is the test's TokenVerifier: token → profile, with expiry, and
+// for an OAuth access token its application and scopes.
+type tokens map[string]tokenEntry
+
+type tokenEntry struct {
 	profile string
 	expires time.Time
+	app     string // "": the profile's own token
+	scopes  []string
 }
 
-func (t tokens) VerifyChannelToken(_ context.Context, token string) (string, string, time.Time, error) {
+func (t tokens) VerifyChannelToken(_ context.Context, token string) (Grant, error) {
 	e, ok := t[token]
 	if !ok || time.Now().After(e.expires) {
-		return "", "", time.Time{}, errors.New("invalid")
+		return Grant{}, errors.New("invalid")
 	}
-	return e.profile, "id-" + token, e.expires, nil
+	return Grant{ProfileID: e.profile, TokenID: "id-" + token, ExpiresAt: e.expires, OAuth: e.app != "", Application: e.app, Scopes: e.scopes}, nil
 }
 
 var hour = time.Now().Add(time.Hour)
@@ -33,7 +38,7 @@ var hour = time.Now().Add(time.Hour)
 func newTestHub(t *testing.T, opts Options) (*Hub, string) {
 	t.Helper()
 	if opts.Verifier == nil {
-		opts.Verifier = tokens{"ta": {"A", hour}, "ta2": {"A", hour}, "tb": {"B", hour}}
+		opts.Verifier = tokens{"ta": {profile: "A", expires: hour}, "ta2": {profile: "A", expires: hour}, "tb": {profile: "B", expires: hour}}
 	}
 	h := NewHub(opts)
 	srv := httptest.NewServer(h.Handler())
@@ -255,7 +260,7 @@ func TestCloseTokenClosesOnlyThatTokensSockets(t *testing.T) {
 }
 
 func TestTokenExpiryClosesSocket(t *testing.T) {
-	_, url := newTestHub(t, Options{Verifier: tokens{"short": {"A", time.Now().Add(300 * time.Millisecond)}}})
+	_, url := newTestHub(t, Options{Verifier: tokens{"short": {profile: "A", expires: time.Now().Add(300 * time.Millisecond)}}})
 	c := joined(t, url, "short")
 	_, err := c.read(5 * time.Second)
 	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
@@ -280,7 +285,7 @@ func TestSlowConsumerIsClosedWithoutBlockingPublish(t *testing.T) {
 
 func TestCloseEndsConnectionsAndGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
-	h := NewHub(Options{Verifier: tokens{"ta": {"A", hour}}})
+	h := NewHub(Options{Verifier: tokens{"ta": {profile: "A", expires: hour}}})
 	srv := httptest.NewServer(h.Handler())
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")

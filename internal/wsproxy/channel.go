@@ -1,0 +1,168 @@
+package wsproxy
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+)
+
+// joinChannel verifies token and joins c to its profile's channel. It
+// returns 200 or 401 (the caller replies), or 0 when the socket is closing.
+//
+// A revocation racing the join must not leave the socket joined: the
+// socket is registered under its token first (receiving nothing yet), then
+// the token is verified again. A revocation that committed before the
+// registration fails that second check; one that commits after it finds
+// the socket registered, and its CloseToken closes it before the revoke
+// answers (attach then sees it closing).
+func (h *Hub) joinChannel(ctx context.Context, c *conn, token, correlationID string) int {
+	g, err := h.verify(ctx, token)
+	if err != nil {
+		return http.StatusUnauthorized
+	}
+	if !h.reserve(c, g) {
+		return 0
+	}
+	if again, err := h.verify(ctx, token); err != nil || again.TokenID != g.TokenID {
+		h.mu.Lock()
+		h.detachLocked(c)
+		h.mu.Unlock()
+		return http.StatusUnauthorized
+	}
+	channelID := uuid.Must(uuid.NewV7()).String()
+	ok, _ := json.Marshal(reply{CorrelationID: correlationID, Status: http.StatusOK,
+		Data: map[string]any{"channelId": channelID, "message": "Successfully joined profile channel."}})
+	if !h.attach(c, g, channelID, ok) {
+		return 0
+	}
+	h.log.Debug("channel joined", "profile", g.ProfileID, "channel", channelID)
+	return http.StatusOK
+}
+
+func (h *Hub) verify(ctx context.Context, token string) (*Grant, error) {
+	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
+	g, err := h.opts.Verifier.VerifyChannelToken(vctx, token)
+	return &g, err
+}
+
+// reserve registers c under g's token, not yet joined: CloseToken closes
+// it, Publish does not reach it.
+func (h *Hub) reserve(c *conn, g *Grant) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || c.isDone() {
+		return false
+	}
+	c.grant = g
+	if h.byToken[g.TokenID] == nil {
+		h.byToken[g.TokenID] = map[*conn]struct{}{}
+	}
+	h.byToken[g.TokenID][c] = struct{}{}
+	return true
+}
+
+// attach joins the reserved c to g's profile channel and queues the join
+// reply and the buffered events g may read; false if c was closed since it
+// was reserved (its token revoked, or the hub closing).
+func (h *Hub) attach(c *conn, g *Grant, channelID string, ok []byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || c.isDone() || c.grant != g {
+		h.detachLocked(c)
+		return false
+	}
+	c.channelID = channelID
+	if h.joined[g.ProfileID] == nil {
+		h.joined[g.ProfileID] = map[*conn]struct{}{}
+	}
+	h.joined[g.ProfileID][c] = struct{}{}
+	c.enqueue(ok)
+	if b := h.buffers[g.ProfileID]; b != nil {
+		now := time.Now()
+		kept := b.events[:0]
+		for _, e := range b.events {
+			switch {
+			case now.Sub(e.at) > h.opts.BufferTTL:
+			case g.allows(e.ev):
+				c.enqueue(e.msg)
+			default:
+				kept = append(kept, e) // for a later socket that may read it
+			}
+		}
+		b.events = kept
+		if len(kept) == 0 {
+			delete(h.buffers, g.ProfileID)
+		}
+	}
+	c.expiry = time.AfterFunc(time.Until(g.ExpiresAt), func() { h.expire(c, g) })
+	return true
+}
+
+// expire closes c if it is still joined with g when g's token expires.
+func (h *Hub) expire(c *conn, g *Grant) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.grant == g {
+		h.detachLocked(c)
+		c.drop(websocket.StatusPolicyViolation, reasonExpired)
+	}
+}
+
+// channel returns c's channel id, "" when it is not joined.
+func (h *Hub) channel(c *conn) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return c.channelID
+}
+
+// leave detaches c from its channel; false if it was not joined to
+// channelID.
+func (h *Hub) leave(c *conn, channelID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.grant == nil || c.channelID != channelID {
+		return false
+	}
+	h.log.Debug("channel left", "profile", c.grant.ProfileID, "channel", channelID)
+	h.detachLocked(c)
+	return true
+}
+
+// joinDeadline closes c unless it is joined.
+func (h *Hub) joinDeadline(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.grant == nil {
+		c.close(websocket.StatusPolicyViolation, reasonNotJoined)
+	}
+}
+
+// detachLocked removes c from its channel, if any.
+func (h *Hub) detachLocked(c *conn) {
+	g := c.grant
+	if g == nil {
+		return
+	}
+	if set := h.joined[g.ProfileID]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(h.joined, g.ProfileID)
+		}
+	}
+	if set := h.byToken[g.TokenID]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(h.byToken, g.TokenID)
+		}
+	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	c.grant, c.channelID = nil, ""
+}
