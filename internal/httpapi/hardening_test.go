@@ -1,15 +1,22 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/httpapi"
 )
@@ -143,5 +150,77 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 		if r.Status != http.StatusNotFound || json.Unmarshal(r.Body, &body) != nil || body.Error != "not_found" || r.Header.Get("Allow") != "" {
 			t.Errorf("%s unknown path: %d %s %v, want the JSON 404", m, r.Status, r.Body, r.Header)
 		}
+	}
+}
+
+// pacedReader yields n bytes of chunk every gap, total bytes in all.
+type pacedReader struct {
+	chunk, left int
+	gap         time.Duration
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if p.left <= 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(p.gap)
+	n := min(len(b), p.chunk, p.left)
+	for i := range b[:n] {
+		b[i] = byte(i)
+	}
+	p.left -= n
+	return n, nil
+}
+
+// The streamed upload has no overall body deadline, only the progress
+// rule: a slow but steady upload that takes longer than the (here tiny)
+// deadline of other bodies succeeds, and one that trickles is cut off with
+// errors.body and a closed connection.
+func TestStreamedUploadKeepsTheProgressRuleOnly(t *testing.T) {
+	e := enginetest.Start(t, func(c *engine.Config) {
+		c.Limits.Body = httpapi.BodyLimits{Timeout: 300 * time.Millisecond, MinRate: 4096, RateWindow: 300 * time.Millisecond}
+	})
+	a := newAPI(t, e)
+	u := a.activeUser("slow-upload")
+	a.storageDevice(u, "s1")
+
+	_, stream := a.reserveStream(u.Token)
+	start := time.Now()
+	id := accepted(t, a.upload(stream, &pacedReader{chunk: 8 << 10, left: 200 << 10, gap: 40 * time.Millisecond}))
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("the paced upload took %v: not past the body deadline", took)
+	}
+	if dtk := a.succeed(id); !strings.HasPrefix(dtk, "dtk-") {
+		t.Fatalf("ack body %q", dtk)
+	}
+
+	_, stream = a.reserveStream(u.Token)
+	target, _ := url.Parse(stream)
+	c, err := net.Dial("tcp", target.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n", target.RequestURI())
+	go func() { // 20 bytes a second
+		for range 2000 {
+			time.Sleep(50 * time.Millisecond)
+			if _, err := c.Write([]byte{1}); err != nil {
+				return
+			}
+		}
+	}()
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer to a trickling upload: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode < 400 || res.StatusCode >= 500 || !strings.Contains(string(b), "did not arrive in time") {
+		t.Fatalf("trickling upload: %d %s, want a 4xx about the body", res.StatusCode, b)
+	}
+	if _, err := br.ReadByte(); err != io.EOF && (err == nil || !strings.Contains(err.Error(), "reset")) {
+		t.Fatalf("connection still open after a trickling upload: %v", err)
 	}
 }
