@@ -66,9 +66,10 @@ type Config struct {
 	PingInterval     time.Duration // WebSocket keepalive; default 25s
 	VoteCheckEvery   time.Duration // how often overdue voting pools are resolved; default 200ms
 	ShutdownTimeout  time.Duration // graceful shutdown bound; default 10s
+	Logger           *slog.Logger  // default: discard
+
 	// Limits bound slow and idle clients and connections (limits.go).
 	Limits Limits
-	Logger           *slog.Logger  // default: discard
 }
 
 func (c *Config) defaults() {
