@@ -30,6 +30,9 @@ func newServeCmd(e *env) *cobra.Command {
 			if err := errors.Join(envErrs...); err != nil {
 				return err
 			}
+			if err := checkServeConfig(cfg, calloutKey); err != nil {
+				return err
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
@@ -73,6 +76,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, &envErrs, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
 	f.DurationVar(&cfg.CommandRetention, "command-retention", envDuration(e, &envErrs, "PRIVICORE_COMMAND_RETENTION", 30*24*time.Hour),
 		"how long finished commands are kept (status polling, ballots); older ones are pruned hourly, the statistics keep their counts; 0 keeps them forever (env PRIVICORE_COMMAND_RETENTION)")
+	addLimitFlags(f, e, &envErrs, &cfg.Limits)
 	f.StringVar(&logLevel, "log-level", envOr(e, "PRIVICORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PRIVICORE_LOG_LEVEL)")
 	return cmd
 }
