@@ -147,6 +147,9 @@ func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
 		JetStreamMaxMemory:         JetStreamMaxMemory,
 		JetStreamMaxStore:          JetStreamMaxStore,
 	}
+	if err := privateStoreDir(opts.StoreDir); err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: %w", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -72,3 +74,28 @@ func (l *serverLog) Warnf(format string, v ...any) {
 func (l *serverLog) Noticef(string, ...any) {}
 func (l *serverLog) Debugf(string, ...any)  {}
 func (l *serverLog) Tracef(string, ...any)  {}
+
+// storeDirMode is the mode of JetStream's directory (the server would
+// create it 0750).
+const storeDirMode = 0o700
+
+// privateStoreDir creates JetStream's directory dir with storeDirMode, or
+// narrows an existing one to it; "" is the server's temporary directory.
+func privateStoreDir(dir string) error {
+	if dir == "" || runtime.GOOS == "windows" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, storeDirMode); err != nil {
+		return fmt.Errorf("bus: JetStream directory: %w", err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("bus: JetStream directory: %w", err)
+	}
+	if st.Mode().Perm()&^storeDirMode != 0 {
+		if err := os.Chmod(dir, storeDirMode); err != nil {
+			return fmt.Errorf("bus: JetStream directory %s is mode %04o and cannot be narrowed to %04o: %w", dir, st.Mode().Perm(), storeDirMode, err)
+		}
+	}
+	return nil
+}

@@ -127,6 +127,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if err := keys.CheckPrivateDir(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	priv, created, err := keys.LoadOrCreatePrivateKeyFile(filepath.Join(cfg.DataDir, "engine.key"))
 	if err != nil {
 		return nil, fmt.Errorf("engine key: %w", err)
