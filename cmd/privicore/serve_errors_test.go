@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,9 @@ func serve(t *testing.T, env map[string]string, args ...string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	base := []string{"serve", "--addr", "127.0.0.1:0", "--ws-addr", "-", "--bus-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "error"}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o700) // t.TempDir is 0755; the engine refuses that
+	base := []string{"serve", "--addr", "127.0.0.1:0", "--ws-addr", "-", "--bus-addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "error"}
 	var out bytes.Buffer
 	return run(ctx, append(base, args...), func(k string) string { return env[k] }, strings.NewReader(""), &out, &out)
 }
