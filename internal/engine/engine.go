@@ -245,6 +245,7 @@ func (e *Engine) Handler() http.Handler { return e.handler }
 func (e *Engine) Listen() error {
 	limits := e.cfg.Limits.resolved()
 	caps := newConnLimiter(limits.MaxConns, limits.MaxConnsPerAddr, e.log)
+	e.log.Info("connection limits", "max_conns", limits.MaxConns, "max_conns_per_addr", limits.MaxConnsPerAddr) // 0: none
 	ln, err := net.Listen("tcp", e.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", e.cfg.Addr, err)
