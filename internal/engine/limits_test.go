@@ -175,3 +175,18 @@ func TestLimitsLeaveNormalTrafficAlone(t *testing.T) {
 		t.Fatalf("socket read after the body deadlines: %v", err)
 	}
 }
+
+// Request headers are bounded (64 KiB by default, not net/http's 1 MiB).
+func TestOversizedHeadersAreRefused(t *testing.T) {
+	e := enginetest.Start(t)
+	req, _ := http.NewRequest(http.MethodGet, e.URL+"/health", nil)
+	req.Header.Set("X-Padding", strings.Repeat("a", 200<<10))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("200 KiB of headers: %d, want 431", res.StatusCode)
+	}
+}
