@@ -19,6 +19,7 @@ import (
 // once it says it is running.
 func startDev(t *testing.T, dataDir, addr, busAddr string) (stop func(), output func() string) {
 	t.Helper()
+	os.Chmod(dataDir, 0o700) // the engine refuses a data dir others can read (t.TempDir is 0755)
 	cmd := exec.Command(binary, "dev", "--addr", addr, "--ws-addr", "-", "--bus-addr", busAddr, "--data-dir", dataDir)
 	var mu sync.Mutex
 	var out bytes.Buffer

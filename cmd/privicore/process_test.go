@@ -73,6 +73,7 @@ func startServe(t testing.TB, dataDir string) *engineProcess {
 func startServeBus(t testing.TB, dataDir, busAddr string) *engineProcess {
 	t.Helper()
 	addr := freeAddr(t)
+	os.Chmod(dataDir, 0o700) // the engine refuses a data dir others can read (t.TempDir is 0755)
 	cmd := exec.Command(binary, "serve", "--addr", addr, "--ws-addr", "-", "--bus-addr", busAddr, "--data-dir", dataDir,
 		"--auth-register-per-addr", "-1") // the load tests register many profiles from one address
 	cmd.Env = append(os.Environ(), "PRIVICORE_LOG_LEVEL=debug")

@@ -34,6 +34,9 @@ func newServeCmd(e *env) *cobra.Command {
 			if err := checkAuthFlags(&cfg); err != nil {
 				return err
 			}
+			if err := checkServeConfig(cfg, calloutKey); err != nil {
+				return err
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
@@ -88,6 +91,7 @@ func newServeCmd(e *env) *cobra.Command {
 		"close a WebSocket that has not joined a channel for this long; 0: never (env PRIVICORE_WS_JOIN_TIMEOUT)")
 	f.IntVar(&cfg.WSMaxConnsPerAddr, "ws-max-per-addr", envInt(e, &envErrs, "PRIVICORE_WS_MAX_PER_ADDR", wsproxy.DefaultMaxConnsPerAddr),
 		"open WebSockets allowed per client IP address (more get 429); 0: no limit (env PRIVICORE_WS_MAX_PER_ADDR)")
+	addLimitFlags(f, e, &envErrs, &cfg.Limits)
 	f.StringVar(&logLevel, "log-level", envOr(e, "PRIVICORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PRIVICORE_LOG_LEVEL)")
 	return cmd
 }

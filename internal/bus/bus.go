@@ -147,14 +147,15 @@ func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
 		JetStreamMaxMemory:         JetStreamMaxMemory,
 		JetStreamMaxStore:          JetStreamMaxStore,
 	}
+	if err := privateStoreDir(opts.StoreDir); err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, errors.New("bus: the embedded NATS server did not start")
+	if err := startServer(srv, cfg.Addr, cfg.Logger); err != nil {
+		return nil, err
 	}
 	b.srv = srv
 	b.url = "nats://" + srv.Addr().String()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,6 +80,8 @@ type Config struct {
 	// WSMaxConnsPerAddr bounds open WebSockets per client address; default
 	// wsproxy.DefaultMaxConnsPerAddr (256), negative: no limit.
 	WSMaxConnsPerAddr int
+	// Limits bound slow and idle clients and connections (limits.go).
+	Limits Limits
 }
 
 func (c *Config) defaults() {
@@ -136,6 +139,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if err := keys.CheckPrivateDir(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	priv, created, err := keys.LoadOrCreatePrivateKeyFile(filepath.Join(cfg.DataDir, "engine.key"))
 	if err != nil {
 		return nil, fmt.Errorf("engine key: %w", err)
@@ -186,6 +192,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Storage: e.Storage, DataTokens: e.DataTokens,
 		OAuth: e.OAuth, Voting: e.Voting, Channels: e.Hub.Handler(),
 		EngineKey: e.EngineKey, Logger: cfg.Logger, Checks: map[string]func(context.Context) error{"bus": e.Bus.Ping}}
+	api.BodyLimits = cfg.Limits.Body
 	e.handler = api.Handler()
 
 	if err := e.Storage.Start(); err != nil {
@@ -261,12 +268,17 @@ func (e *Engine) janitor() {
 // Handler is the API (with the WebSocket proxy at /ws).
 func (e *Engine) Handler() http.Handler { return e.handler }
 
-// Listen binds the API and WebSocket listeners.
+// Listen binds the API and WebSocket listeners, both under one set of
+// connection caps (Limits).
 func (e *Engine) Listen() error {
+	limits := e.cfg.Limits.resolved()
+	caps := newConnLimiter(limits.MaxConns, limits.MaxConnsPerAddr, e.log)
+	e.log.Info("connection limits", "max_conns", limits.MaxConns, "max_conns_per_addr", limits.MaxConnsPerAddr) // 0: none
 	ln, err := net.Listen("tcp", e.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", e.cfg.Addr, err)
 	}
+	ln = caps.wrap(ln)
 	e.listeners = append(e.listeners, ln)
 	e.servers = append(e.servers, e.newServer(e.handler))
 	if e.cfg.PublicURL == "" {
@@ -280,16 +292,18 @@ func (e *Engine) Listen() error {
 			e.servers = nil
 			return fmt.Errorf("listen %s: %w", e.cfg.WSAddr, err)
 		}
-		e.listeners = append(e.listeners, ws)
+		e.listeners = append(e.listeners, caps.wrap(ws))
 		e.servers = append(e.servers, e.newServer(e.Hub.Handler()))
 	}
 	return nil
 }
 
 func (e *Engine) newServer(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		ErrorLog: slog.NewLogLogger(e.log.Handler(), slog.LevelDebug)}
+	return e.cfg.Limits.resolved().server(h, e)
 }
+
+// errorLog is the http.Server's log (connection errors: debug level).
+func (e *Engine) errorLog() *log.Logger { return slog.NewLogLogger(e.log.Handler(), slog.LevelDebug) }
 
 // Addr is the API's bound address (after Listen).
 func (e *Engine) Addr() string { return e.listeners[0].Addr().String() }

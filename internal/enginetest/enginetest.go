@@ -59,6 +59,9 @@ func StartWith(t testing.TB, cfg engine.Config) *Engine {
 		cfg.Database = pgByDir[cfg.DataDir]
 		pgMu.Unlock()
 	}
+	// t.TempDir() is 0755 under the usual umask; the engine refuses a data
+	// dir others can read.
+	_ = os.Chmod(cfg.DataDir, 0o700)
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}

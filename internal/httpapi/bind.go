@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -49,7 +50,7 @@ func bind(w http.ResponseWriter, r *http.Request, limit int64) (*params, error) 
 		}
 		p.form = url.Values(r.MultipartForm.Value)
 	default:
-		// JSON, declared or not; an empty body is no fields.
+		// JSON, declared or not; an empty body (or null) is no fields.
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			return nil, bodyError(err)
@@ -64,10 +65,13 @@ func bind(w http.ResponseWriter, r *http.Request, limit int64) (*params, error) 
 		var m map[string]any
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
-		if err := dec.Decode(&m); err != nil {
+		if err := dec.Decode(&m); err != nil || len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
 			return nil, privicore.Invalid("body", "must be a JSON object, a urlencoded form or a multipart form")
 		}
 		p.json = m
+	}
+	if err := p.checkKinds(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -145,10 +149,18 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
+// errBodyTimeout is bind's error for a body that did not arrive in time
+// (see bodyDeadline): the answer is 408 and the connection is closed.
+var errBodyTimeout = &privicore.Error{Code: codeRequestTimeout, Message: "the request body did not arrive in time",
+	Fields: map[string][]string{"body": {"did not arrive in time"}}}
+
 func bodyError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return privicore.Invalid("body", fmt.Sprintf("must be at most %d bytes", tooBig.Limit))
+	}
+	if errors.Is(err, errSlowBody) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return errBodyTimeout
 	}
 	return privicore.Invalid("body", "could not be read: "+err.Error())
 }

@@ -23,7 +23,14 @@ var statusOf = map[string]int{
 	privicore.ERATELIMIT:    http.StatusTooManyRequests,
 	privicore.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	privicore.EINTERNAL:     http.StatusInternalServerError,
+	codeRequestTimeout:      http.StatusRequestTimeout,
 }
+
+// Codes of the HTTP layer's own errors, beside privicore's.
+const (
+	codeRequestTimeout   = "request_timeout"    // 408: the body did not arrive in time (bodyDeadline)
+	codeMethodNotAllowed = "method_not_allowed" // 405: a known path, another method (see Allow)
+)
 
 // errorBody is the JSON shape of every error (spec §0).
 type errorBody struct {
@@ -65,6 +72,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			secs = 1
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	if e.Code == codeRequestTimeout {
+		w.Header().Set("Connection", "close") // what is left of the body is not worth waiting for
 	}
 	body := errorBody{Error: e.Code, Message: e.Message, Reason: e.Reason, Errors: e.Fields}
 	if e.Code == privicore.EINVALID && body.Errors == nil {

@@ -18,7 +18,7 @@ func (s *Server) Handler() http.Handler {
 		panic("httpapi: Server.Logger is nil")
 	}
 	mux := http.NewServeMux()
-	handle := func(pattern string, h http.Handler) { mux.Handle(pattern, h) }
+	handle := func(pattern string, h http.Handler) { mux.Handle(pattern, s.bodyFirst(pattern, h)) }
 
 	// §1 WebSocket channel proxy and command status.
 	if s.Channels != nil {
@@ -145,6 +145,7 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /voting/check-pool-status/{poolId}", s.authed(activeProfile, privicore.ScopeVotingRead, s.poolStatus))
 	handle("POST /voting/cancel-pool", s.authed(activeProfile, privicore.ScopeVotingWrite, s.cancelPool))
 
-	handle("/", http.HandlerFunc(notFound))
-	return s.middleware(holdAcks(mux)) // holdAcks: accepted.go
+	// No catch-all route: a known path with another method must stay 405
+	// (the middleware renders 404 and 405 as JSON).
+	return s.middleware(mux)
 }

@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
 	"net"
@@ -39,6 +40,9 @@ type Server struct {
 	EngineKey  string       // the engine's signed public key (200 hex)
 	Logger     *slog.Logger
 	MaxBody    int64 // request body limit; default DefaultMaxBody
+	// BodyLimits bound how long a request body may take (zero fields:
+	// the defaults).
+	BodyLimits BodyLimits
 	// Checks are extra health checks (e.g. the bus) by name.
 	Checks map[string]func(context.Context) error
 }
@@ -48,7 +52,10 @@ const authHeader = "X-DPT-AUTHORIZATION"
 
 type ctxKey int
 
-const authKey ctxKey = 0
+const (
+	authKey   ctxKey = iota // the caller (*profile.Auth)
+	paramsKey               // the bound body (*params), see bodyFirst
+)
 
 // authFrom returns the caller set by the auth middleware.
 func authFrom(r *http.Request) *profile.Auth {
@@ -123,18 +130,43 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // bind reads the request's fields, rendering the error itself; ok is false
-// when it did.
+// when it did. A body bodyFirst bound already is not read again.
 func (s *Server) bind(w http.ResponseWriter, r *http.Request) (*params, bool) {
-	limit := s.MaxBody
-	if limit <= 0 {
-		limit = DefaultMaxBody
+	if p, ok := r.Context().Value(paramsKey).(*params); ok {
+		return p, true
 	}
-	p, err := bind(w, r, limit)
+	p, err := bind(w, r, s.maxBody())
 	if err != nil {
 		s.fail(w, r, err)
 		return nil, false
 	}
 	return p, true
+}
+
+func (s *Server) maxBody() int64 {
+	if s.MaxBody <= 0 {
+		return DefaultMaxBody
+	}
+	return s.MaxBody
+}
+
+// bodyFirst binds the body of every POST route (streamed uploads aside)
+// before its handler runs, so that no route accepts a body it cannot use:
+// invalid JSON or form, a field of the wrong type (fieldKinds) or an
+// oversized body is 422 on every route, also on those that read no field.
+// The handler's own bind then returns the same params.
+func (s *Server) bodyFirst(pattern string, h http.Handler) http.Handler {
+	if !strings.HasPrefix(pattern, http.MethodPost+" ") || streamedBodies[pattern] {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := bind(w, r, s.maxBody())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), paramsKey, p)))
+	})
 }
 
 // clientAddr is the caller's address for rate limits.
@@ -161,11 +193,27 @@ func (s *statusRecorder) WriteHeader(code int) {
 // underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// middleware adds panic recovery and an access log. The log has the path but
-// never the query string or headers: both can carry secrets.
-func (s *Server) middleware(next http.Handler) http.Handler {
+// Hijack hands the connection over (the WebSocket upgrade) without the
+// deadlines the body limits set: from now on its owner manages them.
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil {
+		_ = c.SetDeadline(time.Time{})
+	}
+	return c, brw, err
+}
+
+// middleware adds panic recovery, an access log, the body limits and the
+// JSON answers for unknown paths (404) and wrong methods (405 with Allow).
+// The log has the path but never the query string or headers: both can
+// carry secrets.
+func (s *Server) middleware(mux *http.ServeMux) http.Handler {
+	limits := s.BodyLimits.withDefaults()
+	serve := holdAcks(mux) // a 202's events wait for it: accepted.go
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		route, pattern := mux.Handler(r)
+		limitBody(w, r, limits, streamedBodies[pattern])
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {
@@ -179,9 +227,39 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				s.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
 			}
 		}()
-		next.ServeHTTP(rec, r)
+		if pattern == "" {
+			noRoute(route, rec, r)
+			return
+		}
+		serve.ServeHTTP(rec, r)
 	})
 }
+
+// noRoute renders, as JSON, what the mux answers when no route matches: 405
+// with Allow when the path is known with other methods, else 404. route is
+// the mux's own handler for r.
+func noRoute(route http.Handler, w http.ResponseWriter, r *http.Request) {
+	probe := &headerProbe{header: http.Header{}}
+	route.ServeHTTP(probe, r)
+	if allow := probe.header.Get("Allow"); probe.status == http.StatusMethodNotAllowed && allow != "" {
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: codeMethodNotAllowed,
+			Message: r.Method + " is not allowed here; allowed: " + allow})
+		return
+	}
+	notFound(w, r)
+}
+
+// headerProbe records the status and headers a handler writes, and drops
+// its body.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header         { return p.header }
+func (p *headerProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *headerProbe) WriteHeader(code int)        { p.status = code }
 
 // notFound answers unknown paths with the JSON 404 body.
 func notFound(w http.ResponseWriter, r *http.Request) {

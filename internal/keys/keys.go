@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/blake2b"
@@ -131,9 +132,31 @@ func readSecretFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("keys: %s is readable by others (mode %04o); chmod 600 it", path, st.Mode().Perm())
+		return nil, fmt.Errorf("keys: %s is readable by others or writable by them (mode %04o); fix it with: chmod 600 %s", path, st.Mode().Perm(), path)
 	}
 	return os.ReadFile(path)
+}
+
+// CheckPrivateDir returns an error, saying how to fix it, when users other
+// than the owner may list or change the directory dir (its group or others
+// have read or write permission): a directory holding key files and the
+// database must be the owner's alone. Execute permission alone (reaching
+// files by name) is allowed; the files themselves are 0600.
+func CheckPrivateDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // no Unix modes
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("keys: %s is not a directory", dir)
+	}
+	if perm := st.Mode().Perm(); perm&0o066 != 0 {
+		return fmt.Errorf("keys: other users can read or write the directory %s (mode %04o), which holds key files and the database; fix it with: chmod 700 %s", dir, perm, dir)
+	}
+	return nil
 }
 
 // ReadPrivateKeyFile reads a key file written by WritePrivateKeyFile. A file

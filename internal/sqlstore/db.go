@@ -93,6 +93,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("database directory: %w", err)
 		}
+		if err := prepareSQLiteFile(path); err != nil {
+			return nil, err
+		}
 		if d.db, err = openSQLite(path); err != nil {
 			return nil, err
 		}
@@ -109,6 +112,14 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err := d.migrate(ctx); err != nil {
 		d.db.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if d.dialect == sqlite {
+		// The -wal and -shm files exist now; SQLite gave them the
+		// database file's mode. Make sure of it.
+		if err := narrowSQLiteFiles(strings.TrimPrefix(dsn, "sqlite://")); err != nil {
+			d.db.Close()
+			return nil, err
+		}
 	}
 	go d.writer()
 	if d.dialect == sqlite {
