@@ -344,9 +344,10 @@ func (s *Service) Authorize(ctx context.Context, secret string) (*Auth, error) {
 	if a := s.auths.get(id, s.now()); a != nil {
 		return a, nil
 	}
+	gen := s.auths.generation() // before the read: a revoke meanwhile keeps it out of the cache
 	a, err := s.authorize(ctx, secret)
 	if err == nil {
-		s.auths.put(id, a, s.now())
+		s.auths.put(id, a, s.now(), gen)
 	}
 	return a, err
 }
