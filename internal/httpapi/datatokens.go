@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -158,8 +160,12 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 
 // upload takes a streamed payload: the raw ciphertext body, any size.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
-	c, err := s.DataTokens.Upload(r.Context(), r.URL.Query().Get("auth"), r.Body)
+	body := &readErrs{r: r.Body}
+	c, err := s.DataTokens.Upload(r.Context(), r.URL.Query().Get("auth"), body)
 	if err != nil {
+		if errors.Is(body.err, errSlowBody) {
+			err = errBodyTimeout // 408, as for every other body that stalls
+		}
 		s.fail(w, r, err)
 		return
 	}
@@ -285,4 +291,19 @@ func (s *Server) transactionStatistics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// readErrs remembers the first error its reader returned other than EOF,
+// so that a handler can tell why a consumer of the body gave up.
+type readErrs struct {
+	r   io.Reader
+	err error
+}
+
+func (b *readErrs) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
