@@ -59,11 +59,6 @@ const (
 	EventStreamRdy = "STREAM-READY"
 )
 
-// Publisher delivers events to a profile's channel.
-type Publisher interface {
-	Publish(profileID string, data any)
-}
-
 // Config configures the service.
 type Config struct {
 	MinAcks   int    // devices that must write durably before an exchange succeeds; default 1
@@ -76,7 +71,6 @@ type Service struct {
 	store     privicore.Store
 	cmds      *command.Processor
 	storage   *storage.Service
-	pub       Publisher
 	master    []byte
 	streamKey []byte // MAC key of upload credentials, derived from master
 	cfg       Config
@@ -86,7 +80,7 @@ type Service struct {
 
 // New returns the service and registers its command handlers. master is
 // the engine's 32-byte master key (layer 2).
-func New(store privicore.Store, cmds *command.Processor, st *storage.Service, pub Publisher, master []byte, cfg Config) *Service {
+func New(store privicore.Store, cmds *command.Processor, st *storage.Service, master []byte, cfg Config) *Service {
 	if cfg.MinAcks <= 0 {
 		cfg.MinAcks = 1
 	}
@@ -95,7 +89,7 @@ func New(store privicore.Store, cmds *command.Processor, st *storage.Service, pu
 	}
 	mac := hmac.New(sha256.New, master)
 	mac.Write([]byte("privicore stream upload credentials"))
-	s := &Service{store: store, cmds: cmds, storage: st, pub: pub, master: master, streamKey: mac.Sum(nil), cfg: cfg, log: cfg.Logger,
+	s := &Service{store: store, cmds: cmds, storage: st, master: master, streamKey: mac.Sum(nil), cfg: cfg, log: cfg.Logger,
 		now: func() time.Time { return time.Now().UTC() }}
 	st.Valid = s.validBlob
 	st.ValidChunk = s.validChunk

@@ -183,7 +183,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Storage = storage.New(store, e.Bus, cfg.Logger)
 	e.Storage.Handle(e.Commands)
 	e.Devices.Changed = e.Storage.InvalidateDevices
-	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, e.Hub, master, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
+	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, master, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
 
 	e.OAuth = oauth.New(store, e.Commands, e.Profiles)
 	e.Voting = voting.New(store, e.Commands)
