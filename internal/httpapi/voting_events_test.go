@@ -141,3 +141,31 @@ func TestVotingEventsOnSocket(t *testing.T) {
 		t.Fatalf("events of the cancellation: %v", evs)
 	}
 }
+
+// TestApplicationHearsItsHeldCommand: an application's socket (voting:read)
+// receives the pool events and the pending status of a command the
+// application submitted and a policy holds, though acks reach it only for
+// its own commands.
+func TestApplicationHearsItsHeldCommand(t *testing.T) {
+	e := enginetest.Start(t)
+	a := newAPI(t, e)
+	u := a.activeUser("app-held")
+	a.storageDevice(u, "s1")
+	yes := a.voter(u, "yes", authenticator.Yes)
+	a.votingConfig(u, "approve", "unanimous", 0, yes.ID)
+	pol := a.policy(u, map[string]any{"name": "guard", "policyTemplateId": "data-protection", "applyingEventIds": []string{"dt-delete"},
+		"configurationId": "approve"})
+	a.succeed(accepted(t, a.postJSON("/policy/activate", u.Token, map[string]string{"policyId": pol})))
+	wire, _ := ciphertext(t, 64)
+	dtk := a.store(u, "held", wire)
+	app := a.authorize(u, a.oauthApp(u, "data-token:write", "voting:read"), "n-held", "data-token:write", "voting:read").AccessToken
+	s := join(t, e.WSURL, app)
+	del := accepted(t, a.postJSON("/data-token/delete-data", app, map[string]string{"token": dtk}))
+	evs := a.events(u, s, ackOf(del))
+	opened := find(evs, map[string]any{"type": "POOL-OPENED", "commandId": del})
+	pending := find(evs, map[string]any{"type": "X-DPT-CAB-ID", "id": del, "command_status": float64(1)})
+	resolved := find(evs, map[string]any{"type": "POOL-RESOLVED", "commandId": del, "state": "approved"})
+	if opened < 0 || pending < 0 || resolved < 0 || evs[len(evs)-1]["command_status"] != float64(2) {
+		t.Fatalf("the application's socket, for its held delete: %v", evs)
+	}
+}
