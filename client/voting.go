@@ -152,6 +152,17 @@ func (c *Client) Policies(ctx context.Context, which string) ([]Policy, error) {
 	return out, err
 }
 
+// Policy returns one of the profile's policies by id or name, with its
+// configuration.
+func (c *Client) Policy(ctx context.Context, idOrName string) (*Policy, error) {
+	var out Policy
+	_, _, err := c.do(ctx, http.MethodGet, "/policy/retrieve-policy/"+url.PathEscape(idOrName), nil, nil, &out)
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // ChangePolicy submits "activate", "deactivate" or "delete" of a policy
 // (by id or name).
 func (c *Client) ChangePolicy(ctx context.Context, action, idOrName string) (string, error) {

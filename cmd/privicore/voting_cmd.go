@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -265,10 +266,17 @@ func newPolicyCmd(e *env, f *clientFlags, withServer func(*cobra.Command) *cobra
 		}}
 	var p client.Policy
 	var message string
+	var settings map[string]string
 	register := &cobra.Command{Use: "register", Short: "Register a policy (inactive; prints its id)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if message != "" || len(settings) > 0 {
+				p.Configuration = map[string]any{}
+				for k, v := range settings {
+					p.Configuration[k] = v
+				}
+			}
 			if message != "" {
-				p.Configuration = map[string]any{"ballotMessage": message}
+				p.Configuration["ballotMessage"] = message
 			}
 			return f.await(e, func(ctx context.Context, s *client.Session) (string, error) { return s.RegisterPolicy(ctx, p) })
 		}}
@@ -277,6 +285,7 @@ func newPolicyCmd(e *env, f *clientFlags, withServer func(*cobra.Command) *cobra
 	register.Flags().StringSliceVar(&p.ApplyingEventIDs, "event", nil, "event ids of the template (repeat or comma-separate)")
 	register.Flags().StringVar(&p.ConfigurationID, "voting-config", "", "voting configuration id or name (default: the profile's strategy)")
 	register.Flags().StringVar(&message, "message", "", "text the ballots show")
+	register.Flags().StringToStringVar(&settings, "set", nil, "further configuration keys stored with the policy, KEY=VALUE (repeat), e.g. --set classification=secret")
 	var which string
 	list := &cobra.Command{Use: "list", Short: "List policies", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -296,7 +305,21 @@ func newPolicyCmd(e *env, f *clientFlags, withServer func(*cobra.Command) *cobra
 			return w.Flush()
 		}}
 	list.Flags().StringVar(&which, "show", "registered", "registered (all), active or inactive")
-	cmd.AddCommand(withServer(templates), withServer(register), withServer(list))
+	show := &cobra.Command{Use: "show POLICY", Short: "Print a policy (id or name) with its configuration, as JSON", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, _, err := f.loggedIn(e)
+			if err != nil {
+				return err
+			}
+			p, err := c.Policy(e.ctx, args[0])
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(p)
+		}}
+	cmd.AddCommand(withServer(templates), withServer(register), withServer(list), withServer(show))
 	for _, action := range []string{"activate", "deactivate", "delete"} {
 		cmd.AddCommand(withServer(&cobra.Command{Use: action + " POLICY", Short: strings.ToUpper(action[:1]) + action[1:] + " a policy (id or name)",
 			Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {

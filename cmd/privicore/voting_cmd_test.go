@@ -93,7 +93,12 @@ func TestVotingCommands(t *testing.T) {
 	if out := must("policy", "templates"); !strings.Contains(out, "data-protection") || !strings.Contains(out, "data-token.delete") {
 		t.Fatalf("templates:\n%s", out)
 	}
-	id := strings.TrimSpace(must("policy", "register", "--name", "guard", "--template", "data-protection", "--event", "dt-delete", "--message", "Delete?"))
+	id := strings.TrimSpace(must("policy", "register", "--name", "guard", "--template", "data-protection", "--event", "dt-delete", "--message", "Delete?",
+		"--set", "classification=secret", "--set", "label=L1"))
+	if out := must("policy", "show", "guard"); !strings.Contains(out, `"classification": "secret"`) || !strings.Contains(out, `"label": "L1"`) ||
+		!strings.Contains(out, `"ballotMessage": "Delete?"`) || !strings.Contains(out, id) {
+		t.Fatalf("policy show:\n%s", out)
+	}
 	must("policy", "activate", "guard")
 	if out := must("policy", "list", "--show", "active"); !strings.Contains(out, id) || !strings.Contains(out, "data-token.delete") {
 		t.Fatalf("active policies:\n%s", out)
