@@ -361,33 +361,6 @@ func TestRevokeRacingJoinsLeavesNoSocketJoined(t *testing.T) {
 	}
 }
 
-// until reads s's events (data objects) up to and including the first that
-// last accepts, and returns them all.
-func until(t *testing.T, s *socket, last func(data map[string]any) bool) []map[string]any {
-	t.Helper()
-	var got []map[string]any
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		m := s.read(time.Until(deadline))
-		if m == nil {
-			break
-		}
-		data, _ := m["data"].(map[string]any)
-		got = append(got, data)
-		if last(data) {
-			return got
-		}
-	}
-	t.Fatalf("awaited event never came; got %v", got)
-	return nil
-}
-
-func isAck(id string) func(map[string]any) bool {
-	return func(d map[string]any) bool {
-		return d["type"] == "X-DPT-CAB-ID" && d["id"] == id && d["command_status"] != float64(1)
-	}
-}
-
 func isAnswer(requestID string) func(map[string]any) bool {
 	return func(d map[string]any) bool { return d["type"] == "X-DPT-CAB-REQUEST-ID" && d["id"] == requestID }
 }
@@ -412,7 +385,7 @@ func TestChannelEventsFollowTheTokensScopes(t *testing.T) {
 
 	// The writer application reserves: its own ack reaches it ...
 	own := accepted(t, a.postJSON("/data-token/reserve-token-space", writer, map[string]any{"context": "app"}))
-	for _, d := range until(t, sw, isAck(own)) {
+	for _, d := range sw.until(isAck(own)) {
 		// ... and nothing before it: not the profile's data answer (no
 		// data-token:read), not the acks of the profile's commands.
 		if d["id"] != own {
@@ -431,7 +404,7 @@ func TestChannelEventsFollowTheTokensScopes(t *testing.T) {
 	expect(t, r, 202)
 	readerRequest, readerCommand := r.Header.Get("X-DPT-CAB-REQUEST-ID"), r.Header.Get("X-DPT-CAB-ID")
 	sawProfileAnswer := false
-	for _, d := range until(t, sr, isAnswer(readerRequest)) {
+	for _, d := range sr.until(isAnswer(readerRequest)) {
 		switch {
 		case isAnswer(profileRequest)(d):
 			sawProfileAnswer = true

@@ -348,17 +348,34 @@ func (s *socket) noEventFor(id string, wait time.Duration) {
 // awaitAck reads events until the X-DPT-CAB-ID event of command id.
 func (s *socket) awaitAck(id string) map[string]any {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	evs := s.until(isAck(id))
+	return evs[len(evs)-1]
+}
+
+// until reads s's events (data objects) up to and including the first that
+// last accepts, and returns them all.
+func (s *socket) until(last func(data map[string]any) bool) []map[string]any {
+	s.t.Helper()
+	var got []map[string]any
+	deadline := time.Now().Add(30 * time.Second) // a guard only
 	for time.Now().Before(deadline) {
 		m := s.read(time.Until(deadline))
 		if m == nil {
 			break
 		}
 		data, _ := m["data"].(map[string]any)
-		if data["type"] == "X-DPT-CAB-ID" && data["id"] == id && data["command_status"] != float64(1) {
-			return data
+		got = append(got, data)
+		if last(data) {
+			return got
 		}
 	}
-	s.t.Fatalf("no ack for %s", id)
+	s.t.Fatalf("awaited event never came; got %v", got)
 	return nil
+}
+
+// isAck is a predicate for the final X-DPT-CAB-ID event of command id.
+func isAck(id string) func(map[string]any) bool {
+	return func(d map[string]any) bool {
+		return d["type"] == "X-DPT-CAB-ID" && d["id"] == id && d["command_status"] != float64(1)
+	}
 }

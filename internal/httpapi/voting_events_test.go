@@ -14,14 +14,7 @@ import (
 // committed.
 func (a *api) events(u *user, s *socket, last func(map[string]any) bool) []map[string]any {
 	a.t.Helper()
-	var seen []map[string]any
-	deadline := time.Now().Add(30 * time.Second) // a guard only
-	for time.Now().Before(deadline) {
-		m := s.read(time.Until(deadline))
-		if m == nil {
-			break
-		}
-		data, _ := m["data"].(map[string]any)
+	return s.until(func(data map[string]any) bool {
 		switch data["type"] {
 		case "POOL-OPENED":
 			if p := a.pool(u, data["poolId"].(string)); p.State != "open" || float64(p.Attempt) < data["attempt"].(float64) {
@@ -32,20 +25,8 @@ func (a *api) events(u *user, s *socket, last func(map[string]any) bool) []map[s
 				a.t.Fatalf("POOL-RESOLVED %v, but the pool is %+v", data, p)
 			}
 		}
-		seen = append(seen, data)
-		if last(data) {
-			return seen
-		}
-	}
-	a.t.Fatalf("the awaited event did not come; seen %v", seen)
-	return nil
-}
-
-// ackOf is a predicate for the final X-DPT-CAB-ID event of command id.
-func ackOf(id string) func(map[string]any) bool {
-	return func(d map[string]any) bool {
-		return d["type"] == "X-DPT-CAB-ID" && d["id"] == id && d["command_status"] != float64(1)
-	}
+		return last(data)
+	})
 }
 
 // find returns the index of the first event matching every field of want, or -1.
@@ -62,6 +43,22 @@ next:
 	return -1
 }
 
+// guardedToken gives u a storage device, an authenticator that approves
+// every ballot, an active policy holding deletes for its vote, and a stored
+// token to delete.
+func (a *api) guardedToken(u *user) string {
+	a.t.Helper()
+	a.storageDevice(u, "s1")
+	yes := a.voter(u, "yes", authenticator.Yes)
+	a.votingConfig(u, "approve", "unanimous", 0, yes.ID)
+	pol := a.policy(u, map[string]any{"name": "guard", "policyTemplateId": "data-protection", "applyingEventIds": []string{"dt-delete"},
+		"configurationId": "approve"})
+	a.succeed(accepted(a.t, a.postJSON("/policy/activate", u.Token, map[string]string{"policyId": pol})))
+	wire, _ := ciphertext(a.t, 64)
+	dtk := a.store(u, "held", wire)
+	return dtk
+}
+
 // TestVotingEventsOnSocket (spec §1): a held command announces its pool
 // (POOL-OPENED with the command, event, attempt and deadline, and
 // command_status 1 with the pool id), the pool's outcome (POOL-RESOLVED),
@@ -73,17 +70,10 @@ func TestVotingEventsOnSocket(t *testing.T) {
 
 	// A delete held by a policy, approved.
 	u := a.activeUser("pool-events")
-	a.storageDevice(u, "s1")
-	yes := a.voter(u, "yes", authenticator.Yes)
-	a.votingConfig(u, "approve", "unanimous", 0, yes.ID)
-	pol := a.policy(u, map[string]any{"name": "guard", "policyTemplateId": "data-protection", "applyingEventIds": []string{"dt-delete"},
-		"configurationId": "approve"})
-	a.succeed(accepted(t, a.postJSON("/policy/activate", u.Token, map[string]string{"policyId": pol})))
-	wire, _ := ciphertext(t, 64)
-	dtk := a.store(u, "held", wire)
+	dtk := a.guardedToken(u)
 	s := join(t, e.WSURL, u.Token)
 	del := accepted(t, a.postJSON("/data-token/delete-data", u.Token, map[string]string{"token": dtk}))
-	evs := a.events(u, s, ackOf(del))
+	evs := a.events(u, s, isAck(del))
 	opened := find(evs, map[string]any{"type": "POOL-OPENED", "commandId": del})
 	if opened < 0 {
 		t.Fatalf("no POOL-OPENED for the held delete: %v", evs)
@@ -131,7 +121,7 @@ func TestVotingEventsOnSocket(t *testing.T) {
 	}
 	a.events(v, sv, first) // the pending status again, for the new attempt
 	cancel := accepted(t, a.postJSON("/voting/cancel-pool", v.Token, map[string]string{"poolId": pool}))
-	evs = a.events(v, sv, ackOf(cmd))
+	evs = a.events(v, sv, isAck(cmd))
 	resolved = find(evs, map[string]any{"type": "POOL-RESOLVED", "id": pool, "commandId": cmd, "state": "cancelled"})
 	if resolved < 0 || evs[len(evs)-1]["command_status"] != float64(3) || evs[len(evs)-1]["body"] != "voting.cancelled" {
 		t.Fatalf("events of the cancelled vote: %v", evs)
@@ -150,18 +140,11 @@ func TestApplicationHearsItsHeldCommand(t *testing.T) {
 	e := enginetest.Start(t)
 	a := newAPI(t, e)
 	u := a.activeUser("app-held")
-	a.storageDevice(u, "s1")
-	yes := a.voter(u, "yes", authenticator.Yes)
-	a.votingConfig(u, "approve", "unanimous", 0, yes.ID)
-	pol := a.policy(u, map[string]any{"name": "guard", "policyTemplateId": "data-protection", "applyingEventIds": []string{"dt-delete"},
-		"configurationId": "approve"})
-	a.succeed(accepted(t, a.postJSON("/policy/activate", u.Token, map[string]string{"policyId": pol})))
-	wire, _ := ciphertext(t, 64)
-	dtk := a.store(u, "held", wire)
+	dtk := a.guardedToken(u)
 	app := a.authorize(u, a.oauthApp(u, "data-token:write", "voting:read"), "n-held", "data-token:write", "voting:read").AccessToken
 	s := join(t, e.WSURL, app)
 	del := accepted(t, a.postJSON("/data-token/delete-data", app, map[string]string{"token": dtk}))
-	evs := a.events(u, s, ackOf(del))
+	evs := a.events(u, s, isAck(del))
 	opened := find(evs, map[string]any{"type": "POOL-OPENED", "commandId": del})
 	pending := find(evs, map[string]any{"type": "X-DPT-CAB-ID", "id": del, "command_status": float64(1)})
 	resolved := find(evs, map[string]any{"type": "POOL-RESOLVED", "commandId": del, "state": "approved"})
