@@ -11,7 +11,9 @@
 # ws:   2 000 never-joined WebSockets from one client.
 # slow: 200 POSTs trickling a byte every 4 s; 700 idle connections, then
 #       /health from another address (the engine limited to 600 files).
-# Works against older builds too (to compare with one).
+# Works against older builds too (to compare with one). SERVE_FLAGS are
+# added to serve (e.g. "--auth-register-per-addr -1": hashing bound alone);
+# AUTH_MODES replaces the auth measurements (e.g. "-mode register -n 100").
 set -euo pipefail
 BIN=$(realpath "$1")
 ONLY=${ONLY:-auth ws slow}
@@ -25,7 +27,7 @@ API=127.0.0.1:18731 WS=127.0.0.1:18732 BUS=127.0.0.1:18733
 engine() {
   DIR=$(mktemp -d "$TOOLS/data-XXXX")
   ( [ -n "${1:-}" ] && ulimit -n "$1"; exec "$BIN" serve --addr $API --ws-addr $WS --bus-addr $BUS \
-      --data-dir "$DIR" --log-level error ) >"$DIR.log" 2>&1 &
+      --data-dir "$DIR" --log-level error ${SERVE_FLAGS:-} ) >"$DIR.log" 2>&1 &
   PID=$!
   for _ in $(seq 150); do curl -fs -o /dev/null http://$API/health && return; sleep 0.1; done
   echo "the engine did not start:"; cat "$DIR.log"; exit 1
@@ -33,8 +35,10 @@ engine() {
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
 
 if [[ " $ONLY " == *" auth "* ]]; then
-  for args in "-mode logins -n 100" "-mode guesses -n 10000 -addrs 1" "-mode guesses -n 10000 -addrs 50" \
-              "-mode change-password -n 30" "-mode register -n 100"; do
+  modes=("-mode logins -n 100" "-mode guesses -n 10000 -addrs 1" "-mode guesses -n 10000 -addrs 50"
+         "-mode change-password -n 30" "-mode register -n 100")
+  [ -n "${AUTH_MODES:-}" ] && modes=("$AUTH_MODES")
+  for args in "${modes[@]}"; do
     echo "== auth: $args"
     engine; "$TOOLS/authbench" -server http://$API $args -pid "$PID"; stop
   done
