@@ -14,6 +14,7 @@ import (
 // conn is one WebSocket connection.
 type conn struct {
 	hub  *Hub
+	addr string // the client address, counted against MaxConnsPerAddr until unregister
 	ws   *websocket.Conn
 	send chan []byte
 	done chan struct{}

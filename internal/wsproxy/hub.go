@@ -288,15 +288,16 @@ func (h *Hub) Handler() http.Handler {
 			http.Error(w, reasonShutdown, status)
 			return
 		}
-		defer h.release(addr)
 		ws, err := websocket.Accept(&guardedWriter{ResponseWriter: w, limit: h.opts.MaxMessageBytes}, r,
 			&websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err != nil {
+			h.release(addr)
 			return // Accept has answered
 		}
 		ws.SetReadLimit(h.opts.MaxMessageBytes)
-		c := &conn{hub: h, ws: ws, send: make(chan []byte, h.opts.SendQueue), done: make(chan struct{})}
-		if !h.register(c) {
+		c := &conn{hub: h, ws: ws, addr: addr, send: make(chan []byte, h.opts.SendQueue), done: make(chan struct{})}
+		if !h.register(c) { // the address's count is released with the connection (unregister)
+			h.release(addr)
 			ws.Close(websocket.StatusGoingAway, reasonShutdown)
 			return
 		}
@@ -333,6 +334,10 @@ func (h *Hub) admit(addr string) int {
 func (h *Hub) release(addr string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.releaseLocked(addr)
+}
+
+func (h *Hub) releaseLocked(addr string) {
 	if h.perAddr[addr]--; h.perAddr[addr] <= 0 {
 		delete(h.perAddr, addr)
 	}
@@ -352,5 +357,8 @@ func (h *Hub) unregister(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.detachLocked(c)
-	delete(h.conns, c)
+	if _, ok := h.conns[c]; ok {
+		delete(h.conns, c)
+		h.releaseLocked(c.addr) // with the connection count: Open and the per-address cap agree
+	}
 }
