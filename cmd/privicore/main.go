@@ -17,9 +17,9 @@ import (
 )
 
 func main() {
-	// The engine's live heap is small and its request path allocates a lot:
-	// the default GOGC=100 spends ~6 % of a busy engine's CPU collecting.
-	// 400 trades a few tens of MiB for that; GOGC in the environment wins.
+	// The engine's live heap is small and its request path allocates a lot,
+	// so the default GOGC=100 collects often; 400 trades a few tens of MiB
+	// for that CPU. GOGC in the environment wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}

@@ -311,11 +311,8 @@ func (d *DB) Write(ctx context.Context, fn func(privicore.Queries) error) error 
 // writeLinger is how long the writer waits for more writes before a
 // commit, only while busy (the previous batch held more than one write; an
 // idle write commits at once). Each commit costs WAL frames and an fsync
-// whatever it holds: under the store load it made ≈ 600 commits/s of ≈ 9
-// writes each. Measured with the cgo driver (scripts/ab.sh 8 4, twice,
-// 2026-12-01): 1 330 vs 1 244 stores/s (medians of 8), engine CPU per store
-// lower in 7 of 8 pairs; retrievals and the idle ack p99 unchanged. (With
-// the pure Go driver, statements dominated and a linger did not pay.)
+// whatever it holds, so fewer, fuller commits cost less per write; what it
+// gained is in docs/performance.md.
 const writeLinger = time.Millisecond
 
 // writer is the single goroutine that writes: it batches queued requests

@@ -11,10 +11,9 @@ import (
 
 // SQLiteDriver names the SQLite driver this build uses.
 //
-// The cgo driver is the default because the engine's hot path is SQLite:
-// measured on the store load (scripts/ab.sh 8 4, 2026-12-01), the pure Go
-// driver needed 961 µs of engine CPU per full store (median of 4) and this
-// one 845, for 1 098 vs 1 250 stores/s; BenchmarkFindToken 13.0 vs 7.5 µs.
+// The cgo driver is the default because the engine's hot path is SQLite
+// and it costs the engine less CPU per store than the pure Go driver
+// (docs/performance.md); CGO_ENABLED=0 builds use the pure Go one.
 const SQLiteDriver = "mattn/go-sqlite3 (cgo)"
 
 func init() {

@@ -96,7 +96,7 @@ func (r *tokenRow) bytes() int {
 // temporary token, the exchange's reservation, the file meta's token) do
 // not go to the database. In SQLite's WAL mode they are dear under writes:
 // every commit empties each reading connection's page cache, so each read
-// fetched its pages again (≈ 50 µs a read with the store load running).
+// fetched its pages again.
 //
 // The engine must be the only writer of its database (for PostgreSQL as
 // for SQLite; see README). Within it, every write of data_tokens goes

@@ -104,8 +104,8 @@ const maxBatch = 128
 const commitLinger = 3 * time.Millisecond
 
 // validBlobID reports whether id looks like a blob id (ULID-ish, 1 to 64 of
-// [0-9A-Za-z_-]): nothing that could be a path. (A regexp cost the device
-// 4 % of its CPU.)
+// [0-9A-Za-z_-]): nothing that could be a path. A loop, not a regexp: it
+// runs for every message.
 func validBlobID(id string) bool {
 	if len(id) == 0 || len(id) > 64 {
 		return false

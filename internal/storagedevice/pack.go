@@ -22,8 +22,7 @@ import (
 // Packs hold the small blobs (everything stored in one message): each group
 // commit writes its blobs into one new pack file (temp file, rename, one
 // sync), instead of one file per blob. Creating a file can cost far more
-// than writing 1 KiB (ext4 after many deletions: measured 0.38 to 0.62 ms
-// of device CPU per store with a file per blob, a steady 0.45 with packs).
+// than writing 1 KiB (ext4 after many deletions; docs/performance.md).
 //
 // A pack is the blobs' sealed records (nonce ‖ AES-GCM(blob, AD = id))
 // back to back, then a footer: for each blob its id, offset and length,
