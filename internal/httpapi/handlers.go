@@ -275,6 +275,17 @@ func (s *Server) registerPublicKey(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
+		// The profile's own key is the profile's own management (an
+		// application must never set or replace it); a device's key is
+		// device management.
+		scope := profile.ProfileOnly
+		if p.String("deviceIdentifier", "deviceId") != "" {
+			scope = privicore.ScopeDeviceWrite
+		}
+		if err := a.Allow(scope); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		owner = a.Profile
 	} else {
 		prof, err := s.Profiles.ProfileByCredentials(r.Context(), p.String("username"), p.String("password"), clientAddr(r))
