@@ -155,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), stopBg: make(chan struct{})}
 
-	verifier := &lateVerifier{store: store}
+	verifier := &lateVerifier{}
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: verifier, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr})
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention})
@@ -221,24 +221,17 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// lateVerifier breaks the hub ↔ profile service construction cycle. The
-// profile service checks the token (uncached); the token's record gives
-// what it may read on the channel (kind, scopes, application never change).
-type lateVerifier struct {
-	v     *profile.Service
-	store *sqlstore.DB
-}
+// lateVerifier breaks the hub ↔ profile service construction cycle: the
+// profile service checks the token (uncached), whose record gives what it
+// may read on the channel.
+type lateVerifier struct{ v *profile.Service }
 
 func (l *lateVerifier) VerifyChannelToken(ctx context.Context, token string) (wsproxy.Grant, error) {
-	profileID, tokenID, expiresAt, err := l.v.VerifyChannelToken(ctx, token)
+	t, err := l.v.ChannelToken(ctx, token)
 	if err != nil {
 		return wsproxy.Grant{}, err
 	}
-	t, err := l.store.FindToken(ctx, tokenID)
-	if err != nil {
-		return wsproxy.Grant{}, err
-	}
-	return wsproxy.Grant{ProfileID: profileID, TokenID: tokenID, ExpiresAt: expiresAt,
+	return wsproxy.Grant{ProfileID: t.ProfileID, TokenID: t.ID, ExpiresAt: t.ExpiresAt,
 		OAuth: t.Kind == privicore.TokenOAuth, Application: t.Application, Scopes: t.Scope}, nil
 }
 
@@ -280,7 +273,7 @@ func (e *Engine) Listen() error {
 	}
 	ln = caps.wrap(ln)
 	e.listeners = append(e.listeners, ln)
-	e.servers = append(e.servers, e.newServer(e.handler))
+	e.servers = append(e.servers, limits.server(e.handler, e.errorLog()))
 	if e.cfg.PublicURL == "" {
 		e.DataTokens.SetPublicURL("http://" + ln.Addr().String())
 	}
@@ -293,13 +286,9 @@ func (e *Engine) Listen() error {
 			return fmt.Errorf("listen %s: %w", e.cfg.WSAddr, err)
 		}
 		e.listeners = append(e.listeners, caps.wrap(ws))
-		e.servers = append(e.servers, e.newServer(e.Hub.Handler()))
+		e.servers = append(e.servers, limits.server(e.Hub.Handler(), e.errorLog()))
 	}
 	return nil
-}
-
-func (e *Engine) newServer(h http.Handler) *http.Server {
-	return e.cfg.Limits.resolved().server(h, e)
 }
 
 // errorLog is the http.Server's log (connection errors: debug level).

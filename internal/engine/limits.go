@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"log"
 	"net/http"
 	"time"
 
@@ -87,8 +88,8 @@ func defaultMaxConns(limit uint64) int {
 	return int(min(limit-reserve, 1<<30))
 }
 
-// server returns an http.Server for h with the limits.
-func (l Limits) server(h http.Handler, e *Engine) *http.Server {
+// server returns an http.Server for h with the (resolved) limits.
+func (l Limits) server(h http.Handler, errorLog *log.Logger) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout,
-		MaxHeaderBytes: l.MaxHeaderBytes, ErrorLog: e.errorLog()}
+		MaxHeaderBytes: l.MaxHeaderBytes, ErrorLog: errorLog}
 }

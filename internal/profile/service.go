@@ -390,14 +390,13 @@ func (s *Service) Forget(profileID string, tokenIDs []string) {
 	}
 }
 
-// VerifyChannelToken implements wsproxy.TokenVerifier. OAuth access tokens
-// may join too: an application needs its commands' acks.
-func (s *Service) VerifyChannelToken(ctx context.Context, secret string) (string, string, time.Time, error) {
-	t, err := s.lookupAuth(ctx, secret)
-	if err != nil {
-		return "", "", time.Time{}, err
-	}
-	return t.ProfileID, t.ID, t.ExpiresAt, nil
+// ChannelToken returns the valid token a socket joins its channel with
+// (read from the store, never from the cache: a join must see a revocation
+// at once). OAuth access tokens may join too: an application needs its
+// commands' acks; the token's kind, scopes and application say which
+// events it may read.
+func (s *Service) ChannelToken(ctx context.Context, secret string) (*privicore.Token, error) {
+	return s.lookupAuth(ctx, secret)
 }
 
 // Reauthorize issues a fresh token for the caller with the given ttl
