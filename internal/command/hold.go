@@ -3,12 +3,10 @@ package command
 import (
 	"context"
 	"sync"
-
-	"github.com/privicore/privicore"
 )
 
 // Hold keeps back the events of the commands submitted under it (their
-// acks, and what handlers Emit for them) until Release: the HTTP layer
+// acks, and what handlers Publish for them) until Release: the HTTP layer
 // releases it once the command's 202 has been written and flushed to the
 // connection, so that no event of a command reaches a socket before its
 // 202 (a client may start listening for a command when it reads its 202).
@@ -97,20 +95,18 @@ func (p *Processor) unhold(ids []string) {
 	p.holdMu.Unlock()
 }
 
-// Emit publishes data on the channel of c's profile: at once, or, while
-// c's 202 has not left yet (a Hold), right after it. Handlers send the
-// events that belong to a command (e.g. a data request's answer) with it.
-func (p *Processor) Emit(c *privicore.Command, data any) {
-	p.emit(c.ID, c.ProfileID, data)
-}
-
-// emit publishes data to profileID, after the release of the Hold command
-// id is registered under, if any.
-func (p *Processor) emit(id, profileID string, data any) {
+// Publish sends data about command commandID to profileID's channel
+// through the processor's publisher (buffered for a profile without a
+// joined socket): at once, or, while the request that submitted the
+// command holds its events (a Hold), right after its 202. Acks go this way;
+// so do the events that belong to a command and that its handler or
+// another package raises (a data request's answer, the pool events and
+// pending status of a command a vote holds).
+func (p *Processor) Publish(commandID, profileID string, data any) {
 	if p.pub == nil || profileID == "" {
 		return
 	}
-	p.Later(id, func() { p.pub.Publish(profileID, data) })
+	p.Later(commandID, func() { p.pub.Publish(profileID, data) })
 }
 
 // Later runs f at once, or, while command id's 202 has not left yet (a

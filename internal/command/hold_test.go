@@ -10,13 +10,13 @@ import (
 )
 
 // The events of commands submitted under a Hold (their acks and what their
-// handlers Emit) wait for its Release, inline or queued, in the order they
+// handlers Publish) wait for its Release, inline or queued, in the order they
 // were raised; afterwards they go out at once.
 func TestHoldKeepsEventsUntilRelease(t *testing.T) {
 	ctx := context.Background()
 	p, rec, _ := newProcessor(t, command.Options{Workers: 2})
 	emit := func(c *privicore.Command) {
-		p.Emit(c, command.Event{Type: "DATA", ID: c.ID, CommandStatus: privicore.CommandSucceeded})
+		p.Publish(c.ID, c.ProfileID, command.Event{Type: "DATA", ID: c.ID, CommandStatus: privicore.CommandSucceeded})
 	}
 	p.Handle("inline", func(_ context.Context, _ privicore.Queries, c *privicore.Command) (command.Result, error) {
 		return command.Result{After: func() { emit(c) }}, nil

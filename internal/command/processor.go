@@ -702,9 +702,9 @@ func (p *Processor) publish(c *privicore.Command, status privicore.CommandStatus
 		return
 	}
 	ev := Event{Type: EventCommand, ID: c.ID, CommandStatus: status, Body: body, Actor: c.Actor}
-	p.emit(c.ID, c.ProfileID, ev)
+	p.Publish(c.ID, c.ProfileID, ev)
 	if notify != "" && notify != c.ProfileID {
-		p.emit(c.ID, notify, ev)
+		p.Publish(c.ID, notify, ev)
 	}
 }
 
@@ -763,14 +763,4 @@ func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any,
 		res.After()
 	}
 	return c, nil
-}
-
-// Publish sends data about command commandID to profileID's channel
-// through the processor's publisher: the acks' path (buffered for a profile
-// without a joined socket), and, while the request that submitted the
-// command holds its events, after that request's 202. It is the hook for
-// events about commands that another package decides, such as the pending
-// status of a command a vote holds.
-func (p *Processor) Publish(commandID, profileID string, data any) {
-	p.emit(commandID, profileID, data)
 }

@@ -566,7 +566,7 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 			// and is the one that answers.
 			return nil, err
 		}
-		s.cmds.Emit(c, RequestEvent{Type: EventRequest, ID: p.RequestID, CommandStatus: 3, Body: reason})
+		s.cmds.Publish(c.ID, c.ProfileID, RequestEvent{Type: EventRequest, ID: p.RequestID, CommandStatus: 3, Body: reason})
 		return nil, privicore.Reject(reason, "%s", reason)
 	}
 	t, _ := s.attachedToken(c)
@@ -601,7 +601,7 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 	}
 	if payload != nil && len(payload) <= InlineMax {
 		ev.Body = base64.StdEncoding.EncodeToString(payload)
-		return func() { s.cmds.Emit(c, ev) }, nil
+		return func() { s.cmds.Publish(c.ID, c.ProfileID, ev) }, nil
 	}
 	url, err := s.downloadURL(ctx, c.ProfileID, t.BlobID)
 	if err != nil {
@@ -609,8 +609,8 @@ func (s *Service) prepareRequest(ctx context.Context, c *privicore.Command) (any
 	}
 	ev.OutputType, ev.Body = 1, url
 	return func() {
-		s.cmds.Emit(c, ev)
-		s.cmds.Emit(c, map[string]string{"type": EventStreamRdy, "id": p.RequestID, "requestId": p.RequestID, "streamUrl": url})
+		s.cmds.Publish(c.ID, c.ProfileID, ev)
+		s.cmds.Publish(c.ID, c.ProfileID, map[string]string{"type": EventStreamRdy, "id": p.RequestID, "requestId": p.RequestID, "streamUrl": url})
 	}, nil
 }
 
