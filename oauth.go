@@ -3,6 +3,7 @@ package privicore
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,15 @@ var Scopes = []string{ScopeAll, ScopeProfileRead, ScopeDataTokenRead, ScopeDataT
 
 // KnownScope reports whether s is in the catalogue.
 func KnownScope(s string) bool { return slices.Contains(Scopes, s) }
+
+// CheckScopes adds a field error to v for each scope not in the catalogue.
+func CheckScopes(v ValidationErrors, field string, scopes []string) {
+	for _, sc := range scopes {
+		if !KnownScope(sc) {
+			v.Add(field, "unknown scope "+sc+"; known: "+strings.Join(Scopes, ", "))
+		}
+	}
+}
 
 // ScopeCovers reports whether the granted scopes include need.
 func ScopeCovers(granted []string, need string) bool {

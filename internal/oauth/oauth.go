@@ -153,11 +153,7 @@ func checkScopes(v privicore.ValidationErrors, field string, scopes []string) {
 	if len(scopes) == 0 {
 		v.Add(field, "must name at least one scope")
 	}
-	for _, sc := range scopes {
-		if !privicore.KnownScope(sc) {
-			v.Add(field, "unknown scope "+sc+"; known: "+strings.Join(privicore.Scopes, ", "))
-		}
-	}
+	privicore.CheckScopes(v, field, scopes)
 }
 
 func dedupe(in []string) []string {

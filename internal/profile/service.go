@@ -13,7 +13,6 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -598,11 +597,8 @@ func (s *Service) RequestAuthorizationToken(ctx context.Context, tempSecret stri
 // the catalogue's order.
 func legacyScope(scope []string) ([]string, error) {
 	v := privicore.ValidationErrors{}
-	for _, sc := range scope {
-		if !privicore.KnownScope(sc) {
-			v.Add("scope", "unknown scope "+strconv.Quote(sc)+"; known: "+strings.Join(privicore.Scopes, ", "))
-			return nil, v.Err()
-		}
+	if privicore.CheckScopes(v, "scope", scope); len(v) > 0 {
+		return nil, v.Err()
 	}
 	if len(scope) == 0 || slices.Contains(scope, privicore.ScopeAll) {
 		return []string{privicore.ScopeAll}, nil
