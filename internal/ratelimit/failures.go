@@ -222,7 +222,7 @@ func (b *bucket) refill(now time.Time, lim rate.Limit, burst float64) {
 
 // waitFor is how long until b holds n tokens (at least one second).
 func (b *bucket) waitFor(n float64, lim rate.Limit) time.Duration {
-	if b.tokens >= n {
+	if b.tokens >= n || lim <= 0 { // lim 0: never refilled; retry no sooner than the floor
 		return time.Second
 	}
 	return atLeastSecond(time.Duration((n - b.tokens) / float64(lim) * float64(time.Second)))
