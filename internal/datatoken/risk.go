@@ -2,7 +2,6 @@ package datatoken
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
 
 	"github.com/privicore/privicore"
@@ -49,7 +48,8 @@ func checkRisk(fields map[string]any, v privicore.ValidationErrors) {
 	}
 }
 
-// nonNegativeInt reads an integer ≥ 0 from a JSON number or a form's text.
+// nonNegativeInt reads an integer ≥ 0 from a JSON number (bodies are
+// decoded with UseNumber) or a form's text.
 func nonNegativeInt(x any) (int64, bool) {
 	var s string
 	switch x := x.(type) {
@@ -57,15 +57,6 @@ func nonNegativeInt(x any) (int64, bool) {
 		s = x.String()
 	case string:
 		s = x
-	case float64:
-		if x < 0 || x != math.Trunc(x) || x > math.MaxInt64 {
-			return 0, false
-		}
-		return int64(x), true
-	case int:
-		return int64(x), x >= 0
-	case int64:
-		return x, x >= 0
 	default:
 		return 0, false
 	}

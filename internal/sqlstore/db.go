@@ -82,6 +82,7 @@ type writeReq struct {
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	d := &DB{writes: make(chan *writeReq, 4*maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
+	path := "" // the SQLite file's
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		d.dialect = postgres
 		if d.db, err = sql.Open("pgx", dsn); err != nil {
@@ -89,7 +90,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		}
 		d.db.SetMaxOpenConns(32)
 	} else {
-		path := strings.TrimPrefix(dsn, "sqlite://")
+		path = strings.TrimPrefix(dsn, "sqlite://")
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("database directory: %w", err)
 		}
@@ -116,7 +117,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if d.dialect == sqlite {
 		// The -wal and -shm files exist now; SQLite gave them the
 		// database file's mode. Make sure of it.
-		if err := narrowSQLiteFiles(strings.TrimPrefix(dsn, "sqlite://")); err != nil {
+		if err := narrowSQLiteFiles(path); err != nil {
 			d.db.Close()
 			return nil, err
 		}
