@@ -335,6 +335,14 @@ func (s *Session) awaitAnswer(ctx context.Context, cmdID, reqID string, opts []W
 	}
 }
 
+// dropRequestWaiter forgets w, a waiter that gave up (a request rejected
+// before it ran never gets its answer event: Retrieve gives up on it).
+func (s *Session) dropRequestWaiter(requestID string, w chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dropChan(s.reqWaiters, requestID, w)
+}
+
 // AwaitRequest waits for the X-DPT-CAB-REQUEST-ID event of requestID. A
 // failed request is a *RejectedError with the reason. A request rejected
 // before it ran (e.g. by a vote) has no such event: Retrieve also watches
@@ -358,8 +366,10 @@ func (s *Session) AwaitRequest(ctx context.Context, requestID string) (RequestEv
 		select {
 		case <-w:
 		case <-ctx.Done():
+			s.dropRequestWaiter(requestID, w)
 			return RequestEvent{}, ctx.Err()
 		case <-s.done:
+			s.dropRequestWaiter(requestID, w)
 			return RequestEvent{}, ErrSessionClosed
 		}
 	}

@@ -468,7 +468,12 @@ func (s *Session) Await(ctx context.Context, id string, opts ...WaitOption) (Out
 func (s *Session) dropWaiter(id string, w chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ws := s.waiters[id]
+	dropChan(s.waiters, id, w)
+}
+
+// dropChan removes w from waiters[id] (the caller holds s.mu).
+func dropChan(waiters map[string][]chan struct{}, id string, w chan struct{}) {
+	ws := waiters[id]
 	for i, x := range ws {
 		if x == w {
 			ws = append(ws[:i], ws[i+1:]...)
@@ -476,9 +481,9 @@ func (s *Session) dropWaiter(id string, w chan struct{}) {
 		}
 	}
 	if len(ws) == 0 {
-		delete(s.waiters, id)
+		delete(waiters, id)
 	} else {
-		s.waiters[id] = ws
+		waiters[id] = ws
 	}
 }
 

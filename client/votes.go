@@ -123,16 +123,5 @@ func (s *Session) dropPoolWaiter(id string, w chan struct{}) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ws := s.poolWaiters[id]
-	for i, x := range ws {
-		if x == w {
-			ws = append(ws[:i], ws[i+1:]...)
-			break
-		}
-	}
-	if len(ws) == 0 {
-		delete(s.poolWaiters, id)
-	} else {
-		s.poolWaiters[id] = ws
-	}
+	dropChan(s.poolWaiters, id, w)
 }

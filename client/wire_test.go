@@ -2,6 +2,7 @@ package client
 
 import (
 	"container/list"
+	"context"
 	"encoding/json"
 	"testing"
 )
@@ -62,5 +63,20 @@ func TestDispatchFillsEventsAndRequests(t *testing.T) {
 			t.Fatalf("%s dispatched %+v", bad, ev)
 		default:
 		}
+	}
+}
+
+// A wait for a data answer that gives up (its context ends, as Retrieve's
+// does when the request was rejected before it ran and no answer will
+// come) leaves no waiter behind.
+func TestAwaitRequestThatGivesUpLeavesNoWaiter(t *testing.T) {
+	s := &Session{done: make(chan struct{}), requests: map[string]RequestEvent{}, reqWaiters: map[string][]chan struct{}{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.AwaitRequest(ctx, "r1"); err != context.Canceled {
+		t.Fatalf("AwaitRequest: %v", err)
+	}
+	if n := len(s.reqWaiters); n != 0 {
+		t.Fatalf("%d request waiters left behind", n)
 	}
 }
