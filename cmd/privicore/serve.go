@@ -31,9 +31,6 @@ func newServeCmd(e *env) *cobra.Command {
 			if err := errors.Join(envErrs...); err != nil {
 				return err
 			}
-			if err := checkAuthFlags(&cfg); err != nil {
-				return err
-			}
 			if err := checkServeConfig(cfg, calloutKey); err != nil {
 				return err
 			}

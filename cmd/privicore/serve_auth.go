@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,7 +38,7 @@ func addAuthFlags(cmd *cobra.Command, e *env, envErrs *[]error, cfg *engine.Conf
 	f := cmd.Flags()
 	for _, a := range authQuotaFlags(cfg) {
 		count, window := a.name+"-"+a.countWord, a.name+"-window"
-		countEnv, windowEnv := a.env+"_"+envWord(a.countWord), a.env+"_WINDOW"
+		countEnv, windowEnv := a.env+"_"+strings.ToUpper(strings.ReplaceAll(a.countWord, "-", "_")), a.env+"_WINDOW"
 		f.IntVar(&a.q.N, count, envInt(e, envErrs, countEnv, a.def.N),
 			fmt.Sprintf("%s: burst allowed, refilled over --%s; -1 for no limit (env %s)", a.what, window, countEnv))
 		f.DurationVar(&a.q.Per, window, envDuration(e, envErrs, windowEnv, a.def.Per),
@@ -45,13 +46,6 @@ func addAuthFlags(cmd *cobra.Command, e *env, envErrs *[]error, cfg *engine.Conf
 	}
 	f.IntVar(&cfg.HashConcurrency, "auth-hash-concurrency", envInt(e, envErrs, "PRIVICORE_AUTH_HASH_CONCURRENCY", 0),
 		"argon2id password hashes run at once, 19 MiB each (register, login, change-password); 0: one per CPU (env PRIVICORE_AUTH_HASH_CONCURRENCY)")
-}
-
-func envWord(w string) string {
-	if w == "per-addr" {
-		return "PER_ADDR"
-	}
-	return "FAILURES"
 }
 
 // checkAuthFlags refuses counts other than -1 or ≥ 1, and windows ≤ 0.

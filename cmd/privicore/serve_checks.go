@@ -25,7 +25,7 @@ func addLimitFlags(f *pflag.FlagSet, e *env, envErrs *[]error, l *engine.Limits)
 // checkServeConfig refuses flag combinations serve would otherwise ignore
 // or run badly with; calloutKey is the --nats-callout-key file.
 func checkServeConfig(cfg engine.Config, calloutKey string) error {
-	var errs []error
+	errs := []error{checkAuthFlags(&cfg)}
 	if cfg.NATSURL == "" {
 		for _, f := range [][2]string{{"--nats-callout-key", calloutKey}, {"--nats-system-url", cfg.NATSSystemURL}, {"--nats-account", cfg.NATSAccount}} {
 			if f[1] != "" {
