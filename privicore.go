@@ -31,6 +31,10 @@ type Profile struct {
 // Active reports whether the profile has registered its public key.
 func (p *Profile) Active() bool { return p.PublicKey != "" }
 
+// TimeFormat is how the wire writes times (answers and channel events):
+// UTC as 2026-02-21T15:33:44+00:00, as the spec shows.
+const TimeFormat = "2006-01-02T15:04:05-07:00"
+
 // TokenKind says what a stored token is for.
 type TokenKind string
 

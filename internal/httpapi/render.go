@@ -40,10 +40,7 @@ type errorBody struct {
 	Reason  string              `json:"reason,omitempty"`
 }
 
-// timeFormat renders UTC as 2026-02-21T15:33:44+00:00, as the spec shows.
-const timeFormat = "2006-01-02T15:04:05-07:00"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+func formatTime(t time.Time) string { return t.UTC().Format(privicore.TimeFormat) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

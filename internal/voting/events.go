@@ -18,9 +18,6 @@ const (
 	EventPoolResolved = "POOL-RESOLVED"
 )
 
-// eventTime is how events write times: as the API's answers do.
-const eventTime = "2006-01-02T15:04:05-07:00"
-
 // PoolOpened is the data of a POOL-OPENED event.
 type PoolOpened struct {
 	Type      string `json:"type"`
@@ -47,7 +44,7 @@ type PoolResolved struct {
 // which an application's socket receives only for its own commands.
 func (s *Service) openedNews(pl *privicore.Pool, actor string) func() {
 	ev := PoolOpened{Type: EventPoolOpened, ID: pl.ID, PoolID: pl.ID, CommandID: pl.CommandID, Event: pl.Event, Attempt: pl.Attempt,
-		ExpiresAt: pl.ExpiresAt.UTC().Format(eventTime)}
+		ExpiresAt: pl.ExpiresAt.UTC().Format(privicore.TimeFormat)}
 	pending := command.Event{Type: command.EventCommand, ID: pl.CommandID, CommandStatus: privicore.CommandPending, Body: pl.ID, Actor: actor}
 	profileID, commandID := pl.ProfileID, pl.CommandID
 	return func() {
