@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/privicore/privicore/client"
 	"github.com/privicore/privicore/internal/enginetest"
-	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/storagedevice"
 )
@@ -225,30 +225,8 @@ func TestStoreAndRetrieveBothPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A storage device, enrolled with the SDK and run in-process.
-	out, err := s.Do(ctx, func() (string, error) { return s.RequestDeviceIdentifier(ctx, "sdk-storage") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev := out.Body
-	priv, _ := keys.Generate()
-	for _, step := range []func() (string, error){
-		func() (string, error) { return s.RegisterDeviceKey(ctx, dev, keys.SignedPublic(priv)) },
-		func() (string, error) { return s.ApproveDevice(ctx, dev) },
-		func() (string, error) { return s.RegisterStorage(ctx, dev) },
-	} {
-		if _, err := s.Do(ctx, step); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := s.DeviceConfiguration(ctx, dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := storagedevice.Start(storagedevice.Config{Bundle: b, Key: priv, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	dev, priv := device(t, s, "sdk-storage", s.RegisterStorage)
+	runStorageDevice(t, s, dev, priv)
 
 	key := client.NewDataKey()
 	for _, size := range []int{10, 100 << 10, 3<<20 + 5} { // inline exchange + inline answer, inline + download, streamed
@@ -276,4 +254,19 @@ func TestStoreAndRetrieveBothPaths(t *testing.T) {
 	if err != nil || page.Meta.Total != 3 {
 		t.Fatalf("list: %+v %v", page, err)
 	}
+}
+
+// runStorageDevice runs dev, an approved storage device of s with the
+// private key priv, in-process over the real bus until the test ends.
+func runStorageDevice(t *testing.T, s *client.Session, dev string, priv *ecdh.PrivateKey) {
+	t.Helper()
+	b, err := s.DeviceConfiguration(context.Background(), dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := storagedevice.Start(storagedevice.Config{Bundle: b, Key: priv, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
 }

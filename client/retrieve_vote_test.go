@@ -9,7 +9,6 @@ import (
 
 	"github.com/privicore/privicore/client"
 	"github.com/privicore/privicore/internal/keys"
-	"github.com/privicore/privicore/internal/storagedevice"
 )
 
 // device enrolls an approved device of s's profile, gives it a role with
@@ -47,15 +46,7 @@ func TestRetrieveEndsWhenTheVoteFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev, priv := device(t, s, "storage", s.RegisterStorage)
-	b, err := s.DeviceConfiguration(ctx, dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := storagedevice.Start(storagedevice.Config{Bundle: b, Key: priv, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	runStorageDevice(t, s, dev, priv)
 	device(t, s, "phone", s.RegisterAuthenticator) // never started: nobody answers
 
 	key := client.NewDataKey()
