@@ -22,19 +22,7 @@ import (
 func TestGetEndsWhenTheVoteFails(t *testing.T) {
 	e := enginetest.Start(t)
 	conf, work := t.TempDir(), t.TempDir()
-	srv := "--server=" + e.URL
-	must := func(args ...string) string {
-		t.Helper()
-		out, err := runCLI(t, conf, strongPassword+"\n", args...)
-		if err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-		return out
-	}
-	must("profile", "register", srv, "--username", "get-vote", "--password-stdin")
-	must("login", srv, "--username", "get-vote", "--password-stdin")
-	must("key", "generate", "--out", filepath.Join(work, "owner.key"))
-	must("key", "register", "--key", filepath.Join(work, "owner.key"))
+	must := activeCLIUser(t, e.URL, conf, work, "get-vote")
 	must("device", "enroll", "--role", "storage", "--approve", "--name", "s1",
 		"--key-out", filepath.Join(work, "s1.key"), "--bundle-out", filepath.Join(work, "s1.json"))
 	ctx, stop := context.WithCancel(context.Background())

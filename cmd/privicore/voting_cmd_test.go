@@ -30,12 +30,12 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestVotingCommands: an authenticator enrolled and run with the CLI
-// answers a vote opened with the CLI; policies are managed with it.
-func TestVotingCommands(t *testing.T) {
-	e := enginetest.Start(t)
-	conf := t.TempDir()
-	srv := "--server=" + e.URL
+// activeCLIUser registers username with the CLI against url, logs in and
+// registers a key (kept in dir), with its CLI configuration in conf; it
+// returns a runner of CLI commands as that user that fails the test on an
+// error and returns the output.
+func activeCLIUser(t *testing.T, url, conf, dir, username string) func(args ...string) string {
+	t.Helper()
 	must := func(args ...string) string {
 		t.Helper()
 		out, err := runCLI(t, conf, strongPassword+"\n", args...)
@@ -44,11 +44,19 @@ func TestVotingCommands(t *testing.T) {
 		}
 		return out
 	}
-	must("profile", "register", srv, "--username", "voting-cli", "--password-stdin")
-	must("login", srv, "--username", "voting-cli", "--password-stdin")
-	dir := t.TempDir()
+	must("profile", "register", "--server="+url, "--username", username, "--password-stdin")
+	must("login", "--server="+url, "--username", username, "--password-stdin")
 	must("key", "generate", "--out", filepath.Join(dir, "owner.key"))
 	must("key", "register", "--key", filepath.Join(dir, "owner.key"))
+	return must
+}
+
+// TestVotingCommands: an authenticator enrolled and run with the CLI
+// answers a vote opened with the CLI; policies are managed with it.
+func TestVotingCommands(t *testing.T) {
+	e := enginetest.Start(t)
+	conf, dir := t.TempDir(), t.TempDir()
+	must := activeCLIUser(t, e.URL, conf, dir, "voting-cli")
 	must("device", "enroll", "--role", "authenticator", "--approve", "--name", "phone",
 		"--key-out", filepath.Join(dir, "a.key"), "--bundle-out", filepath.Join(dir, "a.json"))
 	if out := must("authenticator", "list"); !strings.Contains(out, "phone") || !strings.Contains(out, "authenticator") {
