@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -24,42 +23,20 @@ import (
 	"github.com/privicore/privicore/internal/ratelimit"
 )
 
-// from is an HTTP client whose connections leave from the loopback address
+// from is an API client whose connections leave from the loopback address
 // ip (127.0.0.x), so the engine sees that client address.
-type from struct {
-	t      testing.TB
-	url    string
-	client *http.Client
-}
+type from struct{ *api }
 
 func newFrom(t testing.TB, e *enginetest.Engine, ip string) *from {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
 	tr := &http.Transport{DialContext: d.DialContext}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &from{t: t, url: e.URL, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
-}
-
-// post sends a JSON body with an optional token.
-func (f *from) post(path, token string, body any) *response {
-	f.t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, f.url+path, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("X-DPT-AUTHORIZATION", token)
-	}
-	res, err := f.client.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	rb, _ := io.ReadAll(res.Body)
-	return &response{Status: res.StatusCode, Header: res.Header, Body: rb}
+	return &from{&api{t: t, url: e.URL, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}}
 }
 
 func (f *from) login(name, pw string) *response {
 	f.t.Helper()
-	return f.post("/profile/authenticate", "", map[string]string{"username": name, "password": pw})
+	return f.postJSON("/profile/authenticate", "", map[string]string{"username": name, "password": pw})
 }
 
 // limited expects a 429 with Retry-After and the rate_limited body.
@@ -173,29 +150,29 @@ func TestEveryPasswordCheckSharesTheLimits(t *testing.T) {
 	// change-password checks the current password: 3 wrong ones are checked
 	// (and rejected on the ack), then the pair is refused at once.
 	for i := range 3 {
-		id := accepted(t, c.post("/profile/change-password", u.Token, map[string]string{
+		id := accepted(t, c.postJSON("/profile/change-password", u.Token, map[string]string{
 			"currentPassword": fmt.Sprint("guess-", i, strongPassword), "newPassword": "N3w!" + strongPassword}))
 		if st, body := a.settle(id); st != 3 || body != "profile.wrong_password" {
 			t.Fatalf("wrong current password: %d %q", st, body)
 		}
 	}
 	for range 27 {
-		limited(t, c.post("/profile/change-password", u.Token, map[string]string{
+		limited(t, c.postJSON("/profile/change-password", u.Token, map[string]string{
 			"currentPassword": "guess-" + strongPassword, "newPassword": "N3w!" + strongPassword}))
 	}
 	// The same pair is refused on every other path that checks a password.
 	limited(t, c.login(u.Name, u.Password))
-	limited(t, c.post("/profile/attempt-authentication", "", map[string]string{"username": u.Name, "password": u.Password}))
-	limited(t, c.post("/public-key/register-public-key", "", map[string]string{"username": u.Name, "password": u.Password, "publicKey": u.Key}))
+	limited(t, c.postJSON("/profile/attempt-authentication", "", map[string]string{"username": u.Name, "password": u.Password}))
+	limited(t, c.postJSON("/public-key/register-public-key", "", map[string]string{"username": u.Name, "password": u.Password, "publicKey": u.Key}))
 
 	// And the legacy flow's failures count for authenticate.
 	other := a.register("legacy-limit")
 	d := newFrom(t, e, "127.0.0.7")
 	for range 3 {
-		expect(t, d.post("/profile/attempt-authentication", "", map[string]string{"username": other.Name, "password": "bad-" + strongPassword}), 401)
+		expect(t, d.postJSON("/profile/attempt-authentication", "", map[string]string{"username": other.Name, "password": "bad-" + strongPassword}), 401)
 	}
 	limited(t, d.login(other.Name, other.Password))
-	expect(t, newFrom(t, e, "127.0.0.8").post("/profile/attempt-authentication", "", map[string]string{"username": other.Name, "password": other.Password}), 200)
+	expect(t, newFrom(t, e, "127.0.0.8").postJSON("/profile/attempt-authentication", "", map[string]string{"username": other.Name, "password": other.Password}), 200)
 }
 
 func TestRegistrationIsLimitedPerAddress(t *testing.T) {
@@ -203,14 +180,14 @@ func TestRegistrationIsLimitedPerAddress(t *testing.T) {
 	a := newAPI(t, e)
 	c := newFrom(t, e, "127.0.0.9")
 	reg := func(c *from) *response {
-		return c.post("/profile/register-profile", "", map[string]string{"username": uniqueName("reg"), "password": strongPassword})
+		return c.postJSON("/profile/register-profile", "", map[string]string{"username": uniqueName("reg"), "password": strongPassword})
 	}
 	for range 3 {
 		a.succeed(accepted(t, reg(c)))
 	}
 	limited(t, reg(c))
 	// Bad input is still told as such; another address registers.
-	expect(t, c.post("/profile/register-profile", "", map[string]string{"username": "ab", "password": strongPassword}), 422)
+	expect(t, c.postJSON("/profile/register-profile", "", map[string]string{"username": "ab", "password": strongPassword}), 422)
 	a.succeed(accepted(t, reg(newFrom(t, e, "127.0.0.10"))))
 }
 

@@ -56,8 +56,9 @@ func (r *response) Map(t testing.TB) map[string]any {
 
 // api is a tiny HTTP client for the tests.
 type api struct {
-	t   testing.TB
-	url string
+	t      testing.TB
+	url    string
+	client *http.Client // nil: http.DefaultClient
 }
 
 func newAPI(t testing.TB, e *enginetest.Engine) *api { return &api{t: t, url: e.URL} }
@@ -74,7 +75,11 @@ func (a *api) do(method, path, token, contentType string, body io.Reader) *respo
 	if token != "" {
 		req.Header.Set("X-DPT-AUTHORIZATION", token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	client := a.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}
