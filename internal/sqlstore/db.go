@@ -465,8 +465,13 @@ func (d *DB) commitTx(tx *sql.Tx, log *tokenLog) error {
 	if len(log.ids) == 0 {
 		return tx.Commit()
 	}
+	// While the commit is under way, the rows it writes are read from the
+	// database: another reader may already see what the transaction
+	// committed (a command's outcome) and must not then find the row from
+	// before it in the cache.
+	d.tokens.beginCommit(log.ids)
 	if err := tx.Commit(); err != nil {
-		d.tokens.invalidate(log.ids)
+		d.tokens.abortCommit(log.ids)
 		return err
 	}
 	d.tokens.apply(log)

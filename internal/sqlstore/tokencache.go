@@ -116,11 +116,15 @@ func (r *tokenRow) bytes() int {
 // Reads inside a write transaction never use the cache: they must see the
 // transaction's own writes.
 type tokenCache struct {
-	mu    sync.Mutex
-	gen   uint64                          // bumped by every install and drop
-	rows  map[string]*tokenRow            // by id
-	idx   [tokenKeys]map[string]*tokenRow // by each key but the id
-	bytes int                             // of the rows kept (tokenRow.bytes)
+	mu  sync.Mutex
+	gen uint64 // bumped by every install and drop
+	// committing counts the commits under way (beginCommit until apply or
+	// invalidate): while one is, no read from the database is kept, since
+	// it may predate a commit other readers already see.
+	committing int
+	rows       map[string]*tokenRow            // by id
+	idx        [tokenKeys]map[string]*tokenRow // by each key but the id
+	bytes      int                             // of the rows kept (tokenRow.bytes)
 }
 
 func newTokenCache() *tokenCache {
@@ -153,16 +157,38 @@ func (c *tokenCache) get(k tokenKey, v string) (*tokenRow, uint64) {
 func (c *tokenCache) put(r *tokenRow, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen == gen {
+	if c.gen == gen && c.committing == 0 {
 		c.set(r)
 	}
 }
 
-// invalidate drops the rows of ids (a commit that failed: their state is
-// not known).
-func (c *tokenCache) invalidate(ids []string) {
+// beginCommit drops the rows of ids, which a transaction is committing:
+// until it is applied (or invalidated), reads of them go to the database
+// and are not kept.
+func (c *tokenCache) beginCommit(ids []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
+	c.committing++
+	for _, id := range ids {
+		if id == "" {
+			c.dropAll()
+			continue
+		}
+		c.drop(id)
+	}
+}
+
+// abortCommit ends a commit (beginCommit) that failed: its rows are
+// dropped.
+func (c *tokenCache) abortCommit(ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.committing--
+	c.invalidateLocked(ids)
+}
+
+func (c *tokenCache) invalidateLocked(ids []string) {
 	c.gen++
 	for _, id := range ids {
 		c.drop(id)
@@ -178,13 +204,15 @@ func (c *tokenCache) dropAll() {
 	}
 }
 
-// apply installs what a committed transaction wrote, in order: a row as
+// apply installs what a committed transaction wrote (ending its
+// beginCommit), in order: a row as
 // written, or nothing (dropped) where the row was deleted or is not known;
 // everything is dropped at a raw statement (DB.Exec).
 func (c *tokenCache) apply(l *tokenLog) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	c.committing--
 	for i, id := range l.ids {
 		switch r := l.rows[i]; {
 		case id == "":

@@ -67,7 +67,8 @@ func TestTokenCacheStaysBoundedAndIndexed(t *testing.T) {
 	if r != nil {
 		t.Fatal("found a row never set")
 	}
-	c.invalidate(nil)
+	c.beginCommit(nil)
+	c.abortCommit(nil)
 	c.put(&tokenRow{id: "nope"}, gen)
 	if r, _ := c.get(byID, "nope"); r != nil {
 		t.Fatal("a read older than an invalidation was kept")
@@ -176,5 +177,36 @@ func TestWritesFillTheTokenCache(t *testing.T) {
 	// follow it.
 	if err := db.CreateDataToken(ctx, &privicore.DataToken{ID: "d2"}); privicore.ErrorCode(err) != privicore.EINTERNAL {
 		t.Fatalf("a write outside Write: %v", err)
+	}
+}
+
+// While a transaction writing a row commits, a read of that row goes to the
+// database and is not kept, even if it started after the commit began:
+// another reader may already see the commit (a command's outcome) and must
+// not then find the row from before it in the cache. Once applied, the
+// cache holds the committed row.
+func TestReadsDuringACommitAreNotKept(t *testing.T) {
+	c := newTokenCache()
+	old := &tokenRow{id: "t1", state: "reserved"}
+	c.set(old)
+	c.beginCommit([]string{"t1"})
+	r, gen := c.get(byID, "t1")
+	if r != nil {
+		t.Fatal("a row being committed was served from the cache")
+	}
+	c.put(old, gen) // what the database still showed before the commit
+	if r, _ := c.get(byID, "t1"); r != nil {
+		t.Fatal("a read during a commit was kept")
+	}
+	l := &tokenLog{}
+	l.add("t1", &tokenRow{id: "t1", state: "stored"})
+	c.apply(l)
+	if r, _ := c.get(byID, "t1"); r == nil || r.state != "stored" {
+		t.Fatalf("after the commit: %+v", r)
+	}
+	r, gen = c.get(byID, "t2")
+	c.put(&tokenRow{id: "t2"}, gen)
+	if r, _ := c.get(byID, "t2"); r == nil {
+		t.Fatal("a read with no commit under way was not kept")
 	}
 }
