@@ -110,8 +110,10 @@ func (r *tokenRow) bytes() int {
 // installs the rows the transaction wrote (apply). A read that misses goes
 // to the database and keeps what it read only if nothing was installed or
 // dropped meanwhile (gen), so a read that overlapped a commit cannot put
-// back a row older than the commit. (Like a read of the database itself, a
-// read racing a commit may see the row from just before it.)
+// back a row older than the commit. While a commit is under way its rows
+// are not in the cache and no read is kept (beginCommit), so a reader that
+// already sees what the commit wrote elsewhere (a command's outcome) reads
+// the row from the database too.
 //
 // Reads inside a write transaction never use the cache: they must see the
 // transaction's own writes.
