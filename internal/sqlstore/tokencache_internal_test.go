@@ -204,7 +204,9 @@ func TestReadsDuringACommitAreNotKept(t *testing.T) {
 	if r, _ := c.get(byID, "t1"); r == nil || r.state != "stored" {
 		t.Fatalf("after the commit: %+v", r)
 	}
-	r, gen = c.get(byID, "t2")
+	if r, gen = c.get(byID, "t2"); r != nil {
+		t.Fatal("found a row never set")
+	}
 	c.put(&tokenRow{id: "t2"}, gen)
 	if r, _ := c.get(byID, "t2"); r == nil {
 		t.Fatal("a read with no commit under way was not kept")
