@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/privicore/privicore/client"
+	"github.com/privicore/privicore/internal/daemon/storagedevice"
 	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/profile"
-	"github.com/privicore/privicore/internal/storagedevice"
 )
 
 const strongPassword = "Tr0ub4dor&3-correct-horse-battery"

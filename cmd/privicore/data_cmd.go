@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privicore/privicore/client"
+	"github.com/privicore/privicore/internal/daemon/storagedevice"
 	"github.com/privicore/privicore/internal/keys"
-	"github.com/privicore/privicore/internal/storagedevice"
 )
 
 // addDataCommands adds the device, storage and data token commands.

@@ -14,9 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privicore/privicore/client"
+	"github.com/privicore/privicore/internal/daemon/storagedevice"
 	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/keys"
-	"github.com/privicore/privicore/internal/storagedevice"
 )
 
 // devState is what `privicore dev` keeps between runs (0600 in its data dir).

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore/client"
-	"github.com/privicore/privicore/internal/storagedevice"
+	"github.com/privicore/privicore/internal/daemon/storagedevice"
 )
 
 // startDevice runs `privicore storage-device` as a real process.

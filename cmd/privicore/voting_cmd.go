@@ -14,10 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privicore/privicore/client"
-	"github.com/privicore/privicore/internal/authenticator"
-	"github.com/privicore/privicore/internal/ballot"
+	"github.com/privicore/privicore/internal/daemon/authenticator"
+	"github.com/privicore/privicore/internal/daemon/storagedevice"
 	"github.com/privicore/privicore/internal/keys"
-	"github.com/privicore/privicore/internal/storagedevice"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // addVotingCommands adds `privicore authenticator` (the device daemon, and
@@ -70,7 +70,7 @@ func newAuthenticatorCmd(e *env) *cobra.Command {
 				return err
 			}
 			in := bufio.NewReader(e.stdin)
-			decide := func(ctx context.Context, bl ballot.Ballot) authenticator.Decision {
+			decide := func(ctx context.Context, bl protocol.Ballot) authenticator.Decision {
 				showBallot(e, bl)
 				switch {
 				case approveAll:
@@ -98,7 +98,7 @@ func newAuthenticatorCmd(e *env) *cobra.Command {
 				}
 			}
 			a, err := authenticator.Start(authenticator.Config{Bundle: b, Key: priv, Decide: decide, Logger: newLogger(e, "info"),
-				Answered: func(bl ballot.Ballot, vote string, r ballot.Receipt) {
+				Answered: func(bl protocol.Ballot, vote string, r protocol.Receipt) {
 					if r.Accepted {
 						fmt.Fprintf(e.stdout, "  answered %s: accepted\n", vote)
 					} else {
@@ -121,7 +121,7 @@ func newAuthenticatorCmd(e *env) *cobra.Command {
 }
 
 // showBallot prints what a ballot asks.
-func showBallot(e *env, b ballot.Ballot) {
+func showBallot(e *env, b protocol.Ballot) {
 	fmt.Fprintf(e.stdout, "\nBallot %s (attempt %d): %s\n", b.PoolID, b.Attempt, b.Event)
 	if b.Title != "" {
 		fmt.Fprintf(e.stdout, "  %s\n", b.Title)

@@ -4,7 +4,7 @@
 // embedded server runs JetStream with its state under the data directory
 // (<data-dir>/bus), in the engine's account; devices cannot reach its API.
 // Durable delivery to devices is the storage outbox's job
-// (internal/storage), so no payload is kept on the bus.
+// (internal/fanout), so no payload is kept on the bus.
 package bus
 
 import (
@@ -26,10 +26,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/protocol"
 )
-
-// DefaultPrefix starts every privicore subject.
-const DefaultPrefix = "privicore"
 
 // engineUser is the engine's own bus user.
 const engineUser = "privicore-engine"
@@ -44,7 +42,7 @@ type DeviceAuthenticator interface {
 type Config struct {
 	Addr    string // device listener; default 127.0.0.1:4222; port 0 picks one
 	DataDir string // JetStream's state goes under DataDir/bus; empty: a temporary directory
-	Prefix  string // subject prefix; default DefaultPrefix
+	Prefix  string // subject prefix; default protocol.DefaultPrefix
 	// NATSURL, when set, connects to an external NATS instead of embedding
 	// one (credentials in the URL). Devices are then authenticated through
 	// the server's auth callout when CalloutSeed is set (see callout.go),
@@ -91,7 +89,7 @@ const onlineTTL = 250 * time.Millisecond
 // the engine.
 func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
 	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
+		cfg.Prefix = protocol.DefaultPrefix
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -230,34 +228,12 @@ func (b *Bus) Prefix() string { return b.cfg.Prefix }
 // Conn is the engine's connection.
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
-// DeviceSubject is the root of a device's subjects: the engine sends to
-// <root>.to.<kind>, the device to <root>.from.<kind>.
-func DeviceSubject(prefix, deviceID string) string { return prefix + ".dev." + deviceID }
-
-// SubjectDevice returns the device id in a <prefix>.dev.<id>.… subject.
-func SubjectDevice(prefix, subject string) string {
-	id, _, _ := strings.Cut(strings.TrimPrefix(subject, prefix+".dev."), ".")
-	return id
-}
-
-// ClientID is a device's bus user name.
-func ClientID(deviceID string) string { return clientPrefix + deviceID }
-
-// clientPrefix starts every device's bus user name.
-const clientPrefix = "device-"
-
-// IsDeviceClient reports whether a bus user name is a device's.
-func IsDeviceClient(clientID string) bool { return strings.HasPrefix(clientID, clientPrefix) }
-
-// InboxPrefix is the reply inbox prefix a device must use (nats.CustomInboxPrefix).
-func InboxPrefix(deviceID string) string { return "_INBOX_" + deviceID }
-
 // permissions are what one device may do: its own subjects, its own inbox.
 func permissions(prefix, deviceID string) *server.Permissions {
-	root := DeviceSubject(prefix, deviceID)
+	root := protocol.DeviceSubject(prefix, deviceID)
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{root + ".from.>"}},
-		Subscribe: &server.SubjectPermission{Allow: []string{root + ".to.>", InboxPrefix(deviceID) + ".>"}},
+		Publish:   &server.SubjectPermission{Allow: []string{protocol.FromAll(root)}},
+		Subscribe: &server.SubjectPermission{Allow: []string{protocol.ToAll(root), protocol.InboxPrefix(deviceID) + ".>"}},
 		Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
 	}
 }
@@ -352,9 +328,6 @@ func (b *Bus) Online(clientID string) bool {
 	return b.online[clientID]
 }
 
-// OpPing is the subject kind of presence probes; devices answer it.
-const OpPing = "ping"
-
 // probe answers Online on an external NATS.
 func (b *Bus) probe(clientID string) bool {
 	b.onlineMu.Lock()
@@ -367,8 +340,8 @@ func (b *Bus) probe(clientID string) bool {
 		return on
 	}
 	b.onlineMu.Unlock()
-	id := strings.TrimPrefix(clientID, clientPrefix)
-	_, err := b.nc.Request(DeviceSubject(b.cfg.Prefix, id)+".to."+OpPing, nil, time.Second)
+	id := protocol.ClientDevice(clientID)
+	_, err := b.nc.Request(protocol.To(protocol.DeviceSubject(b.cfg.Prefix, id), protocol.OpPing), nil, time.Second)
 	on := err == nil
 	b.onlineMu.Lock()
 	if len(b.probed) > 100000 {
@@ -427,7 +400,7 @@ func (b *Bus) Close() {
 func Dial(b *privicore.Bundle, name string, log *slog.Logger, hello func(*nats.Conn)) (*nats.Conn, error) {
 	nc, err := nats.Connect(b.BusURL,
 		nats.UserInfo(b.ClientID, b.ClientSecret),
-		nats.CustomInboxPrefix(InboxPrefix(b.DeviceIdentifier)),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(b.DeviceIdentifier)),
 		nats.Name(name+"-"+b.DeviceIdentifier),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
 		nats.ReconnectHandler(hello),

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // With an external NATS, device connections are authenticated by the
@@ -85,9 +86,9 @@ func (b *Bus) authorize(request string, kp nkeys.KeyPair, account string, ttl ti
 	uc.Name = o.Username
 	uc.Audience = account
 	uc.Expires = time.Now().Add(ttl).Unix()
-	root := DeviceSubject(b.cfg.Prefix, id)
-	uc.Pub.Allow.Add(root + ".from.>")
-	uc.Sub.Allow.Add(root+".to.>", InboxPrefix(id)+".>")
+	root := protocol.DeviceSubject(b.cfg.Prefix, id)
+	uc.Pub.Allow.Add(protocol.FromAll(root))
+	uc.Sub.Allow.Add(protocol.ToAll(root), protocol.InboxPrefix(id)+".>")
 	uc.Resp = &jwt.ResponsePermission{MaxMsgs: 1, Expires: time.Minute}
 	if res.Jwt, err = uc.Encode(kp); err != nil {
 		return "", err

@@ -23,8 +23,8 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/fanout"
 	"github.com/privicore/privicore/internal/keys"
-	"github.com/privicore/privicore/internal/storage"
 )
 
 // Command types handled by this package.
@@ -70,7 +70,7 @@ type Config struct {
 type Service struct {
 	store     privicore.Store
 	cmds      *command.Processor
-	storage   *storage.Service
+	storage   *fanout.Service
 	master    []byte
 	streamKey []byte // MAC key of upload credentials, derived from master
 	cfg       Config
@@ -80,7 +80,7 @@ type Service struct {
 
 // New returns the service and registers its command handlers. master is
 // the engine's 32-byte master key (layer 2).
-func New(store privicore.Store, cmds *command.Processor, st *storage.Service, master []byte, cfg Config) *Service {
+func New(store privicore.Store, cmds *command.Processor, st *fanout.Service, master []byte, cfg Config) *Service {
 	if cfg.MinAcks <= 0 {
 		cfg.MinAcks = 1
 	}
@@ -338,7 +338,7 @@ func (s *Service) prepareExchange(ctx context.Context, c *privicore.Command) (an
 	att, ok := s.cmds.Attachment(c)
 	if !ok {
 		// The engine restarted before the payload reached the devices.
-		return nil, privicore.Reject(storage.ReasonWriteFailed, "the payload was lost in a restart; exchange it again")
+		return nil, privicore.Reject(fanout.ReasonWriteFailed, "the payload was lost in a restart; exchange it again")
 	}
 	pu, err := s.push(ctx, c.ProfileID, p.BlobID, att.([]byte))
 	if err == nil && pu.Fail != "" && ctx.Err() != nil {
@@ -364,7 +364,7 @@ func (s *Service) push(ctx context.Context, profileID, blobID string, payload []
 	}
 	p := &pushed{BlobID: blobID, Wrapped: wrapped, Size: int64(len(payload)), Acked: acked, Missed: missed}
 	if len(acked) < s.cfg.MinAcks {
-		p.Fail = storage.ReasonWriteFailed
+		p.Fail = fanout.ReasonWriteFailed
 	}
 	return p, nil
 }
@@ -375,7 +375,7 @@ func (s *Service) record(ctx context.Context, q privicore.Queries, p *pushed) er
 		return err
 	}
 	for _, id := range p.Missed {
-		if err := q.AddOutbox(ctx, id, p.BlobID, storage.OpStore, s.now()); err != nil {
+		if err := q.AddOutbox(ctx, id, p.BlobID, fanout.OpStore, s.now()); err != nil {
 			return err
 		}
 	}
@@ -414,7 +414,7 @@ func (s *Service) compensatePush(ctx context.Context, q privicore.Queries, c *pr
 		return nil
 	}
 	for _, id := range p.Acked {
-		if err := q.AddOutbox(ctx, id, p.BlobID, storage.OpDelete, s.now()); err != nil {
+		if err := q.AddOutbox(ctx, id, p.BlobID, fanout.OpDelete, s.now()); err != nil {
 			return err
 		}
 	}
@@ -684,7 +684,7 @@ func (s *Service) prepareUpdate(ctx context.Context, c *privicore.Command) (any,
 	}
 	att, ok := s.cmds.Attachment(c)
 	if !ok {
-		return nil, privicore.Reject(storage.ReasonWriteFailed, "the payload was lost in a restart; update it again")
+		return nil, privicore.Reject(fanout.ReasonWriteFailed, "the payload was lost in a restart; update it again")
 	}
 	return s.push(ctx, c.ProfileID, p.BlobID, att.([]byte))
 }
@@ -740,7 +740,7 @@ func (s *Service) forget(ctx context.Context, q privicore.Queries, blobID string
 		return err
 	}
 	for _, id := range holders {
-		if err := q.AddOutbox(ctx, id, blobID, storage.OpDelete, s.now()); err != nil {
+		if err := q.AddOutbox(ctx, id, blobID, fanout.OpDelete, s.now()); err != nil {
 			return err
 		}
 	}

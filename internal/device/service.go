@@ -19,8 +19,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/privicore/privicore"
-	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // Command types handled by this package.
@@ -334,7 +334,7 @@ func Active(d *privicore.Device) bool {
 // approve marks d approved and gives it its bus user.
 func (s *Service) approve(d *privicore.Device) {
 	d.State = privicore.DeviceApproved
-	d.ClientID = bus.ClientID(d.ID)
+	d.ClientID = protocol.ClientID(d.ID)
 }
 
 func (s *Service) handleApprove(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -492,16 +492,14 @@ func (s *Service) Configuration(ctx context.Context, profileID, deviceID string)
 	}
 	s.bus.Disconnect(d.ClientID)
 	return &privicore.Bundle{DeviceIdentifier: d.ID, ClientID: d.ClientID, ClientSecret: secret, BusURL: s.bus.URL(),
-		BusSubjectPrefix: deviceSubject(s.bus.Prefix(), d.ID), EnginePublicKey: s.engineKey, Role: d.Role}, nil
+		BusSubjectPrefix: protocol.DeviceSubject(s.bus.Prefix(), d.ID), EnginePublicKey: s.engineKey, Role: d.Role}, nil
 }
-
-func deviceSubject(prefix, id string) string { return prefix + ".dev." + id }
 
 // AuthenticateDevice implements bus.DeviceAuthenticator: clientID and
 // secret must be the current credentials of an active device (approved,
 // its public key registered).
 func (s *Service) AuthenticateDevice(clientID, secret string) (string, bool) {
-	if !bus.IsDeviceClient(clientID) || secret == "" {
+	if !protocol.IsDeviceClient(clientID) || secret == "" {
 		return "", false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -21,13 +21,13 @@ import (
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/device"
+	"github.com/privicore/privicore/internal/fanout"
 	"github.com/privicore/privicore/internal/httpapi"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/oauth"
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/ratelimit"
 	"github.com/privicore/privicore/internal/sqlstore"
-	"github.com/privicore/privicore/internal/storage"
 	"github.com/privicore/privicore/internal/voting"
 	"github.com/privicore/privicore/internal/wsproxy"
 )
@@ -116,7 +116,7 @@ type Engine struct {
 	Commands   *command.Processor
 	Profiles   *profile.Service
 	Devices    *device.Service
-	Storage    *storage.Service
+	Storage    *fanout.Service
 	DataTokens *datatoken.Service
 	OAuth      *oauth.Service
 	Voting     *voting.Service
@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		store.Close()
 		return nil, fmt.Errorf("master key: %w", err)
 	}
-	e.Storage = storage.New(store, e.Bus, cfg.Logger)
+	e.Storage = fanout.New(store, e.Bus, cfg.Logger)
 	e.Storage.Handle(e.Commands)
 	e.Devices.Changed = e.Storage.InvalidateDevices
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, master, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})

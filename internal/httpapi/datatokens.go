@@ -9,7 +9,7 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/datatoken"
-	"github.com/privicore/privicore/internal/storage"
+	"github.com/privicore/privicore/internal/fanout"
 )
 
 // ---- §7 storage ----
@@ -46,7 +46,7 @@ func (s *Server) syncStorageDevice(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	c, err := s.Commands.Submit(r.Context(), authFrom(r).Profile.ID, storage.CmdSync, storage.SyncPayload(id))
+	c, err := s.Commands.Submit(r.Context(), authFrom(r).Profile.ID, fanout.CmdSync, fanout.SyncPayload(id))
 	if err != nil {
 		s.fail(w, r, err)
 		return

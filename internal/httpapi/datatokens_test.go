@@ -19,13 +19,13 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/privicore/privicore"
-	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/daemon/storagedevice"
 	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/keys"
-	"github.com/privicore/privicore/internal/storagedevice"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // storageDevice enrolls a storage device for u and starts a real instance
@@ -485,8 +485,8 @@ func TestOfflineDeviceCatchesUpAndSync(t *testing.T) {
 	// Sync: a blob lost on s2 (removed behind the engine's back) is copied
 	// back from s1.
 	ids, _ := d2.List()
-	m := nats.NewMsg(bus.DeviceSubject(e.Bus.Prefix(), id2) + ".to." + storagedevice.OpDelete)
-	m.Header.Set(storagedevice.HeaderBlob, ids[0])
+	m := nats.NewMsg(protocol.DeviceSubject(e.Bus.Prefix(), id2) + ".to." + protocol.OpDelete)
+	m.Header.Set(protocol.HeaderBlob, ids[0])
 	if _, err := e.Bus.Conn().RequestMsg(m, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

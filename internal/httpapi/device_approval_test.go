@@ -8,10 +8,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/privicore/privicore/internal/daemon/storagedevice"
 	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/keys"
-	"github.com/privicore/privicore/internal/storagedevice"
 )
 
 // TestApproveBeforeKey (issue #12 A.3): a device may be approved before

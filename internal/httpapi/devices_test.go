@@ -17,6 +17,7 @@ import (
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // requestDevice asks for a device identifier with token (the owner's or a
@@ -215,7 +216,7 @@ func (a *api) bundle(token, id string) *privicore.Bundle {
 // connect joins the bus as the device of b.
 func connect(t *testing.T, b *privicore.Bundle, errs chan error) (*nats.Conn, error) {
 	t.Helper()
-	opts := []nats.Option{nats.UserInfo(b.ClientID, b.ClientSecret), nats.CustomInboxPrefix(bus.InboxPrefix(b.DeviceIdentifier)),
+	opts := []nats.Option{nats.UserInfo(b.ClientID, b.ClientSecret), nats.CustomInboxPrefix(protocol.InboxPrefix(b.DeviceIdentifier)),
 		nats.MaxReconnects(0), nats.Timeout(5 * time.Second)}
 	if errs != nil {
 		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }),

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privicore/privicore/internal/authenticator"
-	"github.com/privicore/privicore/internal/ballot"
+	"github.com/privicore/privicore/internal/daemon/authenticator"
 	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // voter is a running authenticator device with a fixed answer.
@@ -22,10 +22,10 @@ type voter struct {
 	Key  *ecdh.PrivateKey
 
 	mu      sync.Mutex
-	ballots []ballot.Ballot
+	ballots []protocol.Ballot
 }
 
-func (v *voter) last(t *testing.T, poolID string, attempt int) ballot.Ballot {
+func (v *voter) last(t *testing.T, poolID string, attempt int) protocol.Ballot {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -40,7 +40,7 @@ func (v *voter) last(t *testing.T, poolID string, attempt int) ballot.Ballot {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("device %s got no ballot for %s attempt %d", v.ID, poolID, attempt)
-	return ballot.Ballot{}
+	return protocol.Ballot{}
 }
 
 // voter enrolls an authenticator of u answering with d, and runs it.
@@ -53,7 +53,7 @@ func (a *api) voter(u *user, name string, d authenticator.Decision) *voter {
 	a.succeed(accepted(a.t, a.postJSON("/verified-authenticator/register", u.Token, map[string]string{"deviceIdentifier": id})))
 	v := &voter{ID: id, Key: priv}
 	auth, err := authenticator.Start(authenticator.Config{Bundle: a.bundle(u.Token, id), Key: priv,
-		Decide: func(_ context.Context, b ballot.Ballot) authenticator.Decision {
+		Decide: func(_ context.Context, b protocol.Ballot) authenticator.Decision {
 			v.mu.Lock()
 			v.ballots = append(v.ballots, b)
 			v.mu.Unlock()
@@ -230,37 +230,37 @@ func TestVotesAreAuthenticated(t *testing.T) {
 	if b.Event != "voting.create" || b.Question != "Send 1 000 EUR?" || b.DeviceIdentifier != asked.ID || time.Until(b.ExpiresAt) < 50*time.Second {
 		t.Fatalf("ballot %+v", b)
 	}
-	refused := func(v *voter, ans ballot.Answer, want string) {
+	refused := func(v *voter, ans protocol.Answer, want string) {
 		t.Helper()
 		r, err := v.Auth.Send(ans)
 		if err != nil || r.Accepted || r.Reason != want {
 			t.Fatalf("answer %+v: receipt %+v %v, want %s", ans, r, err, want)
 		}
 	}
-	sign := func(v *voter, vote string, attempt int) ballot.Answer {
-		ans := ballot.Answer{PoolID: pool, Attempt: attempt, Vote: vote}
+	sign := func(v *voter, vote string, attempt int) protocol.Answer {
+		ans := protocol.Answer{PoolID: pool, Attempt: attempt, Vote: vote}
 		enginePub, _ := keys.ParsePublicKey(e.EngineKey)
-		ballot.Sign(&ans, v.ID, v.Key, enginePub)
+		protocol.Sign(&ans, v.ID, v.Key, enginePub)
 		return ans
 	}
 	// A device the pool did not ask (skipped), another profile's device, a
 	// forged signature, another attempt, nonsense.
-	refused(skipped, sign(skipped, "yes", 1), ballot.RefusedNotEligible)
-	refused(stranger, sign(stranger, "yes", 1), ballot.RefusedUnknownPool)
+	refused(skipped, sign(skipped, "yes", 1), protocol.RefusedNotEligible)
+	refused(stranger, sign(stranger, "yes", 1), protocol.RefusedUnknownPool)
 	forged := sign(skipped, "yes", 1) // signed with another device's key
-	refused(asked, forged, ballot.RefusedSignature)
+	refused(asked, forged, protocol.RefusedSignature)
 	bad := sign(asked, "yes", 1)
 	bad.MAC = base64.StdEncoding.EncodeToString(make([]byte, 32))
-	refused(asked, bad, ballot.RefusedSignature)
-	refused(asked, sign(asked, "yes", 2), ballot.RefusedClosed)
-	refused(asked, ballot.Answer{PoolID: pool, Attempt: 1, Vote: "maybe"}, ballot.RefusedMalformed)
+	refused(asked, bad, protocol.RefusedSignature)
+	refused(asked, sign(asked, "yes", 2), protocol.RefusedClosed)
+	refused(asked, protocol.Answer{PoolID: pool, Attempt: 1, Vote: "maybe"}, protocol.RefusedMalformed)
 
 	// The real answer counts once; a replay is refused.
 	good := sign(asked, "no", 1)
 	if r, err := asked.Auth.Send(good); err != nil || !r.Accepted {
 		t.Fatalf("the good answer: %+v %v", r, err)
 	}
-	refused(asked, good, ballot.RefusedClosed) // the pool resolved with it
+	refused(asked, good, protocol.RefusedClosed) // the pool resolved with it
 	a.waitPool(u, pool, "rejected")
 	a.rejected(cmd, "voting.rejected")
 
@@ -269,7 +269,7 @@ func TestVotesAreAuthenticated(t *testing.T) {
 	asked.last(t, pool, 1)
 	expire(t, e, pool)
 	a.waitPool(u, pool, "expired")
-	refused(asked, sign(asked, "yes", 1), ballot.RefusedClosed)
+	refused(asked, sign(asked, "yes", 1), protocol.RefusedClosed)
 
 	// Replaying an accepted answer while the pool is still open.
 	_, pool = a.vote(u, a.votingConfig(u, "two", "unanimous", 0, asked.ID, skipped.ID))
@@ -278,7 +278,7 @@ func TestVotesAreAuthenticated(t *testing.T) {
 	if r, _ := asked.Auth.Send(yesAns); !r.Accepted {
 		t.Fatalf("first answer refused: %+v", r)
 	}
-	refused(asked, yesAns, ballot.RefusedAnswered)
+	refused(asked, yesAns, protocol.RefusedAnswered)
 	if p := a.pool(u, pool); p.State != "open" || len(p.Answers) != 1 {
 		t.Fatalf("after the replay %+v", p)
 	}

@@ -17,9 +17,9 @@ import (
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/device"
+	"github.com/privicore/privicore/internal/fanout"
 	"github.com/privicore/privicore/internal/oauth"
 	"github.com/privicore/privicore/internal/profile"
-	"github.com/privicore/privicore/internal/storage"
 	"github.com/privicore/privicore/internal/voting"
 )
 
@@ -32,7 +32,7 @@ type Server struct {
 	Commands   *command.Processor
 	Profiles   *profile.Service
 	Devices    *device.Service
-	Storage    *storage.Service
+	Storage    *fanout.Service
 	DataTokens *datatoken.Service
 	OAuth      *oauth.Service
 	Voting     *voting.Service

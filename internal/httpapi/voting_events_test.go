@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privicore/privicore/internal/authenticator"
+	"github.com/privicore/privicore/internal/daemon/authenticator"
 	"github.com/privicore/privicore/internal/enginetest"
 )
 

@@ -13,10 +13,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/privicore/privicore"
-	"github.com/privicore/privicore/internal/ballot"
-	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // Pools (spec §9, §11). A pool opens when a held command first runs: its
@@ -79,8 +78,8 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	p := s.pools
 	for subject, h := range map[string]nats.MsgHandler{
-		p.bus.Prefix + ".dev.*.from." + ballot.OpVote: s.onAnswer,
-		p.bus.Prefix + ".dev.*.from.hello":            s.onHello,
+		protocol.FromAny(p.bus.Prefix, protocol.OpVote):  s.onAnswer,
+		protocol.FromAny(p.bus.Prefix, protocol.OpHello): s.onHello,
 	} {
 		sub, err := p.bus.Conn.Subscribe(subject, h)
 		if err != nil {
@@ -386,9 +385,9 @@ func (s *Service) sendBallots(ctx context.Context, pl *privicore.Pool, onlyDevic
 		if (onlyDevice != "" && id != onlyDevice) || slices.ContainsFunc(pl.Answers, func(a privicore.PoolAnswer) bool { return a.DeviceID == id }) {
 			continue
 		}
-		b, _ := json.Marshal(ballot.Ballot{PoolID: pl.ID, Attempt: pl.Attempt, DeviceIdentifier: id, Event: pl.Event, Title: pl.Title,
+		b, _ := json.Marshal(protocol.Ballot{PoolID: pl.ID, Attempt: pl.Attempt, DeviceIdentifier: id, Event: pl.Event, Title: pl.Title,
 			Question: pl.Question, Detail: pl.Detail, ExpiresAt: pl.ExpiresAt})
-		if err := s.pools.bus.Conn.Publish(bus.DeviceSubject(s.pools.bus.Prefix, id)+".to."+ballot.OpBallot, b); err != nil {
+		if err := s.pools.bus.Conn.Publish(protocol.To(protocol.DeviceSubject(s.pools.bus.Prefix, id), protocol.OpBallot), b); err != nil {
 			s.pools.bus.Logger.Warn("ballot not sent", "pool", pl.ID, "device", id, "err", err)
 		}
 	}
@@ -396,7 +395,7 @@ func (s *Service) sendBallots(ctx context.Context, pl *privicore.Pool, onlyDevic
 
 // deviceOf returns the device id in a <prefix>.dev.<id>.from.<op> subject.
 func (s *Service) deviceOf(subject string) string {
-	return bus.SubjectDevice(s.pools.bus.Prefix, subject)
+	return protocol.SubjectDevice(s.pools.bus.Prefix, subject)
 }
 
 // onHello resends the open ballots of a device that (re)connected.
@@ -423,14 +422,14 @@ func (e *errRefused) Error() string { return e.reason }
 
 // onAnswer checks and records a device's answer, and replies with a receipt.
 func (s *Service) onAnswer(m *nats.Msg) {
-	reply := func(r ballot.Receipt) {
+	reply := func(r protocol.Receipt) {
 		b, _ := json.Marshal(r)
 		m.Respond(b)
 	}
 	deviceID := s.deviceOf(m.Subject)
-	var a ballot.Answer
+	var a protocol.Answer
 	if json.Unmarshal(m.Data, &a) != nil || (a.Vote != "yes" && a.Vote != "no") || a.PoolID == "" {
-		reply(ballot.Receipt{Reason: ballot.RefusedMalformed})
+		reply(protocol.Receipt{Reason: protocol.RefusedMalformed})
 		return
 	}
 	ctx := context.Background()
@@ -438,27 +437,27 @@ func (s *Service) onAnswer(m *nats.Msg) {
 	err := s.store.Write(ctx, func(q privicore.Queries) error {
 		pl, err := q.FindPool(ctx, a.PoolID)
 		if privicore.ErrorCode(err) == privicore.ENOTFOUND {
-			return &errRefused{ballot.RefusedUnknownPool}
+			return &errRefused{protocol.RefusedUnknownPool}
 		} else if err != nil {
 			return err
 		}
 		dev, err := q.FindDevice(ctx, deviceID)
 		if err != nil || dev.ProfileID != pl.ProfileID {
-			return &errRefused{ballot.RefusedUnknownPool}
+			return &errRefused{protocol.RefusedUnknownPool}
 		}
 		if pl.State != privicore.PoolOpen || a.Attempt != pl.Attempt || !s.now().Before(pl.ExpiresAt) {
-			return &errRefused{ballot.RefusedClosed}
+			return &errRefused{protocol.RefusedClosed}
 		}
 		if !slices.Contains(pl.Eligible, deviceID) {
-			return &errRefused{ballot.RefusedNotEligible}
+			return &errRefused{protocol.RefusedNotEligible}
 		}
 		pub, err := keys.ParsePublicKey(dev.PublicKey)
-		if err != nil || ballot.Verify(&a, deviceID, s.pools.bus.EngineKey, pub) != nil {
-			return &errRefused{ballot.RefusedSignature}
+		if err != nil || protocol.Verify(&a, deviceID, s.pools.bus.EngineKey, pub) != nil {
+			return &errRefused{protocol.RefusedSignature}
 		}
 		ans := privicore.PoolAnswer{DeviceID: deviceID, Yes: a.Vote == "yes", At: s.now()}
 		if err := q.AddPoolAnswer(ctx, pl.ID, pl.Attempt, ans); privicore.ErrorCode(err) == privicore.ECONFLICT {
-			return &errRefused{ballot.RefusedAnswered}
+			return &errRefused{protocol.RefusedAnswered}
 		} else if err != nil {
 			return err
 		}
@@ -469,12 +468,12 @@ func (s *Service) onAnswer(m *nats.Msg) {
 	var refused *errRefused
 	switch {
 	case errors.As(err, &refused):
-		reply(ballot.Receipt{Reason: refused.reason})
+		reply(protocol.Receipt{Reason: refused.reason})
 	case err != nil:
 		s.pools.bus.Logger.Warn("recording an answer failed", "pool", a.PoolID, "err", err)
-		reply(ballot.Receipt{Reason: "voting.unavailable"})
+		reply(protocol.Receipt{Reason: "voting.unavailable"})
 	default:
-		reply(ballot.Receipt{Accepted: true})
+		reply(protocol.Receipt{Accepted: true})
 		if after != nil {
 			after()
 		}

@@ -27,27 +27,8 @@ import (
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/groupcommit"
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/protocol"
 )
-
-// Operations, the last token of the subject the engine sends to
-// (<prefix>.to.<op>).
-const (
-	OpStore  = "store"
-	OpFetch  = "fetch"
-	OpDelete = "delete"
-	OpList   = "list"
-	OpHas    = "has"
-)
-
-// HeaderBlob names the blob of a request; HeaderError carries a failure
-// in a reply (the body is then empty).
-const (
-	HeaderBlob  = "Privicore-Blob"
-	HeaderError = "Privicore-Error"
-)
-
-// ErrNotFound is the HeaderError value for a blob the device does not hold.
-const ErrNotFound = "not_found"
 
 // ReadBundle reads a bundle file.
 func ReadBundle(path string) (*privicore.Bundle, error) {
@@ -156,7 +137,7 @@ func Start(cfg Config) (*Device, error) {
 	d.nc = nc
 	// Each request is handled on its own goroutine so that stores arriving
 	// together are written together (one sync for the batch).
-	d.sub, err = nc.Subscribe(b.BusSubjectPrefix+".to.>", func(m *nats.Msg) { go d.handle(m) })
+	d.sub, err = nc.Subscribe(protocol.ToAll(b.BusSubjectPrefix), func(m *nats.Msg) { go d.handle(m) })
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -172,7 +153,7 @@ func Start(cfg Config) (*Device, error) {
 // missed). It uses the connection it is given: the handlers that call it
 // may run before Start has stored d.nc.
 func (d *Device) hello(nc *nats.Conn) {
-	nc.Publish(d.cfg.Bundle.BusSubjectPrefix+".from.hello", nil)
+	nc.Publish(protocol.From(d.cfg.Bundle.BusSubjectPrefix, protocol.OpHello), nil)
 }
 
 // Close disconnects.
@@ -206,26 +187,26 @@ func (d *Device) path(id string) string { return filepath.Join(d.blobs, id) }
 
 func (d *Device) handle(m *nats.Msg) {
 	op := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
-	id := m.Header.Get(HeaderBlob)
-	if op != OpList && op != bus.OpPing && !validBlobID(id) {
+	id := m.Header.Get(protocol.HeaderBlob)
+	if op != protocol.OpList && op != protocol.OpPing && !validBlobID(id) {
 		d.fail(m, "bad_blob_id")
 		return
 	}
 	switch op {
-	case bus.OpPing:
+	case protocol.OpPing:
 		m.Respond(nil)
 		return
-	case OpStore:
+	case protocol.OpStore:
 		if err := d.store(id, m.Data); err != nil {
 			d.log.Error("store failed", "blob", id, "err", err)
 			d.fail(m, "write_failed")
 			return
 		}
 		m.Respond(nil)
-	case OpFetch:
+	case protocol.OpFetch:
 		data, err := d.fetch(id)
 		if errors.Is(err, os.ErrNotExist) {
-			d.fail(m, ErrNotFound)
+			d.fail(m, protocol.ErrNotFound)
 			return
 		} else if err != nil {
 			d.log.Error("fetch failed", "blob", id, "err", err)
@@ -233,26 +214,26 @@ func (d *Device) handle(m *nats.Msg) {
 			return
 		}
 		m.Respond(data)
-	case OpHas:
+	case protocol.OpHas:
 		_, err1 := os.Stat(d.path(id))
 		_, err2 := os.Stat(d.path(id) + chunkedSuffix)
 		if err1 != nil && err2 != nil && !d.packs.has(id) {
-			d.fail(m, ErrNotFound)
+			d.fail(m, protocol.ErrNotFound)
 			return
 		}
 		m.Respond(nil)
-	case OpDelete:
+	case protocol.OpDelete:
 		if err := d.submit(change{id: id, del: true}); err != nil {
 			d.log.Error("delete failed", "blob", id, "err", err)
 			d.fail(m, "delete_failed")
 			return
 		}
 		m.Respond(nil)
-	case OpChunk:
+	case protocol.OpChunk:
 		d.handleChunk(m, id)
-	case OpFetchChunk:
+	case protocol.OpFetchChunk:
 		d.handleFetchChunk(m, id)
-	case OpList:
+	case protocol.OpList:
 		ids, err := d.List()
 		if err != nil {
 			d.fail(m, "list_failed")
@@ -267,7 +248,7 @@ func (d *Device) handle(m *nats.Msg) {
 
 func (d *Device) fail(m *nats.Msg, code string) {
 	r := nats.NewMsg(m.Reply)
-	r.Header.Set(HeaderError, code)
+	r.Header.Set(protocol.HeaderError, code)
 	m.RespondMsg(r)
 }
 

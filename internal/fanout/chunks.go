@@ -1,4 +1,4 @@
-package storage
+package fanout
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/privicore/privicore"
-	"github.com/privicore/privicore/internal/storagedevice"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // Stream sends one payload chunk by chunk to every storage device of a
@@ -55,11 +55,11 @@ func (st *Stream) Send(ctx context.Context, chunk []byte, final bool) {
 		wg.Add(1)
 		go func(id string) {
 			defer wg.Done()
-			m := nats.NewMsg(st.s.subject(id, storagedevice.OpChunk))
-			m.Header.Set(storagedevice.HeaderBlob, st.blobID)
-			m.Header.Set(storagedevice.HeaderSeq, strconv.Itoa(st.seq))
+			m := nats.NewMsg(st.s.subject(id, protocol.OpChunk))
+			m.Header.Set(protocol.HeaderBlob, st.blobID)
+			m.Header.Set(protocol.HeaderSeq, strconv.Itoa(st.seq))
 			if final {
-				m.Header.Set(storagedevice.HeaderFinal, "1")
+				m.Header.Set(protocol.HeaderFinal, "1")
 			}
 			m.Data = chunk
 			_, err := st.s.requestMsg(ctx, m)
@@ -83,9 +83,9 @@ func (st *Stream) Acked() []string { return st.targets }
 
 // FetchChunk reads chunk seq of a chunked blob from one device.
 func (s *Service) FetchChunk(ctx context.Context, deviceID, blobID string, seq int) ([]byte, error) {
-	m := nats.NewMsg(s.subject(deviceID, storagedevice.OpFetchChunk))
-	m.Header.Set(storagedevice.HeaderBlob, blobID)
-	m.Header.Set(storagedevice.HeaderSeq, strconv.Itoa(seq))
+	m := nats.NewMsg(s.subject(deviceID, protocol.OpFetchChunk))
+	m.Header.Set(protocol.HeaderBlob, blobID)
+	m.Header.Set(protocol.HeaderSeq, strconv.Itoa(seq))
 	return s.requestMsg(ctx, m)
 }
 

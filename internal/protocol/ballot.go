@@ -1,6 +1,5 @@
-// Package ballot is the wire between the engine and authenticator devices:
-// the ballot the engine sends (subject <device>.to.ballot) and the answer a
-// device sends back (a request on <device>.from.vote).
+// Authenticators: the ballot the engine sends (subject <root>.to.ballot)
+// and the answer a device sends back (a request on <root>.from.vote).
 //
 // An answer is authenticated with the device's own key: its MAC key comes
 // from X25519 between the device's private key and the engine's public key
@@ -9,7 +8,7 @@
 // the vote. The bus already confines a device to its own subjects; the MAC
 // makes the answer the key holder's, and the attempt number keeps an answer
 // from counting in another attempt.
-package ballot
+package protocol
 
 import (
 	"crypto/ecdh"
@@ -21,7 +20,7 @@ import (
 	"time"
 )
 
-// Subjects (the last token after <prefix>.dev.<id>.).
+// Authenticator subjects (the last token after <root>.to. / <root>.from.).
 const (
 	OpBallot = "ballot" // engine → device
 	OpVote   = "vote"   // device → engine (request; the reply is a Receipt)

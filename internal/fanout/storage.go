@@ -1,10 +1,10 @@
-// Package storage is the engine's side of the storage devices: it fans a
+// Package fanout is the engine's side of the storage devices: it fans a
 // blob out to every storage device of a profile, reads a blob back from the
 // first device with a valid copy, delivers what a device missed while
 // offline (a durable per-device outbox: stores are copied from a peer that
 // holds the blob, so the engine never keeps payloads), and synchronizes a
 // device with its peers.
-package storage
+package fanout
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
-	"github.com/privicore/privicore/internal/storagedevice"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // Rejection reasons of this package.
@@ -76,13 +76,13 @@ func New(store privicore.Store, b *bus.Bus, logger *slog.Logger) *Service {
 }
 
 func (s *Service) subject(deviceID, op string) string {
-	return bus.DeviceSubject(s.prefix, deviceID) + ".to." + op
+	return protocol.To(protocol.DeviceSubject(s.prefix, deviceID), op)
 }
 
 // request sends op about blobID to a device and waits for its answer.
 func (s *Service) request(ctx context.Context, deviceID, op, blobID string, data []byte) ([]byte, error) {
 	m := nats.NewMsg(s.subject(deviceID, op))
-	m.Header.Set(storagedevice.HeaderBlob, blobID)
+	m.Header.Set(protocol.HeaderBlob, blobID)
 	m.Data = data
 	return s.requestMsg(ctx, m)
 }
@@ -95,7 +95,7 @@ func (s *Service) requestMsg(ctx context.Context, m *nats.Msg) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e := r.Header.Get(storagedevice.HeaderError); e != "" {
+	if e := r.Header.Get(protocol.HeaderError); e != "" {
 		return nil, &deviceError{code: e}
 	}
 	return r.Data, nil
@@ -170,7 +170,7 @@ func (s *Service) Push(ctx context.Context, profileID, blobID string, blob []byt
 		wg.Add(1)
 		go func(id string) {
 			defer wg.Done()
-			_, err := s.request(ctx, id, storagedevice.OpStore, blobID, blob)
+			_, err := s.request(ctx, id, protocol.OpStore, blobID, blob)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -216,14 +216,14 @@ func (s *Service) Fetch(ctx context.Context, profileID, blobID string, valid fun
 	}
 	answers := make(chan answer, len(candidates))
 	ask := func(id string) {
-		data, err := s.request(ctx, id, storagedevice.OpFetch, blobID, nil)
+		data, err := s.request(ctx, id, protocol.OpFetch, blobID, nil)
 		if err == nil && !valid(data) {
 			err = errors.New("invalid copy")
 		}
 		var de *deviceError
 		switch {
 		case err == nil || ctx.Err() != nil:
-		case errors.As(err, &de) && de.code == storagedevice.ErrNotFound:
+		case errors.As(err, &de) && de.code == protocol.ErrNotFound:
 			s.log.Debug("device does not hold the blob (yet)", "device", id, "blob", blobID)
 		default:
 			s.log.Warn("device fetch failed", "device", id, "blob", blobID, "err", err)
@@ -283,9 +283,9 @@ func (s *Service) onlineDevices(ctx context.Context, profileID string, keep func
 // Start runs the outbox delivery: on a device's hello, and every few
 // seconds for every device with queued work.
 func (s *Service) Start() error {
-	sub, err := s.nc.Subscribe(s.prefix+".dev.*.from.hello", func(m *nats.Msg) {
+	sub, err := s.nc.Subscribe(protocol.FromAny(s.prefix, protocol.OpHello), func(m *nats.Msg) {
 		select {
-		case s.kick <- bus.SubjectDevice(s.prefix, m.Subject):
+		case s.kick <- protocol.SubjectDevice(s.prefix, m.Subject):
 		default:
 		}
 	})
@@ -403,7 +403,7 @@ func (s *Service) dropOutbox(ctx context.Context, deviceID string) {
 func (s *Service) deliverOne(ctx context.Context, d *privicore.Device, e privicore.OutboxEntry) bool {
 	switch e.Op {
 	case OpDelete:
-		if _, err := s.request(ctx, d.ID, storagedevice.OpDelete, e.BlobID, nil); err != nil {
+		if _, err := s.request(ctx, d.ID, protocol.OpDelete, e.BlobID, nil); err != nil {
 			return false
 		}
 		return s.store.Write(ctx, func(q privicore.Queries) error {
@@ -444,7 +444,7 @@ func (s *Service) copyTo(ctx context.Context, d *privicore.Device, t *privicore.
 			}
 			return s.store.Write(ctx, func(q privicore.Queries) error { return q.AddDeviceBlob(ctx, t.BlobID, t.Size, d.ID) })
 		}
-		data, err := s.request(ctx, p, storagedevice.OpFetch, t.BlobID, nil)
+		data, err := s.request(ctx, p, protocol.OpFetch, t.BlobID, nil)
 		if err != nil || !s.Valid(t.BlobID, data) {
 			continue
 		}
@@ -452,7 +452,7 @@ func (s *Service) copyTo(ctx context.Context, d *privicore.Device, t *privicore.
 		// the request in hand must not hold its delivery round for the full
 		// request timeout.
 		sctx, cancel := context.WithTimeout(ctx, copyTimeout)
-		_, err = s.request(sctx, d.ID, storagedevice.OpStore, t.BlobID, data)
+		_, err = s.request(sctx, d.ID, protocol.OpStore, t.BlobID, data)
 		cancel()
 		if err != nil {
 			return err
@@ -475,7 +475,7 @@ func (s *Service) Sync(ctx context.Context, d *privicore.Device) (SyncResult, er
 	if !s.online.Online(d.ClientID) {
 		return res, privicore.Reject(ReasonDeviceOffline, "the device is offline")
 	}
-	raw, err := s.request(ctx, d.ID, storagedevice.OpList, "", nil)
+	raw, err := s.request(ctx, d.ID, protocol.OpList, "", nil)
 	if err != nil {
 		return res, err
 	}

@@ -12,20 +12,12 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
-// Chunked blobs (streamed payloads): the engine sends them chunk by chunk
-// (OpChunk, HeaderSeq from 0, HeaderFinal on the last) and reads them back
-// chunk by chunk (OpFetchChunk). Each chunk is sealed under the at-rest key
-// with the blob id and its index as associated data, and every chunk but the
-// last has the same size, so chunk i starts at i × record size.
-const (
-	OpChunk      = "chunk"
-	OpFetchChunk = "fetchchunk"
-
-	HeaderSeq   = "Privicore-Seq"
-	HeaderFinal = "Privicore-Final"
-)
+// A chunked blob is kept in one file: each chunk sealed under the at-rest
+// key with the blob id and its index as associated data, every chunk but
+// the last of the same size, so chunk i starts at i × record size.
 
 // chunkedSuffix names a chunked blob's file.
 const chunkedSuffix = ".c"
@@ -51,12 +43,12 @@ func chunkAD(id string, seq int) []byte {
 
 // handleChunk appends one chunk; the last one makes the blob durable.
 func (d *Device) handleChunk(m *nats.Msg, id string) {
-	seq, err := strconv.Atoi(m.Header.Get(HeaderSeq))
+	seq, err := strconv.Atoi(m.Header.Get(protocol.HeaderSeq))
 	if err != nil || seq < 0 {
 		d.fail(m, "bad_seq")
 		return
 	}
-	final := m.Header.Get(HeaderFinal) != ""
+	final := m.Header.Get(protocol.HeaderFinal) != ""
 	if err := d.appendChunk(id, seq, final, m.Data); err != nil {
 		d.log.Error("chunk write failed", "blob", id, "seq", seq, "err", err)
 		d.fail(m, "write_failed")
@@ -167,14 +159,14 @@ func (d *Device) fetchChunk(id string, seq int) ([]byte, error) {
 }
 
 func (d *Device) handleFetchChunk(m *nats.Msg, id string) {
-	seq, err := strconv.Atoi(m.Header.Get(HeaderSeq))
+	seq, err := strconv.Atoi(m.Header.Get(protocol.HeaderSeq))
 	if err != nil || seq < 0 {
 		d.fail(m, "bad_seq")
 		return
 	}
 	data, err := d.fetchChunk(id, seq)
 	if errors.Is(err, os.ErrNotExist) {
-		d.fail(m, ErrNotFound)
+		d.fail(m, protocol.ErrNotFound)
 		return
 	} else if err != nil {
 		d.log.Error("chunk read failed", "blob", id, "seq", seq, "err", err)

@@ -1,7 +1,7 @@
 // Package authenticator is the authenticator device: it connects to the
 // bus with its bundle, receives ballots, asks its Decide function (a person
 // at a terminal, or a fixed answer for automation), and sends each answer
-// signed with the device key (see internal/ballot).
+// signed with the device key (see internal/protocol).
 package authenticator
 
 import (
@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/privicore/privicore"
-	"github.com/privicore/privicore/internal/ballot"
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // Decision is what Decide answers: vote yes, vote no, or stay silent.
@@ -37,9 +37,9 @@ type Config struct {
 	Bundle *privicore.Bundle
 	Key    *ecdh.PrivateKey // the device's own key (its public half is registered)
 	// Decide is asked about each ballot once (one at a time).
-	Decide func(ctx context.Context, b ballot.Ballot) Decision
+	Decide func(ctx context.Context, b protocol.Ballot) Decision
 	// Answered, if set, is told the engine's receipt of every answer sent.
-	Answered func(b ballot.Ballot, vote string, r ballot.Receipt)
+	Answered func(b protocol.Ballot, vote string, r protocol.Receipt)
 	Logger   *slog.Logger
 }
 
@@ -71,21 +71,21 @@ func Start(cfg Config) (*Authenticator, error) {
 	a := &Authenticator{cfg: cfg, log: cfg.Logger, enginePub: pub, seen: map[string]bool{}}
 	a.ctx, a.stop = context.WithCancel(context.Background())
 	root := cfg.Bundle.BusSubjectPrefix // the device's own subject root
-	nc, err := bus.Dial(cfg.Bundle, "privicore-authenticator", a.log, func(nc *nats.Conn) { nc.Publish(root+".from.hello", nil) })
+	nc, err := bus.Dial(cfg.Bundle, "privicore-authenticator", a.log, func(nc *nats.Conn) { nc.Publish(protocol.From(root, protocol.OpHello), nil) })
 	if err != nil {
 		return nil, err
 	}
 	a.nc = nc
-	if _, err := nc.Subscribe(root+".to."+ballot.OpBallot, func(m *nats.Msg) { go a.onBallot(m.Data) }); err != nil {
+	if _, err := nc.Subscribe(protocol.To(root, protocol.OpBallot), func(m *nats.Msg) { go a.onBallot(m.Data) }); err != nil {
 		nc.Close()
 		return nil, err
 	}
-	if _, err := nc.Subscribe(root+".to."+bus.OpPing, func(m *nats.Msg) { m.Respond(nil) }); err != nil {
+	if _, err := nc.Subscribe(protocol.To(root, protocol.OpPing), func(m *nats.Msg) { m.Respond(nil) }); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	if nc.IsConnected() {
-		nc.Publish(root+".from.hello", nil)
+		nc.Publish(protocol.From(root, protocol.OpHello), nil)
 	}
 	return a, nil
 }
@@ -99,7 +99,7 @@ func (a *Authenticator) Close() {
 }
 
 func (a *Authenticator) onBallot(data []byte) {
-	var b ballot.Ballot
+	var b protocol.Ballot
 	if err := json.Unmarshal(data, &b); err != nil || b.PoolID == "" || b.DeviceIdentifier != a.cfg.Bundle.DeviceIdentifier {
 		return
 	}
@@ -136,24 +136,24 @@ func (a *Authenticator) onBallot(data []byte) {
 
 // Answer sends a signed vote ("yes" or "no") on a ballot and returns the
 // engine's receipt.
-func (a *Authenticator) Answer(b ballot.Ballot, vote string) (ballot.Receipt, error) {
-	ans := ballot.Answer{PoolID: b.PoolID, Attempt: b.Attempt, Vote: vote}
-	if err := ballot.Sign(&ans, a.cfg.Bundle.DeviceIdentifier, a.cfg.Key, a.enginePub); err != nil {
-		return ballot.Receipt{}, err
+func (a *Authenticator) Answer(b protocol.Ballot, vote string) (protocol.Receipt, error) {
+	ans := protocol.Answer{PoolID: b.PoolID, Attempt: b.Attempt, Vote: vote}
+	if err := protocol.Sign(&ans, a.cfg.Bundle.DeviceIdentifier, a.cfg.Key, a.enginePub); err != nil {
+		return protocol.Receipt{}, err
 	}
 	return a.Send(ans)
 }
 
 // Send delivers an answer as it is (tests send forged and replayed ones).
-func (a *Authenticator) Send(ans ballot.Answer) (ballot.Receipt, error) {
+func (a *Authenticator) Send(ans protocol.Answer) (protocol.Receipt, error) {
 	raw, _ := json.Marshal(ans)
-	m, err := a.nc.Request(a.cfg.Bundle.BusSubjectPrefix+".from."+ballot.OpVote, raw, 5*time.Second)
+	m, err := a.nc.Request(protocol.From(a.cfg.Bundle.BusSubjectPrefix, protocol.OpVote), raw, 5*time.Second)
 	if err != nil {
-		return ballot.Receipt{}, err
+		return protocol.Receipt{}, err
 	}
-	var r ballot.Receipt
+	var r protocol.Receipt
 	if err := json.Unmarshal(m.Data, &r); err != nil {
-		return ballot.Receipt{}, err
+		return protocol.Receipt{}, err
 	}
 	return r, nil
 }
