@@ -8,9 +8,7 @@ package datatoken
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
@@ -25,6 +23,7 @@ import (
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/fanout"
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/layer2"
 )
 
 // Command types handled by this package.
@@ -71,28 +70,24 @@ type Service struct {
 	store     privicore.Store
 	cmds      *command.Processor
 	storage   *fanout.Service
-	master    []byte
-	streamKey []byte // MAC key of upload credentials, derived from master
+	sealer    *layer2.Sealer
+	streamKey []byte // MAC key of upload credentials, derived from the master key
 	cfg       Config
 	log       *slog.Logger
 	now       func() time.Time
 }
 
-// New returns the service and registers its command handlers. master is
-// the engine's 32-byte master key (layer 2).
-func New(store privicore.Store, cmds *command.Processor, st *fanout.Service, master []byte, cfg Config) *Service {
+// New returns the service and registers its command handlers. sealer
+// holds the engine's master key (layer 2).
+func New(store privicore.Store, cmds *command.Processor, st *fanout.Service, sealer *layer2.Sealer, cfg Config) *Service {
 	if cfg.MinAcks <= 0 {
 		cfg.MinAcks = 1
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	mac := hmac.New(sha256.New, master)
-	mac.Write([]byte("privicore stream upload credentials"))
-	s := &Service{store: store, cmds: cmds, storage: st, master: master, streamKey: mac.Sum(nil), cfg: cfg, log: cfg.Logger,
+	s := &Service{store: store, cmds: cmds, storage: st, sealer: sealer, streamKey: sealer.Derive("privicore stream upload credentials"), cfg: cfg, log: cfg.Logger,
 		now: func() time.Time { return time.Now().UTC() }}
-	st.Valid = s.validBlob
-	st.ValidChunk = s.validChunk
 	apply := func(h command.Handler) func(context.Context, privicore.Queries, *privicore.Command, any) (command.Result, error) {
 		return func(ctx context.Context, q privicore.Queries, c *privicore.Command, _ any) (command.Result, error) {
 			return h(ctx, q, c)
@@ -148,16 +143,6 @@ func byToken(c *privicore.Command) string {
 
 // SetPublicURL sets the base of download URLs (once the listener is bound).
 func (s *Service) SetPublicURL(u string) { s.cfg.PublicURL = u }
-
-// validBlob checks a device's copy against the token's layer-2 key.
-func (s *Service) validBlob(blobID string, blob []byte) bool {
-	t, err := s.store.FindDataTokenByBlob(context.Background(), blobID)
-	if err != nil {
-		return false
-	}
-	_, err = s.openBlob(blobID, t.WrappedKey, blob)
-	return err == nil
-}
 
 func randomToken(prefix string) string {
 	var b [24]byte
@@ -354,7 +339,7 @@ func (s *Service) prepareExchange(ctx context.Context, c *privicore.Command) (an
 
 // push seals payload as blob blobID and fans it out.
 func (s *Service) push(ctx context.Context, profileID, blobID string, payload []byte) (*pushed, error) {
-	blob, wrapped, err := s.sealBlob(blobID, payload)
+	blob, wrapped, err := s.sealer.SealBlob(blobID, payload)
 	if err != nil {
 		return nil, err
 	}

@@ -3,10 +3,8 @@ package datatoken
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net/url"
@@ -25,32 +23,6 @@ const CmdStreamExchange = "datatoken.stream_exchange"
 
 // ChunkSize is the plaintext size of a streamed payload's chunks.
 const ChunkSize = 1 << 20
-
-func chunkAD(blobID string, seq int) []byte {
-	ad := make([]byte, len(blobID)+8)
-	copy(ad, blobID)
-	binary.BigEndian.PutUint64(ad[len(blobID):], uint64(seq))
-	return ad
-}
-
-// openChunk returns the layer-1 bytes of chunk seq.
-func (s *Service) openChunk(t *privicore.DataToken, seq int, sealed []byte) ([]byte, error) {
-	dataKey, err := open(s.master, t.WrappedKey, []byte("data-key:"+t.BlobID))
-	if err != nil {
-		return nil, err
-	}
-	return open(dataKey, sealed, chunkAD(t.BlobID, seq))
-}
-
-// validChunk checks a device's copy of one chunk.
-func (s *Service) validChunk(blobID string, seq int, chunk []byte) bool {
-	t, err := s.store.FindDataTokenByBlob(context.Background(), blobID)
-	if err != nil {
-		return false
-	}
-	_, err = s.openChunk(t, seq, chunk)
-	return err == nil
-}
 
 // uploadAuth is a reservation's stream upload credential: its id and a MAC
 // of it under a key derived from the master key. Nothing is stored: the
@@ -118,8 +90,8 @@ func (s *Service) Upload(ctx context.Context, secret string, body io.Reader) (*p
 		}
 		return nil, err
 	}
-	dataKey := make([]byte, 32)
-	if _, err := rand.Read(dataKey); err != nil {
+	sealing, err := s.sealer.NewStream(payload.BlobID)
+	if err != nil {
 		return nil, err
 	}
 	// Read one chunk ahead, to know which chunk is the last.
@@ -144,7 +116,7 @@ func (s *Service) Upload(ctx context.Context, secret string, body io.Reader) (*p
 			s.compensateStream(ctx, st, payload.BlobID)
 			return nil, privicore.Invalid("body", keys.ErrWireTooShort.Error())
 		}
-		sealed, serr := seal(dataKey, cur[:n], chunkAD(payload.BlobID, seq))
+		sealed, serr := sealing.Seal(seq, cur[:n])
 		if serr != nil {
 			return nil, serr
 		}
@@ -157,7 +129,7 @@ func (s *Service) Upload(ctx context.Context, secret string, body io.Reader) (*p
 		cur, next = next, cur
 		n, err = m, nerr
 	}
-	wrapped, err := seal(s.master, dataKey, []byte("data-key:"+payload.BlobID))
+	wrapped, err := sealing.Wrapped()
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +193,7 @@ func (s *Service) transfer(ctx context.Context, t *privicore.DataToken) (*Transf
 	if t.Chunks == 0 {
 		var payload []byte
 		if _, err := s.storage.Fetch(ctx, t.ProfileID, t.BlobID, func(b []byte) bool {
-			out, err := s.openBlob(t.BlobID, t.WrappedKey, b)
+			out, err := s.sealer.OpenBlob(t.BlobID, t.WrappedKey, b)
 			payload = out
 			return err == nil
 		}); err != nil {
@@ -231,7 +203,9 @@ func (s *Service) transfer(ctx context.Context, t *privicore.DataToken) (*Transf
 	}
 	return &Transfer{Size: t.Size, WriteTo: func(w io.Writer) error {
 		return s.storage.ReadChunks(ctx, t.ProfileID, t.BlobID, t.Chunks,
-			func(seq int, data []byte) ([]byte, error) { return s.openChunk(t, seq, data) },
+			func(seq int, data []byte) ([]byte, error) {
+				return s.sealer.OpenChunk(t.BlobID, t.WrappedKey, seq, data)
+			},
 			func(plain []byte) error { _, err := w.Write(plain); return err })
 	}}, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/privicore/privicore/internal/fanout"
 	"github.com/privicore/privicore/internal/httpapi"
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/layer2"
 	"github.com/privicore/privicore/internal/oauth"
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/ratelimit"
@@ -180,10 +181,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		store.Close()
 		return nil, fmt.Errorf("master key: %w", err)
 	}
-	e.Storage = fanout.New(store, e.Bus, cfg.Logger)
+	sealer := layer2.New(master)
+	e.Storage = fanout.New(store, e.Bus, layer2.NewValidator(sealer, store), cfg.Logger)
 	e.Storage.Handle(e.Commands)
 	e.Devices.Changed = e.Storage.InvalidateDevices
-	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, master, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
+	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
 
 	e.OAuth = oauth.New(store, e.Commands, e.Profiles)
 	e.Voting = voting.New(store, e.Commands)

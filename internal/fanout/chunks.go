@@ -139,7 +139,7 @@ func (s *Service) copyChunks(ctx context.Context, peer, target, blobID string, c
 		if err != nil {
 			return err
 		}
-		if s.ValidChunk != nil && !s.ValidChunk(blobID, seq, data) {
+		if !s.valid.ValidChunk(blobID, seq, data) {
 			return errors.New("invalid chunk")
 		}
 		st.Send(ctx, data, seq == chunks-1)

@@ -42,6 +42,17 @@ type Online interface {
 	Online(clientID string) bool
 }
 
+// Validator authenticates what a device returns (layer 2, see
+// internal/layer2), so a corrupted copy is never served or copied to
+// another device.
+type Validator interface {
+	// ValidBlob reports whether blob is an intact copy of blobID.
+	ValidBlob(blobID string, blob []byte) bool
+	// ValidChunk reports whether chunk is an intact copy of chunk seq of
+	// the chunked blob blobID.
+	ValidChunk(blobID string, seq int, chunk []byte) bool
+}
+
 // Service talks to storage devices over the bus.
 type Service struct {
 	store   privicore.Store
@@ -50,11 +61,7 @@ type Service struct {
 	online  Online
 	log     *slog.Logger
 	timeout time.Duration
-	// Valid checks a blob read from a device (layer-2 authentication), so a
-	// corrupted copy is never served or copied. Set by the data token service.
-	Valid func(blobID string, blob []byte) bool
-	// ValidChunk is Valid for one chunk of a chunked blob.
-	ValidChunk func(blobID string, seq int, chunk []byte) bool
+	valid   Validator
 
 	devMu    sync.Mutex
 	devGen   uint64
@@ -66,13 +73,14 @@ type Service struct {
 	busy sync.Map // device id → struct{}: outbox being delivered
 }
 
-// New returns the service; Start runs its outbox delivery.
-func New(store privicore.Store, b *bus.Bus, logger *slog.Logger) *Service {
+// New returns the service; Start runs its outbox delivery. valid checks
+// every copy read from a device before it is served or copied.
+func New(store privicore.Store, b *bus.Bus, valid Validator, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{store: store, nc: b.Conn(), prefix: b.Prefix(), online: b, log: logger, timeout: 15 * time.Second,
-		Valid: func(string, []byte) bool { return true }, devCache: map[string]devEntry{}, kick: make(chan string, 1024), stop: make(chan struct{})}
+		valid: valid, devCache: map[string]devEntry{}, kick: make(chan string, 1024), stop: make(chan struct{})}
 }
 
 func (s *Service) subject(deviceID, op string) string {
@@ -445,7 +453,7 @@ func (s *Service) copyTo(ctx context.Context, d *privicore.Device, t *privicore.
 			return s.store.Write(ctx, func(q privicore.Queries) error { return q.AddDeviceBlob(ctx, t.BlobID, t.Size, d.ID) })
 		}
 		data, err := s.request(ctx, p, protocol.OpFetch, t.BlobID, nil)
-		if err != nil || !s.Valid(t.BlobID, data) {
+		if err != nil || !s.valid.ValidBlob(t.BlobID, data) {
 			continue
 		}
 		// A single-message copy takes milliseconds; a device that died with
