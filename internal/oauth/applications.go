@@ -87,8 +87,8 @@ func (s *Service) handleRegister(ctx context.Context, q privicore.Queries, c *pr
 // Application returns one of the caller's applications; another profile's
 // is ENOTFOUND, like a missing one.
 func (s *Service) Application(ctx context.Context, a *profile.Auth, id string) (*privicore.OAuthApplication, error) {
-	app, err := s.store.FindOAuthApplication(ctx, id)
-	if privicore.ErrorCode(err) == privicore.ENOTFOUND || (err == nil && app.ProfileID != a.Profile.ID) {
+	app, err := s.store.FindOAuthApplication(ctx, a.Profile.ID, id)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 		return nil, errNotFound
 	}
 	return app, err
@@ -147,8 +147,8 @@ func (s *Service) handleRemove(ctx context.Context, q privicore.Queries, c *priv
 	if err := decode(c, &p); err != nil {
 		return command.Result{}, err
 	}
-	app, err := q.FindOAuthApplication(ctx, p.ApplicationID)
-	if privicore.ErrorCode(err) == privicore.ENOTFOUND || (err == nil && app.ProfileID != c.ProfileID) {
+	app, err := q.FindOAuthApplication(ctx, c.ProfileID, p.ApplicationID)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 		return command.Result{}, privicore.Reject(ReasonNotFound, "oauth application not found")
 	} else if err != nil {
 		return command.Result{}, err

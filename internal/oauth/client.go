@@ -14,7 +14,7 @@ func (s *Service) Client(ctx context.Context, clientID, secret string) (*privico
 	if clientID == "" || secret == "" || len(clientID) > 128 || len(secret) > 256 {
 		return nil, errBadClient
 	}
-	app, err := s.store.FindOAuthApplicationByClientID(ctx, clientID)
+	app, err := s.store.FindOAuthClient(ctx, clientID)
 	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 		return nil, errBadClient
 	} else if err != nil {

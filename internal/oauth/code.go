@@ -45,8 +45,8 @@ func (s *Service) handleRequestCode(ctx context.Context, q privicore.Queries, c 
 	if err := decode(c, &p); err != nil {
 		return command.Result{}, err
 	}
-	app, err := q.FindOAuthApplicationByClientID(ctx, p.ClientID)
-	if privicore.ErrorCode(err) == privicore.ENOTFOUND || (err == nil && app.ProfileID != c.ProfileID) {
+	app, err := q.FindOAuthApplicationByClientID(ctx, c.ProfileID, p.ClientID)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 		return command.Result{}, privicore.Reject(ReasonNotFound, "oauth application not found")
 	} else if err != nil {
 		return command.Result{}, err
@@ -86,8 +86,8 @@ func (s *Service) RetrieveCode(ctx context.Context, app *privicore.OAuthApplicat
 	if id == "" {
 		return "", nil, privicore.Invalid("id", "is required")
 	}
-	c, err := s.store.FindOAuthCode(ctx, id)
-	if privicore.ErrorCode(err) == privicore.ENOTFOUND || (err == nil && c.ApplicationID != app.ID) {
+	c, err := s.store.FindOAuthCode(ctx, app.ID, id)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 		return "", nil, errCodeMissing
 	} else if err != nil {
 		return "", nil, err

@@ -74,7 +74,7 @@ func (s *Service) ObtainToken(ctx context.Context, app *privicore.OAuthApplicati
 		return nil, errBadCode
 	}
 	if app == nil {
-		if app, err = s.store.FindOAuthApplication(ctx, c.ApplicationID); err != nil {
+		if app, err = s.store.FindOAuthApplication(ctx, c.ProfileID, c.ApplicationID); err != nil {
 			return nil, errBadCode
 		}
 	}
@@ -126,7 +126,7 @@ func (s *Service) Refresh(ctx context.Context, app *privicore.OAuthApplication, 
 		return nil, errBadRefresh
 	}
 	if app == nil {
-		if app, err = s.store.FindOAuthApplication(ctx, rt.Application); err != nil {
+		if app, err = s.store.FindOAuthApplication(ctx, rt.ProfileID, rt.Application); err != nil {
 			return nil, errBadRefresh
 		}
 	}

@@ -109,8 +109,8 @@ func (s *Service) RetrieveAuthorizationToken(ctx context.Context, tempSecret, co
 	if err != nil {
 		return "", nil, err
 	}
-	c, err := s.store.FindCommand(ctx, commandID)
-	if err != nil || c.ProfileID != t.ProfileID || c.Type != CmdRequestAuthToken {
+	c, err := s.store.FindProfileCommand(ctx, t.ProfileID, commandID)
+	if err != nil || c.Type != CmdRequestAuthToken {
 		return "", nil, privicore.Errorf(privicore.ENOTFOUND, "authorization token request not found")
 	}
 	var pl requestAuthTokenPayload
