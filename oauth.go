@@ -81,10 +81,17 @@ type OAuthCode struct {
 type OAuthStore interface {
 	// CreateOAuthApplication inserts a.
 	CreateOAuthApplication(ctx context.Context, a *OAuthApplication) error
-	// FindOAuthApplication returns the application or ENOTFOUND.
-	FindOAuthApplication(ctx context.Context, id string) (*OAuthApplication, error)
-	// FindOAuthApplicationByClientID returns the application or ENOTFOUND.
-	FindOAuthApplicationByClientID(ctx context.Context, clientID string) (*OAuthApplication, error)
+	// FindOAuthApplication returns the profile's application with the id,
+	// or ENOTFOUND (another profile's application too).
+	FindOAuthApplication(ctx context.Context, profileID, id string) (*OAuthApplication, error)
+	// FindOAuthApplicationByClientID returns the profile's application with
+	// the client id, or ENOTFOUND (another profile's application too).
+	FindOAuthApplicationByClientID(ctx context.Context, profileID, clientID string) (*OAuthApplication, error)
+	// FindOAuthClient returns the application with the client id, whoever
+	// owns it, or ENOTFOUND. It is unscoped because it authenticates the
+	// application itself (HTTP Basic with its client credentials): no
+	// profile is acting yet, and the caller must check the client secret.
+	FindOAuthClient(ctx context.Context, clientID string) (*OAuthApplication, error)
 	// ListOAuthApplications returns a profile's applications, oldest first.
 	ListOAuthApplications(ctx context.Context, profileID string) ([]*OAuthApplication, error)
 	// SetOAuthSecret records the client secret's hash, only if none was
@@ -95,10 +102,13 @@ type OAuthStore interface {
 	// CreateOAuthCode inserts c; a nonce the application used before is
 	// ECONFLICT.
 	CreateOAuthCode(ctx context.Context, c *OAuthCode) error
-	// FindOAuthCode returns the grant or ENOTFOUND.
-	FindOAuthCode(ctx context.Context, id string) (*OAuthCode, error)
+	// FindOAuthCode returns the application's grant with the id, or
+	// ENOTFOUND (another application's grant too).
+	FindOAuthCode(ctx context.Context, applicationID, id string) (*OAuthCode, error)
 	// FindOAuthCodeByHash returns the grant whose code hashes to hash, or
-	// ENOTFOUND.
+	// ENOTFOUND. It is unscoped because the code is the credential: whoever
+	// holds it presents it (with or without client credentials, which the
+	// caller then checks against the grant's application).
 	FindOAuthCodeByHash(ctx context.Context, hash string) (*OAuthCode, error)
 	// SetOAuthCodeHash records the code's hash, only if the code was not
 	// retrieved yet (ECONFLICT otherwise).

@@ -153,6 +153,9 @@ type CommandStore interface {
 	CreateCommand(ctx context.Context, c *Command) error
 	// FindCommand returns the command or ENOTFOUND.
 	FindCommand(ctx context.Context, id string) (*Command, error)
+	// FindProfileCommand returns the profile's command with the id, or
+	// ENOTFOUND (another profile's command too).
+	FindProfileCommand(ctx context.Context, profileID, id string) (*Command, error)
 	// FinishCommand moves a pending command to status with body. It returns
 	// ECONFLICT if the command is no longer pending (it already finished), so
 	// a command takes effect at most once.

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/privicore/privicore/api"
 )
 
 // Client calls the engine's HTTP API. It is safe for concurrent use.
@@ -247,11 +249,6 @@ type Token struct {
 	ExpiresAt time.Time // when it stops working
 }
 
-type tokenBody struct {
-	AuthorizationToken string    `json:"authorizationToken"`
-	ExpiresAt          time.Time `json:"expiresAt"`
-}
-
 // RegisterProfileRequest is a new profile.
 type RegisterProfileRequest struct {
 	Username   string `json:"username"`             // 3–254 characters, unique case-insensitively
@@ -269,7 +266,7 @@ func (c *Client) RegisterProfile(ctx context.Context, r RegisterProfileRequest) 
 // Authenticate exchanges username and password for a token, and makes it
 // the client's token.
 func (c *Client) Authenticate(ctx context.Context, username, password string) (Token, error) {
-	var t tokenBody
+	var t api.AuthorizationToken
 	if _, _, err := c.do(ctx, http.MethodPost, "/profile/authenticate", noAuth, map[string]string{"username": username, "password": password}, &t); err != nil {
 		return Token{}, err
 	}
@@ -279,9 +276,7 @@ func (c *Client) Authenticate(ctx context.Context, username, password string) (T
 
 // ProfileID returns the caller's profile id.
 func (c *Client) ProfileID(ctx context.Context) (string, error) {
-	var out struct {
-		ProfileID string `json:"profileId"`
-	}
+	var out api.ProfileID
 	_, _, err := c.do(ctx, http.MethodGet, "/profile/retrieve-profile-id", nil, nil, &out)
 	return out.ProfileID, err
 }
@@ -301,10 +296,7 @@ type QRToken struct {
 // GenerateQRToken issues a single-use enrollment token; role may be "",
 // "storage" or "authenticator".
 func (c *Client) GenerateQRToken(ctx context.Context, role string) (QRToken, error) {
-	var out struct {
-		QRToken   string    `json:"qrToken"`
-		ExpiresAt time.Time `json:"expiresAt"`
-	}
+	var out api.QRToken
 	body := map[string]string{}
 	if role != "" {
 		body["role"] = role
@@ -316,7 +308,7 @@ func (c *Client) GenerateQRToken(ctx context.Context, role string) (QRToken, err
 // Reauthorize issues a fresh token living ttl (60 s … 30 days). The client
 // keeps its current token; use SetToken to switch.
 func (c *Client) Reauthorize(ctx context.Context, ttl time.Duration) (Token, error) {
-	var t tokenBody
+	var t api.AuthorizationToken
 	_, _, err := c.do(ctx, http.MethodPost, "/profile/reauthorize-authorization-token", nil, map[string]int64{"ttl": int64(ttl / time.Second)}, &t)
 	return Token{Value: t.AuthorizationToken, ExpiresAt: t.ExpiresAt}, err
 }
@@ -329,9 +321,7 @@ func (c *Client) Revoke(ctx context.Context) error {
 
 // TokenExpiry returns when the client's token expires.
 func (c *Client) TokenExpiry(ctx context.Context) (time.Time, error) {
-	var out struct {
-		ExpiresAt time.Time `json:"expiresAt"`
-	}
+	var out api.TokenExpiry
 	_, _, err := c.do(ctx, http.MethodPost, "/profile/authorization-token/expiry", nil, nil, &out)
 	return out.ExpiresAt, err
 }
@@ -350,18 +340,14 @@ func (c *Client) RegisterPublicKeyWithCredentials(ctx context.Context, username,
 // RetrievePublicKey returns the profile's registered signed public key (a
 // 404 *Error when none is registered).
 func (c *Client) RetrievePublicKey(ctx context.Context) (string, error) {
-	var out struct {
-		PublicKey string `json:"publicKey"`
-	}
+	var out api.PublicKey
 	_, _, err := c.do(ctx, http.MethodGet, "/public-key/retrieve-public-key", nil, nil, &out)
 	return out.PublicKey, err
 }
 
 // EnginePublicKey returns the engine's own signed public key.
 func (c *Client) EnginePublicKey(ctx context.Context) (string, error) {
-	var out struct {
-		PublicKey string `json:"publicKey"`
-	}
+	var out api.PublicKey
 	_, _, err := c.do(ctx, http.MethodGet, "/dptcab/public-key", nil, nil, &out)
 	return out.PublicKey, err
 }
@@ -369,10 +355,7 @@ func (c *Client) EnginePublicKey(ctx context.Context) (string, error) {
 // GenerateKeys asks the engine for a fresh key pair. Generating locally
 // (GenerateKeyPair) is safer: the private key then never travels.
 func (c *Client) GenerateKeys(ctx context.Context) (privateHex, signedPublicHex string, err error) {
-	var out struct {
-		Private string `json:"private"`
-		Public  string `json:"public"`
-	}
+	var out api.GeneratedKeys
 	_, _, err = c.do(ctx, http.MethodGet, "/generate-keys", noAuth, nil, &out)
 	return out.Private, out.Public, err
 }

@@ -8,7 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/privicore/privicore/api"
 )
 
 // The owner's side of OAuth: register applications, retrieve their client
@@ -19,43 +20,19 @@ import (
 // authorization token within its scopes: New(url, WithToken(tokens.AccessToken)).
 
 // OAuthApplication is a registered application as listed.
-type OAuthApplication struct {
-	ApplicationID string    `json:"applicationId"`
-	Name          string    `json:"name"`
-	RedirectURI   string    `json:"redirectUri"`
-	Scopes        []string  `json:"scopes"`
-	CreatedAt     time.Time `json:"createdAt"`
-}
+type OAuthApplication = api.OAuthApplication
 
 // OAuthConfiguration is what the one retrieval of an application's
 // configuration returns; keep ClientSecret safe, it is never shown again.
-type OAuthConfiguration struct {
-	ApplicationID string   `json:"applicationId"`
-	ClientID      string   `json:"clientId"`
-	ClientSecret  string   `json:"clientSecret"`
-	RedirectURI   string   `json:"redirectUri"`
-	Scopes        []string `json:"scopes"`
-}
+type OAuthConfiguration = api.OAuthConfiguration
 
 // AuthorizationCode is a retrieved code: exchange it once, before ExpiresAt.
-type AuthorizationCode struct {
-	ClientID          string    `json:"clientId"`
-	Nonce             string    `json:"nonce"`
-	AuthorizationCode string    `json:"authorizationCode"`
-	ExpiresAt         time.Time `json:"expiresAt"`
-}
+type AuthorizationCode = api.AuthorizationCode
 
 // OAuthTokens is an access and refresh token pair. Refreshing spends the
 // refresh token and revokes the access token; presenting a spent refresh
 // token revokes the whole grant.
-type OAuthTokens struct {
-	ClientID              string    `json:"clientId"`
-	AccessToken           string    `json:"accessToken"`
-	Scope                 string    `json:"scope"` // space-separated
-	ExpiresAt             time.Time `json:"expiresAt"`
-	RefreshToken          string    `json:"refreshToken"`
-	RefreshTokenExpiresAt time.Time `json:"refreshTokenExpiresAt"`
-}
+type OAuthTokens = api.OAuthTokens
 
 // RegisterOAuthApplication submits a registration; the command id is the
 // application id. redirectURI must be an absolute https URL (http only for
@@ -78,18 +55,14 @@ func (c *Client) OAuthConfiguration(ctx context.Context, applicationID string) (
 
 // OAuthApplications lists the profile's applications.
 func (c *Client) OAuthApplications(ctx context.Context) ([]OAuthApplication, error) {
-	var out struct {
-		Items []OAuthApplication `json:"items"`
-	}
+	var out api.OAuthApplicationList
 	_, _, err := c.do(ctx, http.MethodGet, "/profile/retrieve-oauth-application-list", nil, nil, &out)
 	return out.Items, err
 }
 
 // OAuthApplicationScope returns an application's registered scopes.
 func (c *Client) OAuthApplicationScope(ctx context.Context, applicationID string) ([]string, error) {
-	var out struct {
-		Scopes []string `json:"scopes"`
-	}
+	var out api.OAuthApplicationScope
 	_, _, err := c.do(ctx, http.MethodGet, "/profile/retrieve-oauth-application-scope/"+url.PathEscape(applicationID), nil, nil, &out)
 	return out.Scopes, err
 }
@@ -163,10 +136,7 @@ func (c *Client) RefreshAccessToken(ctx context.Context, clientID, clientSecret,
 
 // AccessTokenScope returns the application and the scopes of an access token.
 func (c *Client) AccessTokenScope(ctx context.Context, accessToken string) (applicationID string, scopes []string, err error) {
-	var out struct {
-		ApplicationID string   `json:"applicationId"`
-		Scopes        []string `json:"scopes"`
-	}
+	var out api.OAuthApplicationScope
 	_, _, err = c.do(ctx, http.MethodPost, "/oauth-application/retrieve-oauth-application-scope", basic(strings.TrimSpace(accessToken)), nil, &out)
 	return out.ApplicationID, out.Scopes, err
 }

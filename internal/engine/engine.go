@@ -156,16 +156,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), stopBg: make(chan struct{})}
 
-	verifier := &lateVerifier{}
-	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: verifier, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
+	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr})
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention})
+	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
-		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency}, e.Hub.CloseToken)
-	verifier.v = e.Profiles
-	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
-	e.Profiles.SetDeviceKeys(e.Devices)
+		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency}, e.Devices, e.Hub.CloseToken)
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
 		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, Logger: cfg.Logger}, e.Devices)
 	if err != nil {
@@ -223,13 +220,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// lateVerifier breaks the hub ↔ profile service construction cycle: the
-// profile service checks the token (uncached), whose record gives what it
-// may read on the channel.
-type lateVerifier struct{ v *profile.Service }
+// channelVerifier checks a channel join's token against the store
+// (uncached, profile.Tokens); the token's record gives what the socket may
+// read on the channel.
+type channelVerifier struct{ tokens *profile.Tokens }
 
-func (l *lateVerifier) VerifyChannelToken(ctx context.Context, token string) (wsproxy.Grant, error) {
-	t, err := l.v.ChannelToken(ctx, token)
+func (v channelVerifier) VerifyChannelToken(ctx context.Context, token string) (wsproxy.Grant, error) {
+	t, err := v.tokens.Channel(ctx, token)
 	if err != nil {
 		return wsproxy.Grant{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/api"
 	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/profile"
@@ -95,12 +96,6 @@ func (s *Server) registerProfile(w http.ResponseWriter, r *http.Request) {
 	writeAccepted(w, c)
 }
 
-// tokenResponse is the body of every endpoint that issues a token.
-type tokenResponse struct {
-	AuthorizationToken string `json:"authorizationToken"`
-	ExpiresAt          string `json:"expiresAt"`
-}
-
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.bind(w, r)
 	if !ok {
@@ -111,11 +106,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokenResponse{AuthorizationToken: secret, ExpiresAt: formatTime(t.ExpiresAt)})
+	writeJSON(w, http.StatusOK, api.AuthorizationToken{AuthorizationToken: secret, ExpiresAt: t.ExpiresAt})
 }
 
 func (s *Server) retrieveProfileID(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"profileId": authFrom(r).Profile.ID})
+	writeJSON(w, http.StatusOK, api.ProfileID{ProfileID: authFrom(r).Profile.ID})
 }
 
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
@@ -142,7 +137,7 @@ func (s *Server) generateQRToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"qrToken": secret, "expiresAt": formatTime(t.ExpiresAt)})
+	writeJSON(w, http.StatusOK, api.QRToken{QRToken: secret, ExpiresAt: t.ExpiresAt})
 }
 
 func (s *Server) reauthorize(w http.ResponseWriter, r *http.Request) {
@@ -163,7 +158,7 @@ func (s *Server) reauthorize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokenResponse{AuthorizationToken: secret, ExpiresAt: formatTime(t.ExpiresAt)})
+	writeJSON(w, http.StatusOK, api.AuthorizationToken{AuthorizationToken: secret, ExpiresAt: t.ExpiresAt})
 }
 
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
@@ -171,11 +166,11 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
+	writeJSON(w, http.StatusOK, api.Revoked{Revoked: true})
 }
 
 func (s *Server) tokenExpiry(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"expiresAt": formatTime(authFrom(r).Token.ExpiresAt)})
+	writeJSON(w, http.StatusOK, api.TokenExpiry{ExpiresAt: authFrom(r).Token.ExpiresAt})
 }
 
 func (s *Server) attemptAuthentication(w http.ResponseWriter, r *http.Request) {
@@ -228,7 +223,7 @@ func (s *Server) retrieveAuthorizationToken(w http.ResponseWriter, r *http.Reque
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokenResponse{AuthorizationToken: secret, ExpiresAt: formatTime(t.ExpiresAt)})
+	writeJSON(w, http.StatusOK, api.AuthorizationToken{AuthorizationToken: secret, ExpiresAt: t.ExpiresAt})
 }
 
 // ---- §4 public key ----
@@ -239,7 +234,7 @@ func (s *Server) generateKeys(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"private": keys.EncodePrivate(priv), "public": keys.SignedPublic(priv)})
+	writeJSON(w, http.StatusOK, api.GeneratedKeys{Private: keys.EncodePrivate(priv), Public: keys.SignedPublic(priv)})
 }
 
 // registerPublicKey accepts a token or, without one, username and password
@@ -331,9 +326,9 @@ func (s *Server) retrievePublicKey(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"publicKey": key})
+	writeJSON(w, http.StatusOK, api.PublicKey{PublicKey: key})
 }
 
 func (s *Server) engineKey(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"publicKey": s.EngineKey})
+	writeJSON(w, http.StatusOK, api.PublicKey{PublicKey: s.EngineKey})
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/api"
 	"github.com/privicore/privicore/internal/oauth"
 )
 
@@ -26,15 +27,6 @@ func (s *Server) registerOAuthApplication(w http.ResponseWriter, r *http.Request
 	writeAccepted(w, c)
 }
 
-// oauthAppJSON is an application as listed.
-type oauthAppJSON struct {
-	ApplicationID string   `json:"applicationId"`
-	Name          string   `json:"name"`
-	RedirectURI   string   `json:"redirectUri"`
-	Scopes        []string `json:"scopes"`
-	CreatedAt     string   `json:"createdAt"`
-}
-
 func (s *Server) retrieveOAuthConfiguration(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.bind(w, r)
 	if !ok {
@@ -45,8 +37,8 @@ func (s *Server) retrieveOAuthConfiguration(w http.ResponseWriter, r *http.Reque
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"applicationId": app.ID, "clientId": app.ClientID, "clientSecret": secret,
-		"redirectUri": app.RedirectURI, "scopes": app.Scopes})
+	writeJSON(w, http.StatusOK, api.OAuthConfiguration{ApplicationID: app.ID, ClientID: app.ClientID, ClientSecret: secret,
+		RedirectURI: app.RedirectURI, Scopes: app.Scopes})
 }
 
 func (s *Server) listOAuthApplications(w http.ResponseWriter, r *http.Request) {
@@ -55,12 +47,13 @@ func (s *Server) listOAuthApplications(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	items := make([]oauthAppJSON, 0, len(apps))
+	list := api.OAuthApplicationList{Items: make([]api.OAuthApplication, 0, len(apps))}
 	for _, a := range apps {
-		items = append(items, oauthAppJSON{ApplicationID: a.ID, Name: a.Name, RedirectURI: a.RedirectURI, Scopes: a.Scopes,
-			CreatedAt: formatTime(a.CreatedAt)})
+		list.Items = append(list.Items, api.OAuthApplication{ApplicationID: a.ID, Name: a.Name, RedirectURI: a.RedirectURI, Scopes: a.Scopes,
+			CreatedAt: a.CreatedAt})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "meta": map[string]int{"count": len(items)}})
+	list.Meta.Count = len(list.Items)
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) removeOAuthApplication(w http.ResponseWriter, r *http.Request) {
@@ -96,7 +89,7 @@ func (s *Server) applicationScopeByID(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"applicationId": app.ID, "scopes": app.Scopes})
+	writeJSON(w, http.StatusOK, api.OAuthApplicationScope{ApplicationID: app.ID, Scopes: app.Scopes})
 }
 
 // basicAuth reads `Authorization: Basic …`: client credentials
@@ -151,8 +144,7 @@ func (s *Server) retrieveAuthorizationCode(w http.ResponseWriter, r *http.Reques
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"clientId": app.ClientID, "nonce": c.Nonce, "authorizationCode": code,
-		"expiresAt": formatTime(c.ExpiresAt)})
+	writeJSON(w, http.StatusOK, api.AuthorizationCode{ClientID: app.ClientID, Nonce: c.Nonce, AuthorizationCode: code, ExpiresAt: c.ExpiresAt})
 }
 
 func (s *Server) obtainAccessToken(w http.ResponseWriter, r *http.Request) {
@@ -203,11 +195,11 @@ func (s *Server) refreshAccessToken(w http.ResponseWriter, r *http.Request) {
 // writeGrant renders a token pair with every field name the reference uses.
 func writeGrant(w http.ResponseWriter, g *oauth.Grant) {
 	exp := g.AccessToken.ExpiresAt
-	writeJSON(w, http.StatusOK, map[string]any{
-		"clientId": g.Application.ClientID, "token": g.Access, "accessToken": g.Access,
-		"type": "bearer", "tokenType": "Bearer", "scope": strings.Join(g.AccessToken.Scope, " "),
-		"expiresAt": formatTime(exp), "expiresIn": int(time.Until(exp).Seconds() + 0.5),
-		"refreshToken": g.Refresh, "refreshTokenExpiresAt": formatTime(g.RefreshToken.ExpiresAt),
+	writeJSON(w, http.StatusOK, api.OAuthTokens{
+		ClientID: g.Application.ClientID, Token: g.Access, AccessToken: g.Access,
+		Type: "bearer", TokenType: "Bearer", Scope: strings.Join(g.AccessToken.Scope, " "),
+		ExpiresAt: exp, ExpiresIn: int(time.Until(exp).Seconds() + 0.5),
+		RefreshToken: g.Refresh, RefreshTokenExpiresAt: g.RefreshToken.ExpiresAt,
 	})
 }
 
@@ -222,5 +214,5 @@ func (s *Server) tokenScope(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"applicationId": app, "scopes": scopes})
+	writeJSON(w, http.StatusOK, api.OAuthApplicationScope{ApplicationID: app, Scopes: scopes})
 }

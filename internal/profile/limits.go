@@ -94,6 +94,11 @@ func (s *Service) findLogin(ctx context.Context, name, typed string) (*privicore
 	return p, err
 }
 
+// rateLimited is the answer of a refused attempt: retry after wait.
+func rateLimited(wait time.Duration) error {
+	return &privicore.Error{Code: privicore.ERATELIMIT, Message: "too many attempts, retry later", RetryAfter: wait}
+}
+
 // limitKey is the key of a username in the failure limits: its
 // case-insensitive form, as unique as the username itself.
 func limitKey(username string) string { return strings.ToLower(username) }

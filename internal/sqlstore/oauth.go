@@ -36,12 +36,18 @@ func (q queries) CreateOAuthApplication(ctx context.Context, a *privicore.OAuthA
 }
 
 // FindOAuthApplication implements privicore.OAuthStore.
-func (q queries) FindOAuthApplication(ctx context.Context, id string) (*privicore.OAuthApplication, error) {
-	return scanOAuthApp(q.row(ctx, `SELECT `+oauthAppCols+` FROM oauth_applications WHERE id = ?`, id))
+func (q queries) FindOAuthApplication(ctx context.Context, profileID, id string) (*privicore.OAuthApplication, error) {
+	return scanOAuthApp(q.row(ctx, `SELECT `+oauthAppCols+` FROM oauth_applications WHERE id = ? AND profile_id = ?`, id, profileID))
 }
 
 // FindOAuthApplicationByClientID implements privicore.OAuthStore.
-func (q queries) FindOAuthApplicationByClientID(ctx context.Context, clientID string) (*privicore.OAuthApplication, error) {
+func (q queries) FindOAuthApplicationByClientID(ctx context.Context, profileID, clientID string) (*privicore.OAuthApplication, error) {
+	return scanOAuthApp(q.row(ctx, `SELECT `+oauthAppCols+` FROM oauth_applications WHERE client_id = ? AND profile_id = ?`, clientID, profileID))
+}
+
+// FindOAuthClient implements privicore.OAuthStore. Unscoped: it
+// authenticates the application, before any profile acts.
+func (q queries) FindOAuthClient(ctx context.Context, clientID string) (*privicore.OAuthApplication, error) {
 	return scanOAuthApp(q.row(ctx, `SELECT `+oauthAppCols+` FROM oauth_applications WHERE client_id = ?`, clientID))
 }
 
@@ -98,11 +104,12 @@ func (q queries) CreateOAuthCode(ctx context.Context, c *privicore.OAuthCode) er
 }
 
 // FindOAuthCode implements privicore.OAuthStore.
-func (q queries) FindOAuthCode(ctx context.Context, id string) (*privicore.OAuthCode, error) {
-	return scanOAuthCode(q.row(ctx, `SELECT `+oauthCodeCols+` FROM oauth_codes WHERE id = ?`, id))
+func (q queries) FindOAuthCode(ctx context.Context, applicationID, id string) (*privicore.OAuthCode, error) {
+	return scanOAuthCode(q.row(ctx, `SELECT `+oauthCodeCols+` FROM oauth_codes WHERE id = ? AND application_id = ?`, id, applicationID))
 }
 
-// FindOAuthCodeByHash implements privicore.OAuthStore.
+// FindOAuthCodeByHash implements privicore.OAuthStore. Unscoped: the code
+// is the credential.
 func (q queries) FindOAuthCodeByHash(ctx context.Context, hash string) (*privicore.OAuthCode, error) {
 	if hash == "" {
 		return nil, notFound("authorization code")
