@@ -10,9 +10,12 @@ package voting
 
 import (
 	"context"
+	"crypto/ecdh"
 	"encoding/json"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -49,16 +52,32 @@ const (
 
 // Service implements the voting rules.
 type Service struct {
-	store   privicore.Store
-	cmds    *command.Processor
-	now     func() time.Time
-	pools   *pools // set by SetBus
-	guarded guarded
+	store      privicore.Store
+	cmds       *command.Processor
+	gate       *Gate
+	now        func() time.Time
+	wire       Wire
+	engineKey  *ecdh.PrivateKey
+	log        *slog.Logger
+	checkEvery time.Duration
+
+	unsubscribe []func() // Start's subscriptions
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
-// New returns the service and registers its command handlers with cmds.
-func New(store privicore.Store, cmds *command.Processor) *Service {
-	s := &Service{store: store, cmds: cmds, now: func() time.Time { return time.Now().UTC() }, guarded: guarded{m: map[string]time.Time{}}}
+// New returns the service, registers its command handlers with cmds and
+// gives gate (the one cmds was constructed with) the pools it opens.
+func New(store privicore.Store, cmds *command.Processor, gate *Gate, cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = 200 * time.Millisecond
+	}
+	s := &Service{store: store, cmds: cmds, gate: gate, now: func() time.Time { return time.Now().UTC() },
+		wire: cfg.Wire, engineKey: cfg.EngineKey, log: cfg.Logger, checkEvery: cfg.CheckEvery, stop: make(chan struct{})}
+	gate.svc = s
 	cmds.Handle(CmdChangeStrategy, s.handleChangeStrategy)
 	cmds.Handle(CmdRegisterConfiguration, s.handleRegisterConfiguration)
 	cmds.Handle(CmdUpdateConfiguration, s.handleUpdateConfiguration)
@@ -73,7 +92,6 @@ func New(store privicore.Store, cmds *command.Processor) *Service {
 	}
 	cmds.Event(CmdDeactivatePolicy, command.Fires(privicore.EventPolicyDeactivate))
 	cmds.Event(CmdDeletePolicy, command.Fires(privicore.EventPolicyDelete))
-	cmds.SetGate(s)
 	return s
 }
 
