@@ -82,9 +82,10 @@ func (s *Service) onAnswer(deviceID string, a *protocol.Answer, reply func(proto
 	ctx := context.Background()
 	var after func()
 	err := s.store.Write(ctx, func(q privicore.Queries) error {
-		// The device comes from the bus subject (the bus confines each
-		// device to its own), so it is found by id alone.
-		dev, err := q.FindDevice(ctx, deviceID)
+		// The device is the bus user that sent the answer (the bus confines
+		// each device to its own subjects): found by its bus user, before
+		// any profile is known; its profile scopes the pool.
+		dev, err := q.FindDeviceByClientID(ctx, protocol.ClientID(deviceID))
 		if err != nil {
 			return &errRefused{protocol.RefusedUnknownPool}
 		}
