@@ -132,16 +132,20 @@ type PoolStore interface {
 	CreatePool(ctx context.Context, p *Pool) error
 	// UpdatePool writes p's attempt, state, deadline and resolution time.
 	UpdatePool(ctx context.Context, p *Pool) error
-	// FindPool returns the pool with the current attempt's answers, or
-	// ENOTFOUND.
-	FindPool(ctx context.Context, id string) (*Pool, error)
-	// FindPoolByCommand returns the pool holding a command, or ENOTFOUND.
-	FindPoolByCommand(ctx context.Context, commandID string) (*Pool, error)
+	// FindPool returns one of the profile's pools with the current
+	// attempt's answers, or ENOTFOUND (also for another profile's pool).
+	FindPool(ctx context.Context, profileID, id string) (*Pool, error)
+	// FindPoolByCommand returns the pool holding one of the profile's
+	// commands, or ENOTFOUND.
+	FindPoolByCommand(ctx context.Context, profileID, commandID string) (*Pool, error)
 	// AddPoolAnswer records an answer; a second answer of the device in the
 	// same attempt is ECONFLICT.
 	AddPoolAnswer(ctx context.Context, poolID string, attempt int, a PoolAnswer) error
 	// OpenPools lists open pools (without answers), soonest deadline first:
 	// those whose deadline is before dueBefore, or all when it is zero.
+	// It spans every profile: it serves the engine's own deadline loop and
+	// the resending of ballots, which act for no profile; each pool names
+	// its profile for the scoped reads that follow.
 	OpenPools(ctx context.Context, dueBefore time.Time, limit int) ([]*Pool, error)
 }
 

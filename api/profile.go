@@ -3,8 +3,6 @@ package api
 import (
 	"encoding/json"
 	"time"
-
-	"github.com/privicore/privicore"
 )
 
 // The profile's answers (spec §3, §4): issued tokens, the profile id, a
@@ -78,6 +76,3 @@ type GeneratedKeys struct {
 	Private string `json:"private"` // the private key, hex
 	Public  string `json:"public"`  // the signed public key (200 hex)
 }
-
-// wireTime is t as the wire writes it: UTC in privicore.TimeFormat.
-func wireTime(t time.Time) string { return t.UTC().Format(privicore.TimeFormat) }

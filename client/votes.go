@@ -2,26 +2,19 @@ package client
 
 import (
 	"encoding/json"
-	"time"
+
+	"github.com/privicore/privicore/api"
 )
 
 // Event types of voting pools on the channel (spec §1).
 const (
-	EventPoolOpened   = "POOL-OPENED"   // an attempt of a pool opened: the command waits for a vote
-	EventPoolResolved = "POOL-RESOLVED" // the pool's final state
+	EventPoolOpened   = api.EventPoolOpened   // an attempt of a pool opened: the command waits for a vote
+	EventPoolResolved = api.EventPoolResolved // the pool's final state
 )
 
 // PoolEvent is a POOL-OPENED or POOL-RESOLVED event: the vote a command
 // waits for (a command held by a policy, or an ad-hoc vote).
-type PoolEvent struct {
-	Type      string    `json:"type"`      // EventPoolOpened or EventPoolResolved
-	PoolID    string    `json:"poolId"`    //
-	CommandID string    `json:"commandId"` // the held command, or the create-voting command
-	Event     string    `json:"event"`     // opened: the gated event, e.g. data-token.request-data
-	Attempt   int       `json:"attempt"`   // opened: 1, 2, …
-	ExpiresAt time.Time `json:"expiresAt"` // opened: this attempt's deadline
-	State     string    `json:"state"`     // resolved: approved, rejected, expired, cancelled, quorum_not_met
-}
+type PoolEvent = api.PoolEvent
 
 // maxPoolEvents bounds the pool events remembered per command (the engine
 // allows at most 10 attempts: 11 events).

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/privicore/privicore/api"
 )
 
 // Authenticators, the profile's voting strategy, voting configurations,
@@ -31,14 +33,7 @@ func (c *Client) Authenticators(ctx context.Context) ([]Device, error) {
 }
 
 // VotingStrategy is the profile's default way of voting.
-type VotingStrategy struct {
-	Strategy         string   `json:"strategy"`
-	StrategyParams   int      `json:"strategyParams"` // the yes percentage
-	QuorumSize       int      `json:"quorumSize"`
-	TimeLimit        int      `json:"timeLimit"` // seconds
-	NumberOfAttempts int      `json:"numberOfAttempts"`
-	Strategies       []string `json:"strategies"`
-}
+type VotingStrategy = api.VotingStrategy
 
 // VotingStrategy returns the profile's strategy.
 func (c *Client) VotingStrategy(ctx context.Context) (VotingStrategy, error) {
@@ -69,7 +64,12 @@ func (c *Client) SetMaximumVotingAttempts(ctx context.Context, n int) (string, e
 }
 
 // VotingConfiguration is a named way of voting.
-type VotingConfiguration struct {
+type VotingConfiguration = api.VotingConfiguration
+
+// configurationBody is what RegisterVotingConfiguration and
+// UpdateVotingConfiguration send of a VotingConfiguration: its fields
+// that are set (a zero field stays as it is).
+type configurationBody struct {
 	ID                 string    `json:"id,omitempty"`
 	Name               string    `json:"name,omitempty"`
 	Strategy           string    `json:"strategy,omitempty"`
@@ -80,16 +80,21 @@ type VotingConfiguration struct {
 	UpdatedAt          time.Time `json:"updatedAt,omitzero"`
 }
 
+func configurationBodyOf(v VotingConfiguration) configurationBody {
+	return configurationBody{ID: v.ID, Name: v.Name, Strategy: v.Strategy, PercentageRequired: v.PercentageRequired, TimeLimit: v.TimeLimit,
+		DeviceIdentifiers: v.DeviceIdentifiers, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
+}
+
 // RegisterVotingConfiguration submits a configuration; the outcome's body
 // is its id.
 func (c *Client) RegisterVotingConfiguration(ctx context.Context, v VotingConfiguration) (string, error) {
-	return c.command(ctx, "/verified-authenticator/voting-configuration/register", nil, v)
+	return c.command(ctx, "/verified-authenticator/voting-configuration/register", nil, configurationBodyOf(v))
 }
 
 // UpdateVotingConfiguration submits a change: v.ID (or v.Name) finds it;
 // zero fields stay.
 func (c *Client) UpdateVotingConfiguration(ctx context.Context, v VotingConfiguration) (string, error) {
-	return c.command(ctx, "/verified-authenticator/voting-configuration/update", nil, v)
+	return c.command(ctx, "/verified-authenticator/voting-configuration/update", nil, configurationBodyOf(v))
 }
 
 // VotingConfigurations lists the profile's configurations.
@@ -107,13 +112,7 @@ func (c *Client) VotingConfigurationByKey(ctx context.Context, idOrName string) 
 }
 
 // PolicyTemplate is an entry of the engine's catalogue.
-type PolicyTemplate struct {
-	Name             string                       `json:"name"`
-	Description      string                       `json:"description"`
-	Events           map[string]map[string]string `json:"events"` // event id → {event name: description}
-	Configuration    []string                     `json:"configuration"`
-	VotingAttributes []string                     `json:"votingAttributes"`
-}
+type PolicyTemplate = api.PolicyTemplate
 
 // PolicyTemplates returns the catalogue by template id.
 func (c *Client) PolicyTemplates(ctx context.Context) (map[string]PolicyTemplate, error) {
@@ -123,7 +122,11 @@ func (c *Client) PolicyTemplates(ctx context.Context) (map[string]PolicyTemplate
 }
 
 // Policy is a registered policy.
-type Policy struct {
+type Policy = api.Policy
+
+// policyBody is what RegisterPolicy sends of a Policy: the template and
+// its events, and the other fields that are set.
+type policyBody struct {
 	ID               string         `json:"id,omitempty"`
 	Name             string         `json:"name,omitempty"`
 	PolicyTemplateID string         `json:"policyTemplateId"`
@@ -137,7 +140,9 @@ type Policy struct {
 
 // RegisterPolicy submits a policy (inactive); the outcome's body is its id.
 func (c *Client) RegisterPolicy(ctx context.Context, p Policy) (string, error) {
-	return c.command(ctx, "/policy/register", nil, p)
+	return c.command(ctx, "/policy/register", nil, policyBody{ID: p.ID, Name: p.Name, PolicyTemplateID: p.PolicyTemplateID,
+		ApplyingEventIDs: p.ApplyingEventIDs, Events: p.Events, ConfigurationID: p.ConfigurationID, Configuration: p.Configuration,
+		Active: p.Active, CreatedAt: p.CreatedAt})
 }
 
 // Policies lists "registered" (all), "active" or "inactive" policies.
@@ -174,11 +179,9 @@ func (c *Client) ChangePolicy(ctx context.Context, action, idOrName string) (str
 	return c.command(ctx, "/policy/"+action, nil, map[string]string{"policyId": idOrName})
 }
 
-// Vote is an opened ad-hoc vote.
-type Vote struct {
-	CommandID string `json:"commandId"` // its ack comes when the pool resolves
-	PoolID    string `json:"poolId"`
-}
+// Vote is an opened ad-hoc vote: its command (whose ack comes when the
+// pool resolves) and its pool.
+type Vote = api.Vote
 
 // CreateVote asks the profile's authenticators a question; configuration
 // is a voting configuration's id or name ("" for the profile's strategy).
@@ -190,31 +193,10 @@ func (c *Client) CreateVote(ctx context.Context, configuration, title, question,
 }
 
 // PoolStatus is a pool as check-pool-status shows it.
-type PoolStatus struct {
-	PoolID      string         `json:"poolId"`
-	State       string         `json:"state"` // open, approved, rejected, expired, cancelled, quorum_not_met
-	Strategy    string         `json:"strategy"`
-	QuorumSize  int            `json:"quorumSize"`
-	Title       string         `json:"title"`
-	Question    string         `json:"question"`
-	Nonce       string         `json:"nonce"`
-	Eligible    []string       `json:"eligible"`
-	Answers     []PoolAnswer   `json:"answers"`
-	Attempt     int            `json:"attempt"`
-	MaxAttempts int            `json:"maxAttempts"`
-	ExpiresAt   time.Time      `json:"expiresAt"`
-	SecondsLeft int            `json:"secondsLeft"`
-	Event       string         `json:"event"`
-	CommandID   string         `json:"commandId"`
-	Detail      map[string]any `json:"detail"`
-}
+type PoolStatus = api.PoolStatus
 
 // PoolAnswer is one answer of a pool's current attempt.
-type PoolAnswer struct {
-	DeviceIdentifier string    `json:"deviceIdentifier"`
-	Vote             string    `json:"vote"`
-	At               time.Time `json:"at"`
-}
+type PoolAnswer = api.PoolAnswer
 
 // PoolStatus returns a pool's state.
 func (c *Client) PoolStatus(ctx context.Context, poolID string) (PoolStatus, error) {

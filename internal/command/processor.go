@@ -119,6 +119,9 @@ type Options struct {
 	// default 1h (and once at Start).
 	PruneEvery time.Duration
 	Logger     *slog.Logger
+	// Gate, if set, is asked about every command that fires an event
+	// (Event); without one no command is held.
+	Gate Gate
 }
 
 // Processor runs commands.
@@ -168,7 +171,7 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, handlers: map[string]Steps{}, events: map[string]func(*privicore.Command) string{}, attached: map[string]any{}, held: map[string]*Hold{},
+	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, gate: opts.Gate, handlers: map[string]Steps{}, events: map[string]func(*privicore.Command) string{}, attached: map[string]any{}, held: map[string]*Hold{},
 		now: func() time.Time { return time.Now().UTC() }, inflight: map[string]bool{}, keys: map[string]int{}, stop: make(chan struct{})}
 	for range opts.Workers {
 		p.queues = append(p.queues, make(chan *privicore.Command, opts.QueueSize))
@@ -234,10 +237,6 @@ func (p *Processor) Event(typ string, event func(*privicore.Command) string) { p
 func Fires(event string) func(*privicore.Command) string {
 	return func(*privicore.Command) string { return event }
 }
-
-// SetGate installs the gate asked about commands that fire events. Set
-// before Start.
-func (p *Processor) SetGate(g Gate) { p.gate = g }
 
 // gated returns the event c fires and whether the gate may hold c.
 func (p *Processor) gated(ctx context.Context, c *privicore.Command) (string, bool) {

@@ -158,7 +158,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr})
-	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention})
+	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
+	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate})
 	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
@@ -185,8 +186,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
 
 	e.OAuth = oauth.New(store, e.Commands, e.Profiles)
-	e.Voting = voting.New(store, e.Commands)
-	e.Voting.SetBus(voting.Bus{Conn: e.Bus.Conn(), Prefix: e.Bus.Prefix(), EngineKey: priv, Logger: cfg.Logger, CheckEvery: cfg.VoteCheckEvery})
+	e.Voting = voting.New(store, e.Commands, gate, voting.Config{Wire: e.Bus, EngineKey: priv, Logger: cfg.Logger, CheckEvery: cfg.VoteCheckEvery})
 
 	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Storage: e.Storage, DataTokens: e.DataTokens,
 		OAuth: e.OAuth, Voting: e.Voting, Channels: e.Hub.Handler(),

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/privicore/privicore/api"
+
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/voting"
 )
@@ -20,23 +22,13 @@ func (s *Server) listAuthenticators(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-// strategyJSON is the retrieve-voting-strategy answer.
-type strategyJSON struct {
-	Strategy         string   `json:"strategy"`
-	StrategyParams   int      `json:"strategyParams"`
-	QuorumSize       int      `json:"quorumSize"`
-	TimeLimit        int      `json:"timeLimit"`
-	NumberOfAttempts int      `json:"numberOfAttempts"`
-	Strategies       []string `json:"strategies"`
-}
-
 func (s *Server) retrieveVotingStrategy(w http.ResponseWriter, r *http.Request) {
 	st, err := s.Voting.Strategy(r.Context(), authFrom(r).Profile.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, strategyJSON{Strategy: st.Strategy, StrategyParams: st.Percentage, QuorumSize: st.QuorumSize,
+	writeJSON(w, http.StatusOK, api.VotingStrategy{Strategy: st.Strategy, StrategyParams: st.Percentage, QuorumSize: st.QuorumSize,
 		TimeLimit: st.TimeLimit, NumberOfAttempts: st.Attempts, Strategies: privicore.Strategies})
 }
 
@@ -170,21 +162,9 @@ func (s *Server) updateVotingConfiguration(w http.ResponseWriter, r *http.Reques
 	s.fail(w, r, err)
 }
 
-// votingConfigJSON is a voting configuration as listed.
-type votingConfigJSON struct {
-	ID                 string   `json:"id"`
-	Name               string   `json:"name"`
-	TimeLimit          int      `json:"timeLimit"`
-	Strategy           string   `json:"strategy"`
-	PercentageRequired int      `json:"percentageRequired"`
-	DeviceIdentifiers  []string `json:"deviceIdentifiers"`
-	CreatedAt          string   `json:"createdAt"`
-	UpdatedAt          string   `json:"updatedAt"`
-}
-
-func votingConfigOf(c *privicore.VotingConfiguration) votingConfigJSON {
-	return votingConfigJSON{ID: c.ID, Name: c.Name, TimeLimit: c.TimeLimit, Strategy: c.Strategy, PercentageRequired: c.Percentage,
-		DeviceIdentifiers: c.DeviceIDs, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt)}
+func votingConfigOf(c *privicore.VotingConfiguration) api.VotingConfiguration {
+	return api.VotingConfiguration{ID: c.ID, Name: c.Name, TimeLimit: c.TimeLimit, Strategy: c.Strategy, PercentageRequired: c.Percentage,
+		DeviceIdentifiers: c.DeviceIDs, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 }
 
 func (s *Server) listVotingConfigurations(w http.ResponseWriter, r *http.Request) {
@@ -193,7 +173,7 @@ func (s *Server) listVotingConfigurations(w http.ResponseWriter, r *http.Request
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]votingConfigJSON, 0, len(list))
+	out := make([]api.VotingConfiguration, 0, len(list))
 	for _, c := range list {
 		out = append(out, votingConfigOf(c))
 	}
@@ -211,16 +191,16 @@ func (s *Server) retrieveVotingConfiguration(w http.ResponseWriter, r *http.Requ
 
 // §10 Policies.
 
-// templateJSON renders the catalogue in the spec's shape.
-func templatesJSON() map[string]any {
-	out := map[string]any{}
+// templatesJSON renders the catalogue in the spec's shape, by template id.
+func templatesJSON() map[string]api.PolicyTemplate {
+	out := map[string]api.PolicyTemplate{}
 	for _, t := range voting.Templates {
 		events := map[string]map[string]string{}
 		for _, e := range t.Events {
 			events[e.ID] = map[string]string{e.Name: e.Description}
 		}
-		out[t.ID] = map[string]any{"name": t.Name, "description": t.Description, "events": events,
-			"configuration": t.Configuration, "votingAttributes": t.VotingAttributes}
+		out[t.ID] = api.PolicyTemplate{Name: t.Name, Description: t.Description, Events: events,
+			Configuration: t.Configuration, VotingAttributes: t.VotingAttributes}
 	}
 	return out
 }
@@ -249,22 +229,9 @@ func (s *Server) registerPolicy(w http.ResponseWriter, r *http.Request) {
 	writeAccepted(w, c)
 }
 
-// policyJSON is a policy as the API shows it.
-type policyJSON struct {
-	ID               string         `json:"id"`
-	Name             string         `json:"name"`
-	PolicyTemplateID string         `json:"policyTemplateId"`
-	ApplyingEventIDs []string       `json:"applyingEventIds"`
-	Events           []string       `json:"events"`
-	ConfigurationID  string         `json:"configurationId"`
-	Configuration    map[string]any `json:"configuration"`
-	Active           bool           `json:"active"`
-	CreatedAt        string         `json:"createdAt"`
-}
-
-func policyOf(p *privicore.Policy) policyJSON {
-	return policyJSON{ID: p.ID, Name: p.Name, PolicyTemplateID: p.TemplateID, ApplyingEventIDs: p.EventIDs, Events: p.Events,
-		ConfigurationID: p.ConfigurationID, Configuration: p.Configuration, Active: p.Active, CreatedAt: formatTime(p.CreatedAt)}
+func policyOf(p *privicore.Policy) api.Policy {
+	return api.Policy{ID: p.ID, Name: p.Name, PolicyTemplateID: p.TemplateID, ApplyingEventIDs: p.EventIDs, Events: p.Events,
+		ConfigurationID: p.ConfigurationID, Configuration: p.Configuration, Active: p.Active, CreatedAt: p.CreatedAt}
 }
 
 func (s *Server) retrievePolicy(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +251,7 @@ func (s *Server) listPolicies(active *bool) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		out := make([]policyJSON, 0, len(list))
+		out := make([]api.Policy, 0, len(list))
 		for _, p := range list {
 			out = append(out, policyOf(p))
 		}
@@ -322,14 +289,7 @@ func (s *Server) createVote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("X-DPT-CAB-ID", c.ID)
-	writeJSON(w, http.StatusAccepted, map[string]string{"commandId": c.ID, "poolId": poolID, "message": "Command accepted."})
-}
-
-// poolAnswerJSON is one answer in a pool status.
-type poolAnswerJSON struct {
-	DeviceIdentifier string `json:"deviceIdentifier"`
-	Vote             string `json:"vote"`
-	At               string `json:"at"`
+	writeJSON(w, http.StatusAccepted, api.Vote{CommandID: c.ID, PoolID: poolID, Message: "Command accepted."})
 }
 
 func (s *Server) poolStatus(w http.ResponseWriter, r *http.Request) {
@@ -338,22 +298,22 @@ func (s *Server) poolStatus(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	answers := make([]poolAnswerJSON, 0, len(pl.Answers))
+	answers := make([]api.PoolAnswer, 0, len(pl.Answers))
 	for _, a := range pl.Answers {
 		vote := "no"
 		if a.Yes {
 			vote = "yes"
 		}
-		answers = append(answers, poolAnswerJSON{DeviceIdentifier: a.DeviceID, Vote: vote, At: formatTime(a.At)})
+		answers = append(answers, api.PoolAnswer{DeviceIdentifier: a.DeviceID, Vote: vote, At: a.At})
 	}
 	left := 0
 	if pl.State == privicore.PoolOpen {
 		left = max(0, int(time.Until(pl.ExpiresAt).Seconds()+0.5))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"poolId": pl.ID, "state": pl.State, "strategy": pl.Strategy, "percentageRequired": pl.Percentage,
-		"quorumSize": pl.QuorumSize, "title": pl.Title, "question": pl.Question, "nonce": pl.Nonce, "eligible": pl.Eligible,
-		"answers": answers, "attempt": pl.Attempt, "maxAttempts": pl.MaxAttempts, "expiresAt": formatTime(pl.ExpiresAt),
-		"secondsLeft": left, "event": pl.Event, "commandId": pl.CommandID, "detail": pl.Detail})
+	writeJSON(w, http.StatusOK, api.PoolStatus{PoolID: pl.ID, State: pl.State, Strategy: pl.Strategy, PercentageRequired: pl.Percentage,
+		QuorumSize: pl.QuorumSize, Title: pl.Title, Question: pl.Question, Nonce: pl.Nonce, Eligible: pl.Eligible,
+		Answers: answers, Attempt: pl.Attempt, MaxAttempts: pl.MaxAttempts, ExpiresAt: pl.ExpiresAt,
+		SecondsLeft: left, Event: pl.Event, CommandID: pl.CommandID, Detail: pl.Detail})
 }
 
 func (s *Server) cancelPool(w http.ResponseWriter, r *http.Request) {

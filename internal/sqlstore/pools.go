@@ -75,14 +75,14 @@ func (q queries) withAnswers(ctx context.Context, p *privicore.Pool, err error) 
 }
 
 // FindPool implements privicore.PoolStore.
-func (q queries) FindPool(ctx context.Context, id string) (*privicore.Pool, error) {
-	p, err := scanPool(q.row(ctx, `SELECT `+poolCols+` FROM pools WHERE id = ?`, id))
+func (q queries) FindPool(ctx context.Context, profileID, id string) (*privicore.Pool, error) {
+	p, err := scanPool(q.row(ctx, `SELECT `+poolCols+` FROM pools WHERE id = ? AND profile_id = ?`, id, profileID))
 	return q.withAnswers(ctx, p, err)
 }
 
 // FindPoolByCommand implements privicore.PoolStore.
-func (q queries) FindPoolByCommand(ctx context.Context, commandID string) (*privicore.Pool, error) {
-	p, err := scanPool(q.row(ctx, `SELECT `+poolCols+` FROM pools WHERE command_id = ?`, commandID))
+func (q queries) FindPoolByCommand(ctx context.Context, profileID, commandID string) (*privicore.Pool, error) {
+	p, err := scanPool(q.row(ctx, `SELECT `+poolCols+` FROM pools WHERE command_id = ? AND profile_id = ?`, commandID, profileID))
 	return q.withAnswers(ctx, p, err)
 }
 

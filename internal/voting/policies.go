@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/privicore/privicore"
@@ -260,7 +258,7 @@ func (s *Service) handleChangePolicy(ctx context.Context, q privicore.Queries, c
 	}
 	switch c.Type {
 	case CmdActivatePolicy:
-		s.guarded.add(c.ProfileID) // before the commit: never a moment unguarded
+		s.gate.guarded.add(c.ProfileID) // before the commit: never a moment unguarded
 		err = q.SetPolicyActive(ctx, pol.ID, true, s.now())
 	case CmdDeletePolicy:
 		err = q.DeletePolicy(ctx, pol.ID)
@@ -293,69 +291,4 @@ func (s *Service) Policies(ctx context.Context, profileID string, active *bool) 
 		}
 	}
 	return out, nil
-}
-
-// guarded is the set of profiles that may have an active policy: every
-// command firing an event asks it, and only those of a guarded profile
-// read the policies (policyFor, uncached, so that a policy change applies
-// to the very next command). Activation adds its profile inside its
-// transaction, before the commit; the set is reloaded from the database
-// every second (which also drops profiles whose policies went inactive),
-// keeping profiles added in the last few seconds so that a reload that
-// read the database just before an activation committed cannot lose it.
-type guarded struct {
-	mu sync.Mutex
-	m  map[string]time.Time // profile → when it was added by an activation (zero: from the database)
-}
-
-const guardKeep = 5 * time.Second
-
-func (g *guarded) has(profileID string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.m[profileID]
-	return ok
-}
-
-func (g *guarded) add(profileID string) {
-	g.mu.Lock()
-	g.m[profileID] = time.Now()
-	g.mu.Unlock()
-}
-
-// reload replaces the set with the database's, plus recent additions.
-func (s *Service) reloadGuarded(ctx context.Context) error {
-	ids, err := s.store.ActivePolicyProfiles(ctx)
-	if err != nil {
-		return err
-	}
-	m := make(map[string]time.Time, len(ids))
-	for _, id := range ids {
-		m[id] = time.Time{}
-	}
-	s.guarded.mu.Lock()
-	for id, at := range s.guarded.m {
-		if !at.IsZero() && time.Since(at) < guardKeep {
-			m[id] = at
-		}
-	}
-	s.guarded.m = m
-	s.guarded.mu.Unlock()
-	return nil
-}
-
-// policyFor returns the active policy of the profile covering event (the
-// oldest, if several do), or nil.
-func (s *Service) policyFor(ctx context.Context, profileID, event string) (*privicore.Policy, error) {
-	active := true
-	list, err := s.Policies(ctx, profileID, &active)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range list {
-		if slices.Contains(p.Events, event) {
-			return p, nil
-		}
-	}
-	return nil, nil
 }

@@ -1,0 +1,56 @@
+package bus
+
+import (
+	"encoding/json"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/privicore/privicore/internal/protocol"
+)
+
+// The authenticators' side of the bus (internal/protocol's ballots and
+// answers), as the voting pools use it (voting.Wire).
+
+// SendBallot publishes b to the device's ballot subject.
+func (b *Bus) SendBallot(deviceID string, ballot protocol.Ballot) error {
+	data, err := json.Marshal(ballot)
+	if err != nil {
+		return err
+	}
+	return b.nc.Publish(protocol.To(protocol.DeviceSubject(b.cfg.Prefix, deviceID), protocol.OpBallot), data)
+}
+
+// ServeAnswers calls answer with every answer a device sends (a request on
+// its vote subject), one at a time, the device taken from the subject; a
+// is nil when the message is no JSON answer. reply sends the receipt.
+// stop ends the subscription.
+func (b *Bus) ServeAnswers(answer func(deviceID string, a *protocol.Answer, reply func(protocol.Receipt))) (stop func(), err error) {
+	return b.serve(protocol.OpVote, func(m *nats.Msg, deviceID string) {
+		var a protocol.Answer
+		ap := &a
+		if json.Unmarshal(m.Data, &a) != nil {
+			ap = nil
+		}
+		answer(deviceID, ap, func(r protocol.Receipt) {
+			data, _ := json.Marshal(r)
+			m.Respond(data)
+		})
+	})
+}
+
+// ServeHellos calls hello with the id of every device that announces a
+// (re)connection. stop ends the subscription.
+func (b *Bus) ServeHellos(hello func(deviceID string)) (stop func(), err error) {
+	return b.serve(protocol.OpHello, func(_ *nats.Msg, deviceID string) { hello(deviceID) })
+}
+
+// serve subscribes to what any device sends on op.
+func (b *Bus) serve(op string, h func(m *nats.Msg, deviceID string)) (func(), error) {
+	sub, err := b.nc.Subscribe(protocol.FromAny(b.cfg.Prefix, op), func(m *nats.Msg) {
+		h(m, protocol.SubjectDevice(b.cfg.Prefix, m.Subject))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() { sub.Unsubscribe() }, nil
+}

@@ -1,0 +1,164 @@
+package voting
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/privicore/privicore"
+)
+
+// Gate decides which commands wait for a vote: it is the command
+// processor's command.Gate. It is made first (NewGate), because the
+// processor takes it when it is constructed and the Service takes the
+// processor; New then gives the gate the service that opens the pools.
+//
+// An ad-hoc vote is always gated; another command firing an event is when
+// its profile may have an active policy (the guarded set). Check lets the
+// command's pool decide, and opens one if a policy still covers it.
+type Gate struct {
+	guarded guarded
+	svc     *Service // the pools, given by New
+}
+
+// NewGate returns a gate that guards no profile yet (Service.Start loads
+// the profiles with active policies).
+func NewGate() *Gate {
+	return &Gate{guarded: guarded{m: map[string]time.Time{}}}
+}
+
+// Gated implements command.Gate: an ad-hoc vote always; another event when
+// the profile may have an active policy (Check reads them).
+func (g *Gate) Gated(ctx context.Context, c *privicore.Command, event string) bool {
+	return event == EventVote || g.guarded.has(c.ProfileID)
+}
+
+// Check implements command.Gate: the command's pool decides (wait while it
+// is open, run once approved, else the rejection voting.<state>); without
+// one, one is opened (and the command held) if a policy still covers it.
+func (g *Gate) Check(ctx context.Context, c *privicore.Command, event string) (bool, error) {
+	if g.svc == nil {
+		return false, errNoService
+	}
+	return g.svc.decide(ctx, c, event)
+}
+
+// errNoService is a gate asked before New gave it its service: a transient
+// failure (the processor retries), not a decision.
+var errNoService = errors.New("voting: the gate has no service yet")
+
+// decide is Gate.Check.
+func (s *Service) decide(ctx context.Context, c *privicore.Command, event string) (bool, error) {
+	pl, err := s.store.FindPoolByCommand(ctx, c.ProfileID, c.ID)
+	if err == nil {
+		return verdict(pl)
+	} else if privicore.ErrorCode(err) != privicore.ENOTFOUND {
+		return false, err
+	}
+	spec := poolSpec{event: event}
+	if event == EventVote {
+		if spec, err = voteSpec(c); err != nil {
+			return false, err
+		}
+	} else {
+		pol, err := s.policyFor(ctx, c.ProfileID, event)
+		if err != nil {
+			return false, err
+		}
+		if pol == nil {
+			return true, nil // no policy covers it any more
+		}
+		spec.configuration, spec.title = pol.ConfigurationID, pol.Name
+		spec.question, _ = pol.Configuration[ParamBallotMessage].(string)
+		spec.detail = describe(c)
+	}
+	if pl, err = s.open(ctx, c, spec); err != nil {
+		return false, err
+	}
+	return verdict(pl)
+}
+
+// verdict is what a pool says about its held command: wait (open), run
+// (approved), or the rejection voting.<state>.
+func verdict(pl *privicore.Pool) (proceed bool, err error) {
+	switch pl.State {
+	case privicore.PoolOpen:
+		return false, nil
+	case privicore.PoolApproved:
+		return true, nil
+	}
+	return false, privicore.Reject("voting."+pl.State, "the vote ended %s", pl.State)
+}
+
+// policyFor returns the active policy of the profile covering event (the
+// oldest, if several do), or nil.
+func (s *Service) policyFor(ctx context.Context, profileID, event string) (*privicore.Policy, error) {
+	active := true
+	list, err := s.Policies(ctx, profileID, &active)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range list {
+		if slices.Contains(p.Events, event) {
+			return p, nil
+		}
+	}
+	return nil, nil
+}
+
+// guarded is the set of profiles that may have an active policy: every
+// command firing an event asks it, and only those of a guarded profile
+// read the policies (policyFor, uncached, so that a policy change applies
+// to the very next command). Activation adds its profile inside its
+// transaction, before the commit; the set is reloaded from the database
+// every second (which also drops profiles whose policies went inactive),
+// keeping profiles added in the last few seconds so that a reload that
+// read the database just before an activation committed cannot lose it.
+type guarded struct {
+	mu sync.Mutex
+	m  map[string]time.Time // profile → when it was added by an activation (zero: from the database)
+}
+
+const guardKeep = 5 * time.Second
+
+func (g *guarded) has(profileID string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.m[profileID]
+	return ok
+}
+
+func (g *guarded) add(profileID string) {
+	g.mu.Lock()
+	g.m[profileID] = time.Now()
+	g.mu.Unlock()
+}
+
+// reload replaces the set with ids (the database's), plus recent
+// additions.
+func (g *guarded) reload(ids []string) {
+	m := make(map[string]time.Time, len(ids))
+	for _, id := range ids {
+		m[id] = time.Time{}
+	}
+	g.mu.Lock()
+	for id, at := range g.m {
+		if !at.IsZero() && time.Since(at) < guardKeep {
+			m[id] = at
+		}
+	}
+	g.m = m
+	g.mu.Unlock()
+}
+
+// reloadGuarded reloads the gate's guarded set from the database.
+func (s *Service) reloadGuarded(ctx context.Context) error {
+	ids, err := s.store.ActivePolicyProfiles(ctx)
+	if err != nil {
+		return err
+	}
+	s.gate.guarded.reload(ids)
+	return nil
+}
