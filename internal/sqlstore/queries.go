@@ -369,6 +369,11 @@ func (q queries) FindCommand(ctx context.Context, id string) (*privicore.Command
 	return scanCommand(q.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ?`, id))
 }
 
+// FindProfileCommand implements privicore.CommandStore.
+func (q queries) FindProfileCommand(ctx context.Context, profileID, id string) (*privicore.Command, error) {
+	return scanCommand(q.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ? AND profile_id = ?`, id, profileID))
+}
+
 // FinishCommand implements privicore.CommandStore.
 func (q queries) FinishCommand(ctx context.Context, id string, status privicore.CommandStatus, body string, at time.Time) error {
 	n, err := affected(q.exec(ctx, `UPDATE commands SET status = ?, body = ?, updated_at = ? WHERE id = ? AND status = ?`,
