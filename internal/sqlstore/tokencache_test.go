@@ -28,9 +28,11 @@ func lookups(t *testing.T, db *sqlstore.DB, tok *privicore.DataToken) (*privicor
 	t.Helper()
 	ctx := context.Background()
 	finds := map[string]func() (*privicore.DataToken, error){
-		"id":          func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.ProfileID, tok.ID) },
-		"temp token":  func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.ProfileID, tok.TempToken) },
-		"reservation": func() (*privicore.DataToken, error) { return db.FindDataTokenByReservation(ctx, tok.ProfileID, tok.ReservationID) },
+		"id":         func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.ProfileID, tok.ID) },
+		"temp token": func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.ProfileID, tok.TempToken) },
+		"reservation": func() (*privicore.DataToken, error) {
+			return db.FindDataTokenByReservation(ctx, tok.ProfileID, tok.ReservationID)
+		},
 	}
 	if tok.Token != "" {
 		finds["token"] = func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.ProfileID, tok.Token) }
