@@ -29,11 +29,13 @@ func TestDataTokenAndCommandReadsAreScopedByProfile(t *testing.T) {
 			t.Fatal(err)
 		}
 		reads := map[string]func(profileID string) (*privicore.DataToken, error){
-			"id":          func(p string) (*privicore.DataToken, error) { return db.FindDataToken(ctx, p, tok.ID) },
-			"temp token":  func(p string) (*privicore.DataToken, error) { return db.FindDataToken(ctx, p, tok.TempToken) },
-			"token":       func(p string) (*privicore.DataToken, error) { return db.FindDataToken(ctx, p, tok.Token) },
-			"reservation": func(p string) (*privicore.DataToken, error) { return db.FindDataTokenByReservation(ctx, p, tok.ReservationID) },
-			"blob":        func(p string) (*privicore.DataToken, error) { return db.FindProfileDataTokenByBlob(ctx, p, tok.BlobID) },
+			"id":         func(p string) (*privicore.DataToken, error) { return db.FindDataToken(ctx, p, tok.ID) },
+			"temp token": func(p string) (*privicore.DataToken, error) { return db.FindDataToken(ctx, p, tok.TempToken) },
+			"token":      func(p string) (*privicore.DataToken, error) { return db.FindDataToken(ctx, p, tok.Token) },
+			"reservation": func(p string) (*privicore.DataToken, error) {
+				return db.FindDataTokenByReservation(ctx, p, tok.ReservationID)
+			},
+			"blob": func(p string) (*privicore.DataToken, error) { return db.FindProfileDataTokenByBlob(ctx, p, tok.BlobID) },
 		}
 		for round := range 2 { // the second round reads from the cache the first filled
 			for by, read := range reads {
