@@ -151,10 +151,13 @@ type TokenStore interface {
 type CommandStore interface {
 	// CreateCommand inserts c (status pending).
 	CreateCommand(ctx context.Context, c *Command) error
-	// FindCommand returns the command or ENOTFOUND.
+	// FindCommand returns the command or ENOTFOUND. It reads by id alone:
+	// for a command id presented as a capability (a status read without a
+	// token) and for the engine's own reads (a vote resuming its command);
+	// a profile's read is FindProfileCommand.
 	FindCommand(ctx context.Context, id string) (*Command, error)
-	// FindProfileCommand returns the profile's command with the id, or
-	// ENOTFOUND (another profile's command too).
+	// FindProfileCommand returns profileID's command id, or ENOTFOUND (also
+	// when the command is another profile's).
 	FindProfileCommand(ctx context.Context, profileID, id string) (*Command, error)
 	// FinishCommand moves a pending command to status with body. It returns
 	// ECONFLICT if the command is no longer pending (it already finished), so
@@ -318,11 +321,23 @@ type DataTokenStore interface {
 	// marks it TokenStored, only if it is still a reservation that has not
 	// expired at now; otherwise ECONFLICT and nothing changes.
 	FillReservation(ctx context.Context, t *DataToken, now time.Time) error
-	// FindDataToken looks a token up by id, temporary or permanent token; ENOTFOUND.
-	FindDataToken(ctx context.Context, idOrToken string) (*DataToken, error)
-	FindDataTokenByReservation(ctx context.Context, commandID string) (*DataToken, error)
-	// FindDataTokenByBlob finds the token whose current payload is blobID.
+	// FindDataToken looks profileID's token up by id, temporary or
+	// permanent token; ENOTFOUND (also for another profile's).
+	FindDataToken(ctx context.Context, profileID, idOrToken string) (*DataToken, error)
+	// FindDataTokenByReservation finds profileID's token reserved by the
+	// command commandID; ENOTFOUND (also for another profile's).
+	FindDataTokenByReservation(ctx context.Context, profileID, commandID string) (*DataToken, error)
+	// FindProfileDataTokenByBlob finds profileID's token whose current
+	// payload is blobID; ENOTFOUND (also for another profile's).
+	FindProfileDataTokenByBlob(ctx context.Context, profileID, blobID string) (*DataToken, error)
+	// FindDataTokenByBlob finds the token whose current payload is blobID,
+	// whoever's it is: unscoped, for the reads that have a blob and no
+	// profile (a storage device's blob, the validation of a device copy).
 	FindDataTokenByBlob(ctx context.Context, blobID string) (*DataToken, error)
+	// FindDataTokenByID finds the token with id, whoever's it is:
+	// unscoped, for a streamed upload, whose credential (checked before,
+	// by its MAC) names the reservation by id and comes with no profile.
+	FindDataTokenByID(ctx context.Context, id string) (*DataToken, error)
 	// ListDataTokens returns one page of the profile's stored tokens and the total.
 	ListDataTokens(ctx context.Context, profileID string, f DataTokenFilter) ([]*DataToken, int, error)
 	// ExpiredDataTokens lists tokens never made permanent whose reservation expired.

@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
+	"github.com/privicore/privicore/api"
 	"github.com/privicore/privicore/internal/keys"
 )
 
@@ -37,11 +37,9 @@ func (c *Client) Reserve(ctx context.Context, contextName string, ttlMinutes int
 	return c.command(ctx, "/data-token/reserve-token-space", nil, body)
 }
 
-// Reservation is a reserved token space.
-type Reservation struct {
-	Token  string `json:"token"`  // tmp-…
-	Stream string `json:"stream"` // single-use upload URL for a streamed payload
-}
+// Reservation is a reserved token space: its tmp-… token and the
+// single-use upload URL for a streamed payload.
+type Reservation = api.Reservation
 
 // TemporaryToken returns the reservation's tmp-… token and stream URL.
 func (c *Client) TemporaryToken(ctx context.Context, reserveCommandID string) (Reservation, error) {
@@ -125,9 +123,7 @@ type FileMeta struct {
 
 // ConfigureFileMeta makes an exchanged token permanent and returns the dtk-… token.
 func (c *Client) ConfigureFileMeta(ctx context.Context, token string, m FileMeta) (string, error) {
-	var out struct {
-		Token string `json:"token"`
-	}
+	var out api.PermanentToken
 	body := map[string]any{"token": token, "fileName": m.FileName, "extension": m.Extension, "size": m.Size, "path": m.Path}
 	if m.Context != "" {
 		body["context"] = m.Context
@@ -138,34 +134,16 @@ func (c *Client) ConfigureFileMeta(ctx context.Context, token string, m FileMeta
 
 // RequestData asks for a token's data; the answer arrives as an event.
 func (c *Client) RequestData(ctx context.Context, dtk string) (commandID, requestID string, err error) {
-	var out struct {
-		CommandID string `json:"commandId"`
-		RequestID string `json:"requestId"`
-	}
+	var out api.DataRequest
 	_, _, err = c.do(ctx, http.MethodPost, "/data-token/request-data", nil, map[string]string{"token": dtk}, &out)
 	return out.CommandID, out.RequestID, err
 }
 
 // TokenItem is a data token in a listing.
-type TokenItem struct {
-	Token       string         `json:"token"`
-	Context     string         `json:"context"`
-	Meta        map[string]any `json:"meta"`
-	Application string         `json:"application"`
-	CreatedAt   time.Time      `json:"createdAt"`
-	UpdatedAt   time.Time      `json:"updatedAt"`
-}
+type TokenItem = api.DataToken
 
 // TokenPage is a page of data tokens.
-type TokenPage struct {
-	Items []TokenItem `json:"items"`
-	Meta  struct {
-		Count   int `json:"count"`
-		Page    int `json:"page"`
-		PerPage int `json:"perPage"`
-		Total   int `json:"total"`
-	} `json:"meta"`
-}
+type TokenPage = api.DataTokenPage
 
 // ListDataTokens lists a page; filters use the spec's keys (context, token,
 // meta.file.fileName, meta.file.extension, meta.data.type).
@@ -287,13 +265,7 @@ func (s *Session) Retrieve(ctx context.Context, key []byte, dtk string, opts ...
 }
 
 // RequestEvent is the answer to a data request.
-type RequestEvent struct {
-	ID            string `json:"id"`
-	CommandStatus int    `json:"command_status"`
-	DataContext   string `json:"data_context"`
-	OutputType    int    `json:"output_type"`
-	Body          string `json:"body"`
-}
+type RequestEvent = api.RequestEvent
 
 // awaitAnswer waits for the answer to data request reqID of command cmdID:
 // its X-DPT-CAB-REQUEST-ID event, or the command's rejection (a request

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/api"
 )
 
 // ---- download URLs ----
@@ -27,7 +28,7 @@ func (s *Service) downloadURL(ctx context.Context, profileID, blobID string) (st
 	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.CreateToken(ctx, t) }); err != nil {
 		return "", err
 	}
-	return s.cfg.PublicURL + "/downstream/?auth=" + url.QueryEscape(secret), nil
+	return s.cfg.PublicURL() + "/downstream/?auth=" + url.QueryEscape(secret), nil
 }
 
 // Download spends a download secret and returns the transfer of the
@@ -45,8 +46,8 @@ func (s *Service) Download(ctx context.Context, secret string) (*Transfer, error
 	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.UseToken(ctx, id, s.now()) }); err != nil {
 		return nil, missing
 	}
-	dt, err := s.store.FindDataTokenByBlob(ctx, t.Ref)
-	if err != nil || dt.ProfileID != t.ProfileID {
+	dt, err := s.store.FindProfileDataTokenByBlob(ctx, t.ProfileID, t.Ref)
+	if err != nil {
 		return nil, missing
 	}
 	return s.transfer(ctx, dt)
@@ -55,25 +56,10 @@ func (s *Service) Download(ctx context.Context, secret string) (*Transfer, error
 // ---- listing ----
 
 // Item is a data token in a listing.
-type Item struct {
-	Token       string         `json:"token"`
-	Context     string         `json:"context"`
-	Meta        map[string]any `json:"meta"`
-	Application string         `json:"application"`
-	CreatedAt   time.Time      `json:"createdAt"`
-	UpdatedAt   time.Time      `json:"updatedAt"`
-}
+type Item = api.DataToken
 
 // Page is a page of a listing.
-type Page struct {
-	Items []Item `json:"items"`
-	Meta  struct {
-		Count   int `json:"count"`
-		Page    int `json:"page"`
-		PerPage int `json:"perPage"`
-		Total   int `json:"total"`
-	} `json:"meta"`
-}
+type Page = api.DataTokenPage
 
 // List returns a page of the profile's exchanged tokens.
 func (s *Service) List(ctx context.Context, profileID string, f privicore.DataTokenFilter) (*Page, error) {
@@ -117,16 +103,10 @@ func (s *Service) List(ctx context.Context, profileID string, f privicore.DataTo
 // ---- statistics ----
 
 // DayCount is one day of the statistics.
-type DayCount struct {
-	Date     string `json:"date"`
-	Exchange int    `json:"exchange"`
-	Request  int    `json:"request"`
-	Update   int    `json:"update"`
-	Delete   int    `json:"delete"`
-}
+type DayCount = api.DayCount
 
 // add counts n transactions of kind on d.
-func (d *DayCount) add(kind string, n int) {
+func add(d *DayCount, kind string, n int) {
 	switch kind {
 	case "exchange":
 		d.Exchange += n
@@ -140,13 +120,7 @@ func (d *DayCount) add(kind string, n int) {
 }
 
 // Stats are the transaction counts of a profile.
-type Stats struct {
-	Exchange int        `json:"exchange"`
-	Request  int        `json:"request"`
-	Update   int        `json:"update"`
-	Delete   int        `json:"delete"`
-	ByDay    []DayCount `json:"byDay"`
-}
+type Stats = api.TransactionStatistics
 
 // Statistics counts the profile's succeeded exchanges, requests, updates and
 // deletes in [from, to] (dates, UTC; zero: unbounded).
@@ -178,8 +152,8 @@ func (s *Service) Statistics(ctx context.Context, profileID string, from, to tim
 			d = &DayCount{Date: day}
 			days[day] = d
 		}
-		d.add(kinds[c.Type], c.N)
-		total.add(kinds[c.Type], c.N)
+		add(d, kinds[c.Type], c.N)
+		add(&total, kinds[c.Type], c.N)
 	}
 	st.Exchange, st.Request, st.Update, st.Delete = total.Exchange, total.Request, total.Update, total.Delete
 	for _, d := range days {

@@ -36,7 +36,7 @@ func (s *Service) uploadAuth(reservationID string) string {
 
 // uploadURL is the stream upload URL of a reservation.
 func (s *Service) uploadURL(t *privicore.DataToken) string {
-	return s.cfg.PublicURL + "/upstream/?auth=" + url.QueryEscape(s.uploadAuth(t.ID))
+	return s.cfg.PublicURL() + "/upstream/?auth=" + url.QueryEscape(s.uploadAuth(t.ID))
 }
 
 // reservationOf checks an upload credential and returns its reservation id.
@@ -66,7 +66,9 @@ func (s *Service) Upload(ctx context.Context, secret string, body io.Reader) (*p
 	if !ok {
 		return nil, missing
 	}
-	t, err := s.store.FindDataToken(ctx, rid)
+	// The credential (its MAC) is the authority here: the request has no
+	// profile, the reservation's record gives it.
+	t, err := s.store.FindDataTokenByID(ctx, rid)
 	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 		return nil, missing
 	} else if err != nil {
@@ -75,7 +77,7 @@ func (s *Service) Upload(ctx context.Context, secret string, body io.Reader) (*p
 	profileID := t.ProfileID
 	payload := streamPayload{ReservationID: rid, BlobID: ulid.Make().String()}
 	submit := func(p *pushed) (*privicore.Command, error) {
-		return s.cmds.SubmitAttached(ctx, profileID, CmdStreamExchange, payload, p)
+		return s.stream.Submit(ctx, profileID, payload, p)
 	}
 	if err := s.checkReservation(ctx, s.store, rid, t, nil, profileID); err != nil {
 		if reason := privicore.ErrorReason(err); reason != "" {
@@ -147,17 +149,22 @@ func (s *Service) compensateStream(ctx context.Context, st interface{ Acked() []
 	})
 }
 
-func (s *Service) prepareStream(ctx context.Context, c *privicore.Command) (any, error) {
-	att, ok := s.cmds.Attachment(c)
-	if !ok {
+// streamTask records an upload that Upload already wrote to the devices:
+// its input is what the upload wrote (or the rejection it met). It is
+// queued, not inline: Upload submits it once the body is in.
+func (s *Service) streamTask() command.Task[*pushed, *pushed] {
+	return command.Task[*pushed, *pushed]{Key: command.ByID, Prepare: s.prepareStream, Apply: s.applyStream, Compensate: s.compensatePush}
+}
+
+func (s *Service) prepareStream(_ context.Context, _ *privicore.Command, p *pushed, has bool) (*pushed, error) {
+	if !has {
 		// The engine restarted between the upload and its record.
 		return nil, privicore.Reject("storage.write_failed", "the upload was interrupted by a restart; upload it again")
 	}
-	return att, nil
+	return p, nil
 }
 
-func (s *Service) applyStream(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) (command.Result, error) {
-	p := prepared.(*pushed)
+func (s *Service) applyStream(ctx context.Context, q privicore.Queries, c *privicore.Command, p *pushed) (command.Result, error) {
 	if p.Fail != "" {
 		return command.Result{}, privicore.Reject(p.Fail, "%s", p.Fail)
 	}
@@ -165,7 +172,7 @@ func (s *Service) applyStream(ctx context.Context, q privicore.Queries, c *privi
 	if err := decode(c, &pl); err != nil {
 		return command.Result{}, err
 	}
-	t, err := q.FindDataToken(ctx, pl.ReservationID)
+	t, err := q.FindDataToken(ctx, c.ProfileID, pl.ReservationID)
 	if err := s.checkReservation(ctx, q, pl.ReservationID, t, err, c.ProfileID); err != nil {
 		return command.Result{}, err
 	}

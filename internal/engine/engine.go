@@ -183,7 +183,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Storage = fanout.New(store, e.Bus, layer2.NewValidator(sealer, store), cfg.Logger)
 	e.Storage.Handle(e.Commands)
 	e.Devices.Changed = e.Storage.InvalidateDevices
-	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
+	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: e.publicURL, Logger: cfg.Logger})
 
 	e.OAuth = oauth.New(store, e.Commands, e.Profiles)
 	e.Voting = voting.New(store, e.Commands, gate, voting.Config{Wire: e.Bus, EngineKey: priv, Logger: cfg.Logger, CheckEvery: cfg.VoteCheckEvery})
@@ -273,9 +273,6 @@ func (e *Engine) Listen() error {
 	ln = caps.wrap(ln)
 	e.listeners = append(e.listeners, ln)
 	e.servers = append(e.servers, limits.server(e.handler, e.errorLog()))
-	if e.cfg.PublicURL == "" {
-		e.DataTokens.SetPublicURL("http://" + ln.Addr().String())
-	}
 	if e.cfg.WSAddr != "-" {
 		ws, err := net.Listen("tcp", e.cfg.WSAddr)
 		if err != nil {
@@ -292,6 +289,15 @@ func (e *Engine) Listen() error {
 
 // errorLog is the http.Server's log (connection errors: debug level).
 func (e *Engine) errorLog() *log.Logger { return slog.NewLogLogger(e.log.Handler(), slog.LevelDebug) }
+
+// publicURL is the base of the URLs the engine hands out: PublicURL, or
+// http://<the bound address> once Listen has bound it.
+func (e *Engine) publicURL() string {
+	if e.cfg.PublicURL != "" || len(e.listeners) == 0 {
+		return e.cfg.PublicURL
+	}
+	return "http://" + e.Addr()
+}
 
 // Addr is the API's bound address (after Listen).
 func (e *Engine) Addr() string { return e.listeners[0].Addr().String() }

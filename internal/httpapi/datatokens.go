@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/api"
 	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/fanout"
 )
@@ -89,7 +90,7 @@ func (s *Server) retrieveTemporaryDataToken(w http.ResponseWriter, r *http.Reque
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"token": tok, "stream": stream})
+	writeJSON(w, http.StatusOK, api.Reservation{Token: tok, Stream: stream})
 }
 
 func (s *Server) exchangeDataForToken(w http.ResponseWriter, r *http.Request) {
@@ -123,7 +124,7 @@ func (s *Server) configureFileMeta(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+	writeJSON(w, http.StatusOK, api.PermanentToken{Token: tok})
 }
 
 func (s *Server) requestData(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +139,7 @@ func (s *Server) requestData(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-DPT-CAB-ID", c.ID)
 	w.Header().Set("X-DPT-CAB-REQUEST-ID", reqID)
-	writeJSON(w, http.StatusAccepted, map[string]string{"commandId": c.ID, "requestId": reqID})
+	writeJSON(w, http.StatusAccepted, api.DataRequest{CommandID: c.ID, RequestID: reqID})
 }
 
 func (s *Server) download(w http.ResponseWriter, r *http.Request) {

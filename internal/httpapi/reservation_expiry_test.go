@@ -44,7 +44,7 @@ func TestExpiredReservationAfterSweep(t *testing.T) {
 	age(lapsed)
 	sweep()
 	for _, tmp := range []string{unused, lapsed} {
-		if _, err := e.Store.FindDataToken(ctx, tmp); privicore.ErrorCode(err) != privicore.ENOTFOUND {
+		if _, err := e.Store.FindDataToken(ctx, u.ID, tmp); privicore.ErrorCode(err) != privicore.ENOTFOUND {
 			t.Fatalf("swept reservation still there: %v", err)
 		}
 	}

@@ -179,10 +179,13 @@ func (q queries) updateTokenRow(ctx context.Context, id string, change func(befo
 
 // findToken returns the row whose key k is v: from the token cache outside
 // a write transaction, else (and on a miss) from the database.
-func (q queries) findToken(ctx context.Context, k tokenKey, v string) (*privicore.DataToken, error) {
+func (q queries) findToken(ctx context.Context, owner profileScope, k tokenKey, v string) (*privicore.DataToken, error) {
 	col := [tokenKeys]string{byID: "id", byTempToken: "temp_token", byToken: "token", byReservation: "reservation_id", byBlob: "blob_id"}[k]
 	read := func() (*tokenRow, error) {
-		return scanTokenRow(q.row(ctx, `SELECT `+dataTokenReadCols+` FROM data_tokens WHERE `+col+` = ?`, v))
+		if owner.any {
+			return scanTokenRow(q.row(ctx, `SELECT `+dataTokenReadCols+` FROM data_tokens WHERE `+col+` = ?`, v))
+		}
+		return scanTokenRow(q.row(ctx, `SELECT `+dataTokenReadCols+` FROM data_tokens WHERE `+col+` = ? AND profile_id = ?`, v, owner.id))
 	}
 	if q.tx != nil {
 		r, err := read()
@@ -199,8 +202,25 @@ func (q queries) findToken(ctx context.Context, k tokenKey, v string) (*privicor
 		}
 		q.tokens.put(r, gen)
 	}
+	if !owner.any && r.profileID != owner.id {
+		// Cached, and another profile's: as the scoped query would say.
+		return nil, notFound("data token")
+	}
 	return r.dataToken(), nil
 }
+
+// profileScope is whose token a read may find: one profile's (id), or
+// anyone's (any) for the reads that have no profile.
+type profileScope struct {
+	id  string
+	any bool
+}
+
+// anyProfile scopes a read to no profile (FindDataTokenByBlob, FindDataTokenByID).
+var anyProfile = profileScope{any: true}
+
+// scoped scopes a read to profileID's tokens.
+func scoped(profileID string) profileScope { return profileScope{id: profileID} }
 
 // dataTokenColumns are the columns behind each field, as indexes into
 // dataTokenCols (tokenRow.arg).
@@ -298,7 +318,7 @@ func (q queries) DeleteDataToken(ctx context.Context, id string) error {
 }
 
 // FindDataToken implements privicore.DataTokenStore.
-func (q queries) FindDataToken(ctx context.Context, idOrToken string) (*privicore.DataToken, error) {
+func (q queries) FindDataToken(ctx context.Context, profileID, idOrToken string) (*privicore.DataToken, error) {
 	k := byID
 	switch {
 	case strings.HasPrefix(idOrToken, "tmp-"):
@@ -306,7 +326,20 @@ func (q queries) FindDataToken(ctx context.Context, idOrToken string) (*privicor
 	case strings.HasPrefix(idOrToken, "dtk-"):
 		k = byToken
 	}
-	return q.findToken(ctx, k, idOrToken)
+	return q.findToken(ctx, scoped(profileID), k, idOrToken)
+}
+
+// FindDataTokenByID implements privicore.DataTokenStore.
+func (q queries) FindDataTokenByID(ctx context.Context, id string) (*privicore.DataToken, error) {
+	return q.findToken(ctx, anyProfile, byID, id)
+}
+
+// FindProfileDataTokenByBlob implements privicore.DataTokenStore.
+func (q queries) FindProfileDataTokenByBlob(ctx context.Context, profileID, blobID string) (*privicore.DataToken, error) {
+	if blobID == "" {
+		return nil, notFound("data token")
+	}
+	return q.findToken(ctx, scoped(profileID), byBlob, blobID)
 }
 
 // FindDataTokenByBlob implements privicore.DataTokenStore.
@@ -314,12 +347,12 @@ func (q queries) FindDataTokenByBlob(ctx context.Context, blobID string) (*privi
 	if blobID == "" {
 		return nil, notFound("data token")
 	}
-	return q.findToken(ctx, byBlob, blobID)
+	return q.findToken(ctx, anyProfile, byBlob, blobID)
 }
 
 // FindDataTokenByReservation implements privicore.DataTokenStore.
-func (q queries) FindDataTokenByReservation(ctx context.Context, commandID string) (*privicore.DataToken, error) {
-	return q.findToken(ctx, byReservation, commandID)
+func (q queries) FindDataTokenByReservation(ctx context.Context, profileID, commandID string) (*privicore.DataToken, error) {
+	return q.findToken(ctx, scoped(profileID), byReservation, commandID)
 }
 
 // ListDataTokens implements privicore.DataTokenStore.

@@ -192,7 +192,7 @@ func TestConditionalDataTokenUpdates(t *testing.T) {
 	if err := w(func(q privicore.Queries) error { return q.FillReservation(ctx, &fill, now) }); privicore.ErrorCode(err) != privicore.ECONFLICT {
 		t.Fatalf("reservation filled twice: %v", err)
 	}
-	got, _ := db.FindDataToken(ctx, "d1")
+	got, _ := db.FindDataToken(ctx, "p", "d1")
 	if got.Context != "fresh" || got.State != privicore.TokenStored || got.BlobID != "b1" || got.Size != 42 || got.TempToken != "tmp-1" {
 		t.Fatalf("token %+v", got)
 	}

@@ -94,7 +94,7 @@ func TestWritesFillTheTokenCache(t *testing.T) {
 		}
 		r, _ := db.tokens.get(byID, tok.ID)
 		uncached := queries{q: db.db, d: db.dialect, cache: db.cache, tokens: newTokenCache()}
-		read, err := uncached.FindDataToken(ctx, tok.ID)
+		read, err := uncached.FindDataToken(ctx, tok.ProfileID, tok.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +170,7 @@ func TestWritesFillTheTokenCache(t *testing.T) {
 	if r, _ := db.tokens.get(byID, "d1"); r != nil {
 		t.Fatalf("after a raw statement: cached %+v", r.dataToken())
 	}
-	if got, err := db.FindDataToken(ctx, "d1"); err != nil || got.Context != "raw" || got.Size != 78 {
+	if got, err := db.FindDataToken(ctx, "p", "d1"); err != nil || got.Context != "raw" || got.Size != 78 {
 		t.Fatalf("after a raw statement: %+v, %v", got, err)
 	}
 	// Outside Write, a data token write is refused: the cache could not

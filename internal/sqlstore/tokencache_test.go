@@ -28,12 +28,14 @@ func lookups(t *testing.T, db *sqlstore.DB, tok *privicore.DataToken) (*privicor
 	t.Helper()
 	ctx := context.Background()
 	finds := map[string]func() (*privicore.DataToken, error){
-		"id":          func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.ID) },
-		"temp token":  func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.TempToken) },
-		"reservation": func() (*privicore.DataToken, error) { return db.FindDataTokenByReservation(ctx, tok.ReservationID) },
+		"id":         func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.ProfileID, tok.ID) },
+		"temp token": func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.ProfileID, tok.TempToken) },
+		"reservation": func() (*privicore.DataToken, error) {
+			return db.FindDataTokenByReservation(ctx, tok.ProfileID, tok.ReservationID)
+		},
 	}
 	if tok.Token != "" {
-		finds["token"] = func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.Token) }
+		finds["token"] = func() (*privicore.DataToken, error) { return db.FindDataToken(ctx, tok.ProfileID, tok.Token) }
 	}
 	if tok.BlobID != "" {
 		finds["blob"] = func() (*privicore.DataToken, error) { return db.FindDataTokenByBlob(ctx, tok.BlobID) }
@@ -210,7 +212,7 @@ func TestTokenReadsNeverGoBackInTime(t *testing.T) {
 					default:
 					}
 					floor := acked.Load()
-					got, err := db.FindDataToken(ctx, tok.TempToken)
+					got, err := db.FindDataToken(ctx, tok.ProfileID, tok.TempToken)
 					if err != nil {
 						bad.CompareAndSwap(nil, err.Error())
 						return

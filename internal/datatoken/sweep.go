@@ -62,3 +62,34 @@ func (s *Service) pruneTombstones(ctx context.Context) error {
 		return err
 	})
 }
+
+// Sweep removes tokens never made permanent whose reservation expired
+// (keeping a tombstone, above), queues their payloads' removal from
+// the devices, and drops the tombstones past ReservationTombstoneTTL.
+func (s *Service) Sweep(ctx context.Context) error {
+	expired, err := s.store.ExpiredDataTokens(ctx, s.now(), 500)
+	if err != nil {
+		return err
+	}
+	for _, t := range expired {
+		var holders []string
+		err := s.store.Write(ctx, func(q privicore.Queries) error {
+			var err error
+			if holders, err = q.BlobHolders(ctx, t.BlobID); err != nil {
+				return err
+			}
+			if err := s.forget(ctx, q, t.BlobID); err != nil {
+				return err
+			}
+			if err := bury(ctx, q, t); err != nil {
+				return err
+			}
+			return q.DeleteDataToken(ctx, t.ID)
+		})
+		if err != nil {
+			return err
+		}
+		s.storage.KickAll(holders)
+	}
+	return s.pruneTombstones(ctx)
+}

@@ -1,0 +1,151 @@
+package command
+
+import (
+	"context"
+	"errors"
+
+	"github.com/privicore/privicore"
+)
+
+// errRequeue is finish's answer for an inline command that failed for a
+// transient reason: nothing is recorded, and it must take the queued path.
+var errRequeue = errors.New("command: take the queued path")
+
+// errAlreadyFinished rolls back an Apply whose command another execution
+// finished first.
+var errAlreadyFinished = errors.New("command already finished")
+
+// finish is the one way a command ends, whether it runs inline (fresh: not
+// in the store yet) or queued (its pending record is there).
+//
+// herr is a failure before Apply (of the gate, Prepare, or too many
+// attempts). Without one, finish runs Apply and records the outcome in the
+// same write: succeeded, with Apply's changes. When Apply rejects, those
+// roll back, and the rejection is recorded instead, in a write with
+// Compensate's changes for what Prepare did (prepared); a rejection given
+// as herr is recorded the same way, with nothing to compensate. A fresh
+// command is created with its outcome; a queued one is finished only if it
+// is still pending (another execution may have got there first: then
+// nothing changes). A recorded outcome is published, and a success's After
+// runs; the command's input is forgotten.
+//
+// A transient failure (a non-rejection from the handler, or the store's on
+// the success's write) records nothing: a queued command is retried
+// (retry); for a fresh one finish returns errRequeue when the handler
+// failed, the store's error when the store did. A rejection that cannot be
+// recorded leaves a queued command pending for the sweeper (logged), and
+// is the error of a fresh one.
+func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, prepared any, herr error, fresh bool) error {
+	if herr != nil {
+		prepared = nil // Prepare did not finish: nothing to compensate
+	} else {
+		var res Result
+		var aerr error
+		err := p.store.Write(ctx, func(q privicore.Queries) error {
+			if res, aerr = h.apply(ctx, q, c, prepared); aerr != nil {
+				return aerr
+			}
+			if res.Body == "" {
+				res.Body = BodySucceeded
+			}
+			return p.record(ctx, q, c, privicore.CommandSucceeded, res.Body, fresh)
+		})
+		switch {
+		case err == nil:
+			if fresh {
+				c.Status, c.Body = privicore.CommandSucceeded, res.Body
+			}
+			p.dropInput(c.ID)
+			p.announce(c, privicore.CommandSucceeded, res)
+			return nil
+		case errors.Is(err, errAlreadyFinished):
+			p.dropInput(c.ID)
+			return nil
+		case aerr != nil && isRejection(aerr):
+			herr = aerr
+		case fresh && aerr != nil:
+			return errRequeue
+		case fresh:
+			return err
+		default:
+			p.retry(ctx, c, err)
+			return nil
+		}
+	}
+	if !isRejection(herr) {
+		if fresh {
+			return errRequeue
+		}
+		p.retry(ctx, c, herr)
+		return nil
+	}
+	reason := reasonOf(herr)
+	err := p.store.Write(ctx, func(q privicore.Queries) error {
+		if err := h.compensateIn(ctx, q, c, prepared); err != nil {
+			return err
+		}
+		return p.record(ctx, q, c, privicore.CommandRejected, reason, fresh)
+	})
+	switch {
+	case err != nil && fresh:
+		return err
+	case err != nil:
+		if privicore.ErrorCode(err) != privicore.ECONFLICT && !errors.Is(err, errAlreadyFinished) {
+			p.log.Warn("recording a rejection failed", "command", c.ID, "err", err)
+		}
+		return nil
+	}
+	if fresh {
+		c.Status, c.Body = privicore.CommandRejected, reason
+	}
+	p.dropInput(c.ID)
+	p.announce(c, privicore.CommandRejected, Result{Body: reason})
+	return nil
+}
+
+// record writes c's outcome inside q: a fresh command is created with it;
+// a recorded one finishes only while it is pending (errAlreadyFinished if
+// not, so that whatever the write did rolls back).
+func (p *Processor) record(ctx context.Context, q privicore.Queries, c *privicore.Command, status privicore.CommandStatus, body string, fresh bool) error {
+	if fresh {
+		done := *c
+		done.Status, done.Body = status, body
+		return q.CreateCommand(ctx, &done)
+	}
+	err := q.FinishCommand(ctx, c.ID, status, body, p.now())
+	if privicore.ErrorCode(err) == privicore.ECONFLICT {
+		return errAlreadyFinished
+	}
+	return err
+}
+
+// announce publishes c's recorded outcome and runs res.After (a success's).
+func (p *Processor) announce(c *privicore.Command, status privicore.CommandStatus, res Result) {
+	p.publish(c, status, res.Body, res.Notify)
+	if res.After != nil {
+		res.After()
+	}
+}
+
+func isRejection(err error) bool {
+	var e *privicore.Error
+	return errors.As(err, &e) && e.Code != privicore.EUNAVAILABLE && e.Code != privicore.EINTERNAL
+}
+
+func reasonOf(err error) string {
+	if r := privicore.ErrorReason(err); r != "" {
+		return r
+	}
+	return "command.rejected"
+}
+
+func (p *Processor) publish(c *privicore.Command, status privicore.CommandStatus, body, notify string) {
+	if p.pub == nil {
+		return
+	}
+	ev := Event{Type: EventCommand, ID: c.ID, CommandStatus: status, Body: body, Actor: c.Actor}
+	p.Publish(c.ID, c.ProfileID, ev)
+	if notify != "" && notify != c.ProfileID {
+		p.Publish(c.ID, notify, ev)
+	}
+}

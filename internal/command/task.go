@@ -1,0 +1,92 @@
+package command
+
+import (
+	"context"
+
+	"github.com/privicore/privicore"
+)
+
+// Task is a command type whose steps hand each other typed values. In is
+// the command's input that is not in its payload (e.g. a payload the
+// engine must not write to its database): Kind.Submit takes it with the
+// command, and Prepare receives it. It stays in this process's memory only
+// (never persisted): a Prepare that runs after a restart gets has false
+// and must then reject or read what it needs again. Out is what Prepare
+// did, handed to Apply and, on a rejection after it, to Compensate. The
+// fields mean what they mean in Steps.
+type Task[In, Out any] struct {
+	// Key orders the commands (Steps.Key); nil orders by profile.
+	Key func(c *privicore.Command) string
+	// PrepareInline lets Prepare run in the submitting call (Steps.PrepareInline).
+	PrepareInline bool
+	// Prepare runs outside any transaction, possibly more than once; nil
+	// for none (Apply then gets Out's zero value).
+	Prepare func(ctx context.Context, c *privicore.Command, in In, has bool) (Out, error)
+	// Apply commits the state change with the command's status.
+	Apply func(ctx context.Context, q privicore.Queries, c *privicore.Command, out Out) (Result, error)
+	// Compensate, if set, runs in the transaction that records a rejection
+	// that came after a successful Prepare.
+	Compensate func(ctx context.Context, q privicore.Queries, c *privicore.Command, out Out) error
+}
+
+// Kind submits the commands of one Task type, each with its input.
+type Kind[In any] struct {
+	p   *Processor
+	typ string
+}
+
+// Register registers t as the handler of typ and returns its submitter.
+// It must be called before Start.
+func Register[In, Out any](p *Processor, typ string, t Task[In, Out]) *Kind[In] {
+	s := steps{key: t.Key, prepareInline: t.PrepareInline}
+	if t.Prepare != nil {
+		s.prepare = func(ctx context.Context, c *privicore.Command, in any, has bool) (any, error) {
+			v, _ := in.(In)
+			out, err := t.Prepare(ctx, c, v, has)
+			if err != nil {
+				return nil, err
+			}
+			return out, nil
+		}
+	}
+	s.apply = func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) (Result, error) {
+		out, _ := prepared.(Out)
+		return t.Apply(ctx, q, c, out)
+	}
+	if t.Compensate != nil {
+		s.compensate = func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error {
+			out, _ := prepared.(Out)
+			return t.Compensate(ctx, q, c, out)
+		}
+	}
+	p.register(typ, s)
+	return &Kind[In]{p: p, typ: typ}
+}
+
+// Submit is Processor.Submit with the command's input in: Prepare gets it
+// inline, or from this process's memory on the queued path.
+func (k *Kind[In]) Submit(ctx context.Context, profileID string, payload any, in In) (*privicore.Command, error) {
+	return k.p.submit(ctx, NewID(), profileID, k.typ, payload, in, true)
+}
+
+// setInput keeps the input of command id for its Prepare.
+func (p *Processor) setInput(id string, in any) {
+	p.inputMu.Lock()
+	p.inputs[id] = in
+	p.inputMu.Unlock()
+}
+
+// input returns the input of command id, if this process has it.
+func (p *Processor) input(id string) (any, bool) {
+	p.inputMu.Lock()
+	defer p.inputMu.Unlock()
+	in, ok := p.inputs[id]
+	return in, ok
+}
+
+// dropInput forgets the input of command id (it finished, or was never recorded).
+func (p *Processor) dropInput(id string) {
+	p.inputMu.Lock()
+	delete(p.inputs, id)
+	p.inputMu.Unlock()
+}

@@ -1,0 +1,197 @@
+package datatoken
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/fanout"
+	"github.com/privicore/privicore/internal/keys"
+)
+
+// The way of an exchanged payload, from the HTTP handler to the devices:
+//
+//  1. Exchange decodes and checks the layer-1 payload and submits the
+//     command with the payload as its in-memory input (never written to
+//     the database).
+//  2. prepareExchange, inline in that call: the reservation must be open;
+//     the payload is sealed (layer 2) and pushed to every storage device
+//     (push).
+//  3. applyExchange, in the write that records the command's outcome: the
+//     reservation is filled with the blob and its wrapped key, and where
+//     the blob is (and which devices still need it) is recorded. The 202
+//     goes out only after this write: it means durably recorded.
+//  4. On a rejection after the push (too few acks, the reservation used
+//     meanwhile), compensatePush queues the blob's removal from the devices
+//     that wrote it, in the write that records the rejection.
+//
+// A push too slow for the caller's 202 takes the queued path (the command
+// recorded pending first), where Prepare pushes the same blob again with
+// the devices' full time. If the engine restarts before then, the payload
+// is gone: the exchange is rejected with storage.write_failed.
+
+type exchangePayload struct {
+	TempToken string `json:"tempToken"`
+	Size      int    `json:"size"`
+	BlobID    string `json:"blobId"`
+}
+
+// pushed is what a Prepare wrote to the devices.
+type pushed struct {
+	BlobID  string
+	Wrapped []byte
+	Size    int64
+	Acked   []string
+	Missed  []string
+	Fail    string               // a rejection to record after compensating
+	Chunks  int                  // streamed payloads: how many chunks
+	Token   *privicore.DataToken // the reservation as Prepare read it (exchange)
+}
+
+// Exchange validates a layer-1 payload (base64 of [IV][ciphertext][tag],
+// 28 bytes to 1 MiB) and submits its exchange for the reservation
+// temporaryToken. The payload stays in memory until the devices have it.
+func (s *Service) Exchange(ctx context.Context, profileID, temporaryToken, data string) (*privicore.Command, error) {
+	v := privicore.ValidationErrors{}
+	if temporaryToken == "" {
+		v.Add("temporaryTokenSpace", "is required")
+	}
+	payload, err := decodePayload(data)
+	if err != nil {
+		v.Add("data", err.Error())
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	return s.exchange.Submit(ctx, profileID, exchangePayload{TempToken: temporaryToken, Size: len(payload), BlobID: ulid.Make().String()}, payload)
+}
+
+// exchangeTask runs an exchange inline (one write instead of two): its
+// Prepare writes the blob to the devices, but a blob is unreadable without
+// its layer-2 key, which only the write records. If the engine dies before
+// the write, the caller got no 202 and the blob is dead weight on the
+// devices (as when it dies during a queued exchange's Prepare).
+func (s *Service) exchangeTask() command.Task[[]byte, *pushed] {
+	return command.Task[[]byte, *pushed]{Key: command.ByID, PrepareInline: true,
+		Prepare: s.prepareExchange, Apply: s.applyExchange, Compensate: s.compensatePush}
+}
+
+func decodePayload(data string) ([]byte, error) {
+	if data == "" {
+		return nil, errString("is required")
+	}
+	if len(data) > base64.StdEncoding.EncodedLen(MaxPayload)+4 {
+		return nil, errString("must be at most 1 MiB of ciphertext")
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(data))
+	if err != nil {
+		return nil, errString("must be standard base64")
+	}
+	if len(b) > MaxPayload {
+		return nil, errString("must be at most 1 MiB of ciphertext")
+	}
+	if err := keys.CheckWire(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// prepareExchange checks the reservation and pushes payload (has: this
+// process still holds it) to the devices.
+func (s *Service) prepareExchange(ctx context.Context, c *privicore.Command, payload []byte, has bool) (*pushed, error) {
+	var p exchangePayload
+	if err := decode(c, &p); err != nil {
+		return nil, err
+	}
+	t, err := s.store.FindDataToken(ctx, c.ProfileID, p.TempToken)
+	if err := s.checkReservation(ctx, s.store, p.TempToken, t, err, c.ProfileID); err != nil {
+		return nil, err
+	}
+	if !has {
+		// The engine restarted before the payload reached the devices.
+		return nil, privicore.Reject(fanout.ReasonWriteFailed, "the payload was lost in a restart; exchange it again")
+	}
+	pu, err := s.push(ctx, c.ProfileID, p.BlobID, payload)
+	if err == nil && pu.Fail != "" && ctx.Err() != nil {
+		// Inline, out of time (devices slow): the queued path pushes the
+		// same blob again with the devices' full time.
+		return nil, ctx.Err()
+	}
+	if pu != nil {
+		pu.Token = t
+	}
+	return pu, err
+}
+
+// push seals payload as blob blobID and fans it out.
+func (s *Service) push(ctx context.Context, profileID, blobID string, payload []byte) (*pushed, error) {
+	blob, wrapped, err := s.sealer.SealBlob(blobID, payload)
+	if err != nil {
+		return nil, err
+	}
+	acked, missed, err := s.storage.Push(ctx, profileID, blobID, blob)
+	if err != nil {
+		return nil, err
+	}
+	p := &pushed{BlobID: blobID, Wrapped: wrapped, Size: int64(len(payload)), Acked: acked, Missed: missed}
+	if len(acked) < s.cfg.MinAcks {
+		p.Fail = fanout.ReasonWriteFailed
+	}
+	return p, nil
+}
+
+// applyExchange fills the reservation with the pushed blob and records
+// where it is.
+func (s *Service) applyExchange(ctx context.Context, q privicore.Queries, c *privicore.Command, p *pushed) (command.Result, error) {
+	if p.Fail != "" {
+		return command.Result{}, privicore.Reject(p.Fail, "too few storage devices wrote the data")
+	}
+	// The reservation read in Prepare is filled only if it is still open;
+	// if not, read it again to say why.
+	t := *p.Token
+	t.BlobID, t.WrappedKey, t.Size = p.BlobID, p.Wrapped, p.Size
+	if err := q.FillReservation(ctx, &t, s.now()); privicore.ErrorCode(err) == privicore.ECONFLICT {
+		cur, err := q.FindDataToken(ctx, c.ProfileID, t.ID)
+		if err := s.checkReservation(ctx, q, t.ID, cur, err, c.ProfileID); err != nil {
+			return command.Result{}, err
+		}
+		return command.Result{}, privicore.Reject(ReasonReservationUsed, "reservation already used")
+	} else if err != nil {
+		return command.Result{}, err
+	}
+	if err := s.record(ctx, q, p); err != nil {
+		return command.Result{}, err
+	}
+	return command.Result{Body: t.TempToken, After: func() { s.storage.KickAll(p.Missed) }}, nil
+}
+
+// record notes where the blob is and queues it for the devices that missed it.
+func (s *Service) record(ctx context.Context, q privicore.Queries, p *pushed) error {
+	if err := q.AddDeviceBlob(ctx, p.BlobID, p.Size, p.Acked...); err != nil {
+		return err
+	}
+	for _, id := range p.Missed {
+		if err := q.AddOutbox(ctx, id, p.BlobID, fanout.OpStore, s.now()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compensatePush queues the removal of a blob that was written to devices
+// by a command that was then rejected.
+func (s *Service) compensatePush(ctx context.Context, q privicore.Queries, _ *privicore.Command, p *pushed) error {
+	if p == nil {
+		return nil
+	}
+	for _, id := range p.Acked {
+		if err := q.AddOutbox(ctx, id, p.BlobID, fanout.OpDelete, s.now()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
