@@ -25,6 +25,7 @@ import (
 	"github.com/privicore/privicore/internal/httpapi"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/oauth"
+	"github.com/privicore/privicore/internal/password"
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/ratelimit"
 	"github.com/privicore/privicore/internal/sqlstore"
@@ -53,6 +54,9 @@ type Config struct {
 	AuthAddrFailures     ratelimit.Quota
 	RegisterPerAddr      ratelimit.Quota
 	HashConcurrency      int
+	// PasswordParams are argon2id's costs for new password hashes; zero:
+	// password.DefaultParams. Only tests lower them (serve has no flag).
+	PasswordParams password.Params
 
 	BusAddr string // device listener of the embedded NATS server; default 127.0.0.1:4222
 	NATSURL string // connect to this NATS instead of embedding one
@@ -161,7 +165,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention})
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
-		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency}, e.Hub.CloseToken)
+		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams}, e.Hub.CloseToken)
 	verifier.v = e.Profiles
 	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
 	e.Profiles.SetDeviceKeys(e.Devices)
