@@ -205,6 +205,7 @@ func TestSessionRejoinsAfterTheServerDropsIt(t *testing.T) {
 // TestAwaitFallsBackToPolling closes every socket for good: Await still
 // resolves, by polling.
 func TestAwaitFallsBackToPolling(t *testing.T) {
+	t.Parallel() // waits for the safety-net poll: runs beside the others
 	e, s := loggedIn(t)
 	ctx := context.Background()
 	e.Hub.Close() // no socket will be accepted again

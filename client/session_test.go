@@ -341,6 +341,7 @@ func TestSessionRejoinPolls(t *testing.T) {
 // TestAwaitSafetyNetPoll gets no event at all: the periodic poll resolves
 // Await, and an unknown command ends it with the 404.
 func TestAwaitSafetyNetPoll(t *testing.T) {
+	t.Parallel() // waits for the safety-net poll: runs beside the others
 	f := newFakeChannel(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
