@@ -33,17 +33,32 @@ import (
 	"github.com/privicore/privicore/internal/wsproxy"
 )
 
+// The engine's defaults: what Config's zero values stand for, and the
+// defaults of `privicore serve`'s flags.
+const (
+	DefaultAddr            = "127.0.0.1:8009"   // API listener
+	DefaultWSAddr          = "127.0.0.1:8083"   // WebSocket proxy listener
+	DefaultDataDir         = "./privicore-data" // database and key files
+	DefaultBusAddr         = "127.0.0.1:4222"   // device listener of the embedded NATS server
+	DefaultTokenTTL        = 8 * time.Hour      // authorization token lifetime
+	DefaultMinAcks         = 1                  // storage devices that must write an exchange durably
+	DefaultShutdownTimeout = 10 * time.Second   // graceful shutdown bound
+	// DefaultCommandRetention is serve's --command-retention. Config's zero
+	// CommandRetention keeps finished commands forever.
+	DefaultCommandRetention = 30 * 24 * time.Hour
+)
+
 // Config is the engine's configuration.
 type Config struct {
-	Addr     string // API listener; default 127.0.0.1:8009
-	WSAddr   string // separate WebSocket proxy listener; default 127.0.0.1:8083; "-" for none (it is also at /ws on Addr)
-	DataDir  string // database and key files; default ./privicore-data
+	Addr     string // API listener; default DefaultAddr
+	WSAddr   string // separate WebSocket proxy listener; default DefaultWSAddr; "-" for none (it is also at /ws on Addr)
+	DataDir  string // database and key files; default DefaultDataDir
 	Database string // database DSN; default the SQLite file privicore.db in DataDir
 
-	TokenTTL time.Duration // authorization token lifetime; default 8h
+	TokenTTL time.Duration // authorization token lifetime; default DefaultTokenTTL
 	// CommandRetention is how long finished commands are kept; older ones
 	// are pruned hourly, their counts kept for the statistics. 0 keeps them
-	// forever.
+	// forever (serve's default is DefaultCommandRetention).
 	CommandRetention time.Duration
 	// Password-check limits (profile.Config): failed checks allowed per
 	// (username, client address), per username and per client address;
@@ -58,7 +73,7 @@ type Config struct {
 	// password.DefaultParams. Only tests lower them (serve has no flag).
 	PasswordParams password.Params
 
-	BusAddr string // device listener of the embedded NATS server; default 127.0.0.1:4222
+	BusAddr string // device listener of the embedded NATS server; default DefaultBusAddr
 	NATSURL string // connect to this NATS instead of embedding one
 	// NATSCalloutSeed, with NATSURL, makes the engine the server's auth
 	// callout for devices (an account seed "SA…"); NATSAccount is the
@@ -69,13 +84,13 @@ type Config struct {
 	// so that a removed device's connections are closed at once.
 	NATSSystemURL string
 
-	MinAcks   int    // storage devices that must write an exchange durably; default 1
+	MinAcks   int    // storage devices that must write an exchange durably; default DefaultMinAcks
 	PublicURL string // base of the URLs the engine hands out; default http://<Addr>
 
 	ChannelBufferTTL time.Duration // how long events wait for a socket; default 60s
 	PingInterval     time.Duration // WebSocket keepalive; default 25s
 	VoteCheckEvery   time.Duration // how often overdue voting pools are resolved; default 200ms
-	ShutdownTimeout  time.Duration // graceful shutdown bound; default 10s
+	ShutdownTimeout  time.Duration // graceful shutdown bound; default DefaultShutdownTimeout
 	Logger           *slog.Logger  // default: discard
 
 	// WSJoinTimeout closes a WebSocket not joined to a channel for that
@@ -90,22 +105,28 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.Addr == "" {
-		c.Addr = "127.0.0.1:8009"
+		c.Addr = DefaultAddr
 	}
 	if c.WSAddr == "" {
-		c.WSAddr = "127.0.0.1:8083"
+		c.WSAddr = DefaultWSAddr
 	}
 	if c.DataDir == "" {
-		c.DataDir = "privicore-data"
+		c.DataDir = DefaultDataDir
 	}
 	if c.Database == "" {
 		c.Database = filepath.Join(c.DataDir, "privicore.db")
 	}
 	if c.BusAddr == "" {
-		c.BusAddr = "127.0.0.1:4222"
+		c.BusAddr = DefaultBusAddr
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = DefaultTokenTTL
+	}
+	if c.MinAcks <= 0 {
+		c.MinAcks = DefaultMinAcks
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 10 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
