@@ -55,8 +55,8 @@ func TestBatchesWhatIsQueuedAndDrainsOnStop(t *testing.T) {
 }
 
 // lingering runs RunLinger (batches of at most 8) whose commits each wait
-// for a release, and returns its batches and the release channel; stop ends
-// it when the test does.
+// for a release, and returns its batches, its input and the release
+// channel; it ends with the test.
 func lingering(t *testing.T, linger time.Duration) (batches chan []int, in chan int, release chan struct{}) {
 	in = make(chan int, 100)
 	stop := make(chan struct{})
