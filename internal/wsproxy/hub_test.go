@@ -350,7 +350,9 @@ func TestCloseEndsConnectionsAndGoroutines(t *testing.T) {
 		c.c.CloseNow()
 	}
 	srv.Close()
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before+2; time.Sleep(10 * time.Millisecond) {
+	// The server side's close handshake (coder/websocket) may wait up to 5 s:
+	// the deadline is a guard well past it.
+	for deadline := time.Now().Add(30 * time.Second); runtime.NumGoroutine() > before+2; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<16)
 			t.Fatalf("goroutines leaked: %d → %d\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
