@@ -39,6 +39,7 @@ func device(t *testing.T, s *client.Session, name string, role func(context.Cont
 // is short. Retrieve returns the rejection voting.expired once the engine
 // decided it, and hands over the vote's pool events while it waits.
 func TestRetrieveEndsWhenTheVoteFails(t *testing.T) {
+	t.Parallel() // waits 5 s for the vote to expire: runs beside the others
 	_, s := loggedIn(t)
 	ctx := context.Background()
 	_, pub, _ := client.GenerateKeyPair()

@@ -52,10 +52,11 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 type Session struct {
 	*Client
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-	events chan Event
+	ctx       context.Context
+	cancel    context.CancelFunc
+	pollEvery time.Duration // Await's safety-net poll
+	done      chan struct{}
+	events    chan Event
 
 	mu          sync.Mutex
 	outcomes    map[string]*list.Element // command id → outcome in order
@@ -110,8 +111,13 @@ func Login(ctx context.Context, baseURL, username, password string, opts ...Opti
 // session lives until Close. A later SetToken on c is used by the next
 // re-join.
 func NewSession(ctx context.Context, c *Client) (*Session, error) {
+	return newSession(ctx, c, pollEvery)
+}
+
+// newSession is NewSession with Await's safety-net poll every poll.
+func newSession(ctx context.Context, c *Client, poll time.Duration) (*Session, error) {
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &Session{Client: c, ctx: sctx, cancel: cancel, done: make(chan struct{}), events: make(chan Event, 256),
+	s := &Session{Client: c, ctx: sctx, cancel: cancel, pollEvery: poll, done: make(chan struct{}), events: make(chan Event, 256),
 		outcomes: map[string]*list.Element{}, order: list.New(), waiters: map[string][]chan struct{}{}, changed: make(chan struct{}),
 		requests: map[string]RequestEvent{}, reqWaiters: map[string][]chan struct{}{},
 		pools: map[string][]PoolEvent{}, poolWaiters: map[string][]chan struct{}{}}
@@ -387,7 +393,7 @@ func (s *Session) lookup(id string) (cached, bool) {
 	return el.Value.(cached), true
 }
 
-// pollEvery is Await's safety-net polling interval.
+// pollEvery is Await's safety-net polling interval (Session.pollEvery).
 const pollEvery = 3 * time.Second
 
 // Await waits for command id to finish: the Outcome on success
@@ -421,7 +427,7 @@ func (s *Session) Await(ctx context.Context, id string, opts ...WaitOption) (Out
 			s.dropPoolWaiter(id, pw)
 			continue
 		}
-		poll := time.NewTimer(pollEvery)
+		poll := time.NewTimer(s.pollEvery)
 		var stop error
 		vote := false
 		select {

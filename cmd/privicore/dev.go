@@ -104,9 +104,9 @@ Ctrl-C stops everything; the next run reuses the same data.
 	}
 	f := cmd.Flags()
 	f.StringVar(&pprofAddr, "pprof-addr", "", "serve the Go profiler here (e.g. 127.0.0.1:6060); off by default")
-	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8009", "API listen address")
-	f.StringVar(&cfg.WSAddr, "ws-addr", "127.0.0.1:8083", `WebSocket proxy listen address ("-" for none)`)
-	f.StringVar(&cfg.BusAddr, "bus-addr", "127.0.0.1:4222", "device bus listen address")
+	f.StringVar(&cfg.Addr, "addr", engine.DefaultAddr, "API listen address")
+	f.StringVar(&cfg.WSAddr, "ws-addr", engine.DefaultWSAddr, `WebSocket proxy listen address ("-" for none)`)
+	f.StringVar(&cfg.BusAddr, "bus-addr", engine.DefaultBusAddr, "device bus listen address")
 	f.StringVar(&cfg.DataDir, "data-dir", "./privicore-dev-data", "where the engine and the demo devices keep their data")
 	f.IntVar(&devices, "devices", 3, "storage devices to run")
 	return cmd

@@ -63,6 +63,7 @@ func startDev(t *testing.T, dataDir, addr, busAddr string) (stop func(), output 
 // three storage devices, and the CLI commands it prints store and fetch a
 // file; a second run reuses the same data.
 func TestDevRunsWhatItPrints(t *testing.T) {
+	t.Parallel() // a process (own data dir and ports): runs beside the others
 	data, conf, work := t.TempDir(), t.TempDir(), t.TempDir()
 	addr, busAddr := freeAddr(t), freeAddr(t)
 	stop, output := startDev(t, data, addr, busAddr)

@@ -20,6 +20,7 @@ import (
 // get` says on stderr that it waits for a vote (pool, deadline) and ends
 // with the rejection voting.expired, not at its own 5-minute timeout.
 func TestGetEndsWhenTheVoteFails(t *testing.T) {
+	t.Parallel() // waits 5 s for the vote to expire: runs beside the others
 	e := enginetest.Start(t)
 	conf, work := t.TempDir(), t.TempDir()
 	must := activeCLIUser(t, e.URL, conf, work, "get-vote")

@@ -22,23 +22,26 @@ import (
 	"github.com/privicore/privicore/internal/sqlstore"
 )
 
-// binary is the privicore binary built once for the process tests.
+// binary is the privicore binary the process tests run: this test binary,
+// which is privicore when asMainEnv is set (its children inherit it), so
+// no second link of the whole program is needed.
 var binary string
 
+// asMainEnv makes this test binary run privicore's main instead of the tests.
+const asMainEnv = "PRIVICORE_TEST_RUN_AS_PRIVICORE"
+
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "privicore-bin")
-	if err != nil {
-		panic(err)
+	if os.Getenv(asMainEnv) == "1" {
+		main()
+		os.Exit(0)
 	}
-	binary = filepath.Join(dir, "privicore")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build privicore: %v\n%s", err, out)
+	var err error
+	if binary, err = os.Executable(); err != nil {
+		fmt.Fprintf(os.Stderr, "the test binary: %v\n", err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Setenv(asMainEnv, "1")
+	os.Exit(m.Run())
 }
 
 // freeAddr returns a loopback address nobody listens on.
@@ -159,6 +162,7 @@ const strongPassword = "Tr0ub4dor&3-correct-horse-battery"
 // 202 completed, and every registration exactly once. (Commands caught in
 // flight by the kill: TestStorageDevicesAsProcesses.)
 func TestKill9LosesNoAcceptedCommand(t *testing.T) {
+	t.Parallel() // processes (own data dir and ports): runs beside the others
 	if testing.Short() {
 		t.Skip("process test")
 	}

@@ -69,19 +69,19 @@ func newServeCmd(e *env) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&pprofAddr, "pprof-addr", "", "serve the Go profiler here (e.g. 127.0.0.1:6060); off by default")
-	f.StringVar(&cfg.Addr, "addr", envOr(e, "PRIVICORE_ADDR", "127.0.0.1:8009"), "API listen address (env PRIVICORE_ADDR)")
-	f.StringVar(&cfg.WSAddr, "ws-addr", envOr(e, "PRIVICORE_WS_ADDR", "127.0.0.1:8083"), `WebSocket proxy listen address, "-" for none; it is also at /ws on --addr (env PRIVICORE_WS_ADDR)`)
-	f.StringVar(&cfg.DataDir, "data-dir", envOr(e, "PRIVICORE_DATA_DIR", "./privicore-data"), "directory for the database and key files (env PRIVICORE_DATA_DIR)")
+	f.StringVar(&cfg.Addr, "addr", envOr(e, "PRIVICORE_ADDR", engine.DefaultAddr), "API listen address (env PRIVICORE_ADDR)")
+	f.StringVar(&cfg.WSAddr, "ws-addr", envOr(e, "PRIVICORE_WS_ADDR", engine.DefaultWSAddr), `WebSocket proxy listen address, "-" for none; it is also at /ws on --addr (env PRIVICORE_WS_ADDR)`)
+	f.StringVar(&cfg.DataDir, "data-dir", envOr(e, "PRIVICORE_DATA_DIR", engine.DefaultDataDir), "directory for the database and key files (env PRIVICORE_DATA_DIR)")
 	f.StringVar(&cfg.Database, "database", envOr(e, "PRIVICORE_DATABASE", ""), "database: a SQLite file path (default privicore.db in --data-dir) or a postgres:// URL (env PRIVICORE_DATABASE)")
-	f.StringVar(&cfg.BusAddr, "bus-addr", envOr(e, "PRIVICORE_BUS_ADDR", "127.0.0.1:4222"), "device bus (embedded NATS) listen address (env PRIVICORE_BUS_ADDR)")
+	f.StringVar(&cfg.BusAddr, "bus-addr", envOr(e, "PRIVICORE_BUS_ADDR", engine.DefaultBusAddr), "device bus (embedded NATS) listen address (env PRIVICORE_BUS_ADDR)")
 	f.StringVar(&cfg.NATSURL, "nats-url", envOr(e, "PRIVICORE_NATS_URL", ""), "use this external NATS instead of the embedded one (env PRIVICORE_NATS_URL)")
 	f.StringVar(&calloutKey, "nats-callout-key", envOr(e, "PRIVICORE_NATS_CALLOUT_KEY", ""), "with --nats-url: a file holding the auth callout issuer's account seed (SA…); the engine then authenticates devices for that server (env PRIVICORE_NATS_CALLOUT_KEY)")
 	f.StringVar(&cfg.NATSAccount, "nats-account", envOr(e, "PRIVICORE_NATS_ACCOUNT", ""), `with --nats-callout-key: the account devices are placed in (default "$G") (env PRIVICORE_NATS_ACCOUNT)`)
 	f.StringVar(&cfg.NATSSystemURL, "nats-system-url", envOr(e, "PRIVICORE_NATS_SYSTEM_URL", ""), "with --nats-url: a URL with credentials of the server's system account; the engine then closes a removed device's connections at once (env PRIVICORE_NATS_SYSTEM_URL)")
-	f.IntVar(&cfg.MinAcks, "min-acks", envInt(e, &envErrs, "PRIVICORE_MIN_ACKS", 1), "storage devices that must write an exchange durably before it succeeds (env PRIVICORE_MIN_ACKS)")
+	f.IntVar(&cfg.MinAcks, "min-acks", envInt(e, &envErrs, "PRIVICORE_MIN_ACKS", engine.DefaultMinAcks), "storage devices that must write an exchange durably before it succeeds (env PRIVICORE_MIN_ACKS)")
 	f.StringVar(&cfg.PublicURL, "public-url", envOr(e, "PRIVICORE_PUBLIC_URL", ""), "base of the download URLs handed out (default http://<addr>) (env PRIVICORE_PUBLIC_URL)")
-	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, &envErrs, "PRIVICORE_TOKEN_TTL", 8*time.Hour), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
-	f.DurationVar(&cfg.CommandRetention, "command-retention", envDuration(e, &envErrs, "PRIVICORE_COMMAND_RETENTION", 30*24*time.Hour),
+	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, &envErrs, "PRIVICORE_TOKEN_TTL", engine.DefaultTokenTTL), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
+	f.DurationVar(&cfg.CommandRetention, "command-retention", envDuration(e, &envErrs, "PRIVICORE_COMMAND_RETENTION", engine.DefaultCommandRetention),
 		"how long finished commands are kept (status polling, ballots); older ones are pruned hourly, the statistics keep their counts; 0 keeps them forever (env PRIVICORE_COMMAND_RETENTION)")
 	addAuthFlags(cmd, e, &envErrs, &cfg)
 	f.DurationVar(&cfg.WSJoinTimeout, "ws-join-timeout", envDuration(e, &envErrs, "PRIVICORE_WS_JOIN_TIMEOUT", wsproxy.DefaultJoinTimeout),

@@ -35,6 +35,7 @@ func startDevice(t *testing.T, bundle, key, dir string) *exec.Cmd {
 // one device with SIGKILL during a load of stores: restarted, it ends up
 // with every blob.
 func TestStorageDevicesAsProcesses(t *testing.T) {
+	t.Parallel() // processes (own data dirs and ports): runs beside the others
 	if testing.Short() {
 		t.Skip("process test")
 	}

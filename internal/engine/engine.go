@@ -26,6 +26,7 @@ import (
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/layer2"
 	"github.com/privicore/privicore/internal/oauth"
+	"github.com/privicore/privicore/internal/password"
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/ratelimit"
 	"github.com/privicore/privicore/internal/sqlstore"
@@ -33,17 +34,32 @@ import (
 	"github.com/privicore/privicore/internal/wsproxy"
 )
 
+// The engine's defaults: what Config's zero values stand for, and the
+// defaults of `privicore serve`'s flags.
+const (
+	DefaultAddr            = "127.0.0.1:8009"   // API listener
+	DefaultWSAddr          = "127.0.0.1:8083"   // WebSocket proxy listener
+	DefaultDataDir         = "./privicore-data" // database and key files
+	DefaultBusAddr         = "127.0.0.1:4222"   // device listener of the embedded NATS server
+	DefaultTokenTTL        = 8 * time.Hour      // authorization token lifetime
+	DefaultMinAcks         = 1                  // storage devices that must write an exchange durably
+	DefaultShutdownTimeout = 10 * time.Second   // graceful shutdown bound
+	// DefaultCommandRetention is serve's --command-retention. Config's zero
+	// CommandRetention keeps finished commands forever.
+	DefaultCommandRetention = 30 * 24 * time.Hour
+)
+
 // Config is the engine's configuration.
 type Config struct {
-	Addr     string // API listener; default 127.0.0.1:8009
-	WSAddr   string // separate WebSocket proxy listener; default 127.0.0.1:8083; "-" for none (it is also at /ws on Addr)
-	DataDir  string // database and key files; default ./privicore-data
+	Addr     string // API listener; default DefaultAddr
+	WSAddr   string // separate WebSocket proxy listener; default DefaultWSAddr; "-" for none (it is also at /ws on Addr)
+	DataDir  string // database and key files; default DefaultDataDir
 	Database string // database DSN; default the SQLite file privicore.db in DataDir
 
-	TokenTTL time.Duration // authorization token lifetime; default 8h
+	TokenTTL time.Duration // authorization token lifetime; default DefaultTokenTTL
 	// CommandRetention is how long finished commands are kept; older ones
 	// are pruned hourly, their counts kept for the statistics. 0 keeps them
-	// forever.
+	// forever (serve's default is DefaultCommandRetention).
 	CommandRetention time.Duration
 	// Password-check limits (profile.Config): failed checks allowed per
 	// (username, client address), per username and per client address;
@@ -54,8 +70,11 @@ type Config struct {
 	AuthAddrFailures     ratelimit.Quota
 	RegisterPerAddr      ratelimit.Quota
 	HashConcurrency      int
+	// PasswordParams are argon2id's costs for new password hashes; zero:
+	// password.DefaultParams. Only tests lower them (serve has no flag).
+	PasswordParams password.Params
 
-	BusAddr string // device listener of the embedded NATS server; default 127.0.0.1:4222
+	BusAddr string // device listener of the embedded NATS server; default DefaultBusAddr
 	NATSURL string // connect to this NATS instead of embedding one
 	// NATSCalloutSeed, with NATSURL, makes the engine the server's auth
 	// callout for devices (an account seed "SA…"); NATSAccount is the
@@ -66,13 +85,13 @@ type Config struct {
 	// so that a removed device's connections are closed at once.
 	NATSSystemURL string
 
-	MinAcks   int    // storage devices that must write an exchange durably; default 1
+	MinAcks   int    // storage devices that must write an exchange durably; default DefaultMinAcks
 	PublicURL string // base of the URLs the engine hands out; default http://<Addr>
 
 	ChannelBufferTTL time.Duration // how long events wait for a socket; default 60s
 	PingInterval     time.Duration // WebSocket keepalive; default 25s
 	VoteCheckEvery   time.Duration // how often overdue voting pools are resolved; default 200ms
-	ShutdownTimeout  time.Duration // graceful shutdown bound; default 10s
+	ShutdownTimeout  time.Duration // graceful shutdown bound; default DefaultShutdownTimeout
 	Logger           *slog.Logger  // default: discard
 
 	// WSJoinTimeout closes a WebSocket not joined to a channel for that
@@ -87,22 +106,28 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.Addr == "" {
-		c.Addr = "127.0.0.1:8009"
+		c.Addr = DefaultAddr
 	}
 	if c.WSAddr == "" {
-		c.WSAddr = "127.0.0.1:8083"
+		c.WSAddr = DefaultWSAddr
 	}
 	if c.DataDir == "" {
-		c.DataDir = "privicore-data"
+		c.DataDir = DefaultDataDir
 	}
 	if c.Database == "" {
 		c.Database = filepath.Join(c.DataDir, "privicore.db")
 	}
 	if c.BusAddr == "" {
-		c.BusAddr = "127.0.0.1:4222"
+		c.BusAddr = DefaultBusAddr
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = DefaultTokenTTL
+	}
+	if c.MinAcks <= 0 {
+		c.MinAcks = DefaultMinAcks
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 10 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -163,7 +188,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
-		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency}, e.Devices, e.Hub.CloseToken)
+		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams}, e.Devices, e.Hub.CloseToken)
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
 		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, Logger: cfg.Logger}, e.Devices)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/privicore/privicore/internal/engine"
+	"github.com/privicore/privicore/internal/password"
 	"github.com/privicore/privicore/internal/pgtest"
 	"github.com/privicore/privicore/internal/ratelimit"
 )
@@ -39,6 +40,19 @@ func Start(t testing.TB, configure ...func(*engine.Config)) *Engine {
 	e := StartWith(t, cfg)
 	return e
 }
+
+// LargeEnv is the environment variable that asks for the deliberately heavy
+// tests at full size (a 1 GiB stream, 1 000 commands of every kind): CI sets
+// it in a step of its own; the README's `go test ./...` runs them small or
+// skips them.
+const LargeEnv = "PRIVICORE_TEST_LARGE"
+
+// Large reports whether LargeEnv is set to 1.
+func Large() bool { return os.Getenv(LargeEnv) == "1" }
+
+// TestPasswordParams are the argon2id costs of an engine under test that
+// sets none: the cheapest argon2id allows.
+var TestPasswordParams = password.Params{Memory: 8, Time: 1, Threads: 1, KeyLen: 32}
 
 var (
 	pgMu    sync.Mutex
@@ -76,6 +90,12 @@ func StartWith(t testing.TB, cfg engine.Config) *Engine {
 		if q.IsZero() {
 			*q = ratelimit.NoLimit
 		}
+	}
+	// Hashing at production cost (19 MiB, t=2) is most of a test's CPU:
+	// tests hash cheaply unless they set parameters (TestPasswordDefaults in
+	// internal/engine checks the production ones).
+	if cfg.PasswordParams == (password.Params{}) {
+		cfg.PasswordParams = TestPasswordParams
 	}
 	if cfg.Logger == nil {
 		var w io.Writer = io.Discard

@@ -195,11 +195,12 @@ func (rc *rawClient) command(method, path string, body map[string]any) outcome {
 
 // TestAckAfterThe202 (issue #12 A.2): the events of a command run inline
 // (and of one queued) reach the socket only after its 202 is on the HTTP
-// connection, for every kind, 1 000 commands each.
+// connection, for every kind, 1 000 commands each with
+// PRIVICORE_TEST_LARGE=1 (CI), else 100.
 func TestAckAfterThe202(t *testing.T) {
-	n := 1000
-	if testing.Short() {
-		n = 100
+	n := 100
+	if enginetest.Large() && !testing.Short() {
+		n = 1000
 	}
 	e := enginetest.Start(t)
 	a := newAPI(t, e)

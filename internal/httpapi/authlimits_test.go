@@ -192,7 +192,8 @@ func TestRegistrationIsLimitedPerAddress(t *testing.T) {
 }
 
 func TestPasswordHashingIsBounded(t *testing.T) {
-	e := enginetest.Start(t, func(c *engine.Config) { c.HashConcurrency = 2 })
+	// Production costs: hashes long enough to overlap, so the bound is tested.
+	e := enginetest.Start(t, func(c *engine.Config) { c.HashConcurrency = 2; c.PasswordParams = password.DefaultParams })
 	a := newAPI(t, e)
 	h := e.Profiles.Hasher()
 

@@ -2,12 +2,13 @@ package password
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 )
 
 func TestHasherBoundsConcurrency(t *testing.T) {
-	h := NewHasher(2)
+	h := NewHasher(2, Params{})
 	enc, _ := HashWith("pw", Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 16})
 	var wg sync.WaitGroup
 	for range 16 {
@@ -26,7 +27,7 @@ func TestHasherBoundsConcurrency(t *testing.T) {
 }
 
 func TestHasherGivesUpWithItsContext(t *testing.T) {
-	h := NewHasher(1)
+	h := NewHasher(1, Params{})
 	h.slots <- struct{}{} // the only slot is busy
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -39,7 +40,33 @@ func TestHasherGivesUpWithItsContext(t *testing.T) {
 	if err := h.VerifyDummy(ctx, "pw"); err == nil {
 		t.Fatal("dummy verify without a slot succeeded")
 	}
-	if NewHasher(0).Size() < 1 {
+	if NewHasher(0, Params{}).Size() < 1 {
 		t.Fatal("a machine-sized hasher has no slot")
+	}
+}
+
+// A Hasher hashes new passwords under its parameters (zero: DefaultParams),
+// and its dummy verification costs what a real one under them costs.
+func TestHasherHashesUnderItsParams(t *testing.T) {
+	cheap := Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 16}
+	for _, c := range []struct {
+		params Params
+		prefix string
+	}{
+		{Params{}, "$argon2id$v=19$m=19456,t=2,p=1$"},
+		{DefaultParams, "$argon2id$v=19$m=19456,t=2,p=1$"},
+		{cheap, "$argon2id$v=19$m=64,t=1,p=1$"},
+	} {
+		h := NewHasher(1, c.params)
+		enc, err := h.Hash(context.Background(), "pw")
+		if err != nil || !strings.HasPrefix(enc, c.prefix) {
+			t.Errorf("params %+v: hash %q %v, want prefix %s", c.params, enc, err, c.prefix)
+		}
+		if ok, err := h.Verify(context.Background(), enc, "pw"); !ok || err != nil {
+			t.Errorf("params %+v: verify %v %v", c.params, ok, err)
+		}
+		if !strings.HasPrefix(h.dummy, c.prefix) {
+			t.Errorf("params %+v: dummy hash %q, want prefix %s", c.params, h.dummy, c.prefix)
+		}
 	}
 }

@@ -59,7 +59,10 @@ type Config struct {
 	// HashConcurrency bounds the argon2id runs at once (19 MiB each) on
 	// every path that hashes; default runtime.GOMAXPROCS.
 	HashConcurrency int
-	Logger          *slog.Logger
+	// PasswordParams are argon2id's costs for new hashes; zero:
+	// password.DefaultParams (tests lower them).
+	PasswordParams password.Params
+	Logger         *slog.Logger
 }
 
 // Service implements the profile rules.
@@ -97,7 +100,7 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, devices Dev
 		failures: ratelimit.NewFailureGuard(ratelimit.FailureQuotas{UserAddr: cfg.UserAddrFailures,
 			User: cfg.UserFailures, Addr: cfg.AddrFailures}, limiterKeys),
 		registers: ratelimit.NewQuota(cfg.RegisterPerAddr, limiterKeys),
-		hasher:    password.NewHasher(cfg.HashConcurrency),
+		hasher:    password.NewHasher(cfg.HashConcurrency, cfg.PasswordParams),
 		auths:     newAuthCache(),
 		now:       func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)

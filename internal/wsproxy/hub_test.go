@@ -268,27 +268,71 @@ func TestTokenExpiryClosesSocket(t *testing.T) {
 	}
 }
 
+// A socket that never reads is closed as a slow consumer (1008, its queue
+// full, what it had queued dropped) while the publishes go on: every
+// Publish returns, and a socket of another profile that reads receives
+// each of its events, one after the other, while the slow one is stalled.
+// Nothing is timed; the guards only bound a hang.
 func TestSlowConsumerIsClosedWithoutBlockingPublish(t *testing.T) {
 	h, url := newTestHub(t, Options{SendQueue: 4})
-	c := joined(t, url, "ta")
-	_ = c // never reads
+	joined(t, url, "ta") // never reads
+	h.mu.Lock()
+	var slow *conn
+	for c := range h.joined["A"] {
+		slow = c
+	}
+	h.mu.Unlock()
+	fast := joined(t, url, "tb")
 	big := strings.Repeat("x", 256<<10)
-	// 200 large events for a socket that never reads: the publishes all
-	// return (a blocking Publish would wait on that socket for good), and
-	// the socket is closed. The deadline only guards a hang.
-	done := make(chan struct{})
+	got := make(chan map[string]any)
 	go func() {
-		defer close(done)
-		for range 200 {
+		for {
+			m, err := fast.read(30 * time.Second)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- m
+		}
+	}()
+	const events = 200
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := range events {
 			h.Publish("A", big)
+			h.Publish("B", map[string]any{"id": i})
+			// The next event only once this one arrived: the fast socket
+			// never lags, so only the slow one can be dropped.
+			m, ok := <-got
+			if !ok {
+				t.Errorf("the reading socket closed after %d of %d events", i, events)
+				return
+			}
+			if m["data"].(map[string]any)["id"] != float64(i) {
+				t.Errorf("event %d: the reading socket got %v", i, m)
+				return
+			}
 		}
 	}()
 	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
+	case <-published:
+	case <-time.After(60 * time.Second):
 		t.Fatal("Publish blocked on a socket that does not read")
 	}
+	select {
+	case <-slow.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the socket that does not read was not closed")
+	}
+	if slow.closeCode != websocket.StatusPolicyViolation || slow.closeReason != reasonSlow || !slow.discard {
+		t.Fatalf("slow consumer closed with %d %q (queue dropped: %v), want %d %q, queue dropped",
+			slow.closeCode, slow.closeReason, slow.discard, websocket.StatusPolicyViolation, reasonSlow)
+	}
 	waitJoined(t, h, "A", 0)
+	if h.Joined("B") != 1 {
+		t.Fatalf("%d sockets joined for B, want the reading one", h.Joined("B"))
+	}
 }
 
 func TestCloseEndsConnectionsAndGoroutines(t *testing.T) {
@@ -306,7 +350,9 @@ func TestCloseEndsConnectionsAndGoroutines(t *testing.T) {
 		c.c.CloseNow()
 	}
 	srv.Close()
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before+2; time.Sleep(10 * time.Millisecond) {
+	// The server side's close handshake (coder/websocket) may wait up to 5 s:
+	// the deadline is a guard well past it.
+	for deadline := time.Now().Add(30 * time.Second); runtime.NumGoroutine() > before+2; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<16)
 			t.Fatalf("goroutines leaked: %d → %d\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
