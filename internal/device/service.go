@@ -117,8 +117,8 @@ func CheckID(field, id string) error {
 // owned returns the caller's device, or the device.not_found rejection (a
 // foreign device is indistinguishable from a missing one).
 func owned(ctx context.Context, q privicore.Queries, profileID, id string) (*privicore.Device, error) {
-	d, err := q.FindDevice(ctx, id)
-	if privicore.ErrorCode(err) == privicore.ENOTFOUND || (err == nil && d.ProfileID != profileID) {
+	d, err := q.FindDevice(ctx, profileID, id)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 		return nil, privicore.Reject(ReasonNotFound, "device not found")
 	}
 	return d, err
@@ -126,14 +126,11 @@ func owned(ctx context.Context, q privicore.Queries, profileID, id string) (*pri
 
 // Find returns the caller's device, or ENOTFOUND.
 func (s *Service) Find(ctx context.Context, profileID, id string) (*privicore.Device, error) {
-	d, err := s.store.FindDevice(ctx, id)
-	if err != nil || d.ProfileID != profileID {
-		if err != nil && privicore.ErrorCode(err) != privicore.ENOTFOUND {
-			return nil, err
-		}
+	d, err := s.store.FindDevice(ctx, profileID, id)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 		return nil, privicore.Errorf(privicore.ENOTFOUND, "device not found")
 	}
-	return d, nil
+	return d, err
 }
 
 // ---- request / retrieve identifier ----
@@ -184,8 +181,8 @@ func (s *Service) handleRequest(ctx context.Context, q privicore.Queries, c *pri
 // commandID, once settled. With qrTokenID the device must be the one bound
 // to that enrollment token.
 func (s *Service) RetrieveIdentifier(ctx context.Context, profileID, commandID, qrTokenID string) (string, error) {
-	d, err := s.store.FindDeviceByRequest(ctx, commandID)
-	if err != nil || d.ProfileID != profileID || (qrTokenID != "" && d.QRTokenID != qrTokenID) {
+	d, err := s.store.FindDeviceByRequest(ctx, profileID, commandID)
+	if err != nil || (qrTokenID != "" && d.QRTokenID != qrTokenID) {
 		if err != nil && privicore.ErrorCode(err) != privicore.ENOTFOUND {
 			return "", err
 		}
@@ -472,12 +469,11 @@ func (s *Service) Configuration(ctx context.Context, profileID, deviceID string)
 	var d *privicore.Device
 	err := s.store.Write(ctx, func(q privicore.Queries) error {
 		var err error
-		d, err = q.FindDevice(ctx, deviceID)
-		if err != nil || d.ProfileID != profileID {
-			if err != nil && privicore.ErrorCode(err) != privicore.ENOTFOUND {
-				return err
-			}
+		d, err = q.FindDevice(ctx, profileID, deviceID)
+		if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 			return privicore.Errorf(privicore.ENOTFOUND, "device not found")
+		} else if err != nil {
+			return err
 		}
 		if d.State != privicore.DeviceApproved {
 			return privicore.Errorf(privicore.ECONFLICT, "the device is not approved")

@@ -363,7 +363,10 @@ func (s *Service) deliverAsync(deviceID string) {
 
 // deliver sends a device what is queued for it, while it is online.
 func (s *Service) deliver(ctx context.Context, deviceID string) {
-	d, err := s.store.FindDevice(ctx, deviceID)
+	// The outbox is addressed to a device, not to a profile: the device is
+	// looked up by its bus user (protocol.ClientID), which every storage
+	// device has (a role needs approval, and approval gives the bus user).
+	d, err := s.store.FindDeviceByClientID(ctx, protocol.ClientID(deviceID))
 	if err != nil {
 		if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 			s.dropOutbox(ctx, deviceID) // the device is gone
@@ -543,8 +546,8 @@ func (s *Service) SyncCommand(ctx context.Context, c *privicore.Command) (any, e
 	if err := json.Unmarshal(c.Payload, &p); err != nil {
 		return nil, privicore.Reject("command.bad_payload", "bad payload")
 	}
-	d, err := s.store.FindDevice(ctx, p.DeviceID)
-	if privicore.ErrorCode(err) == privicore.ENOTFOUND || (err == nil && d.ProfileID != c.ProfileID) {
+	d, err := s.store.FindDevice(ctx, c.ProfileID, p.DeviceID)
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 		return nil, privicore.Reject("device.not_found", "device not found")
 	} else if err != nil {
 		return nil, err

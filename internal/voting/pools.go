@@ -441,7 +441,7 @@ func (s *Service) onAnswer(m *nats.Msg) {
 		} else if err != nil {
 			return err
 		}
-		dev, err := q.FindDevice(ctx, deviceID)
+		dev, err := q.FindDevice(ctx, pl.ProfileID, deviceID)
 		if err != nil || dev.ProfileID != pl.ProfileID {
 			return &errRefused{protocol.RefusedUnknownPool}
 		}
