@@ -13,12 +13,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/api"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/protocol"
 )
@@ -54,15 +56,12 @@ type Bus interface {
 
 // Service implements the device rules.
 type Service struct {
-	// Changed, if set, is called after any device change is committed (the
-	// storage service drops its cached device lists).
-	Changed func()
-
 	store     privicore.Store
 	cmds      *command.Processor
 	bus       Bus
 	engineKey string
 	now       func() time.Time
+	gen       atomic.Uint64 // committed device changes (DeviceGeneration)
 }
 
 // New returns the service and registers its command handlers.
@@ -93,11 +92,12 @@ func New(store privicore.Store, cmds *command.Processor, bus Bus, engineKey stri
 func (s *Service) DeviceChanged() { s.changed() }
 
 // changed is the After hook of a committed device change.
-func (s *Service) changed() {
-	if s.Changed != nil {
-		s.Changed()
-	}
-}
+func (s *Service) changed() { s.gen.Add(1) }
+
+// DeviceGeneration counts the committed device changes (approval, removal,
+// a role, a key): a list of devices read while it is unchanged is current
+// (it implements fanout.DeviceChanges).
+func (s *Service) DeviceGeneration() uint64 { return s.gen.Load() }
 
 // SetBus connects the bus (which itself authenticates devices through the
 // service, hence the late binding). Call it before serving.
@@ -412,24 +412,9 @@ func (s *Service) handleDropRole(ctx context.Context, q privicore.Queries, c *pr
 
 // ---- listing and configuration ----
 
-// Record is the device record of the API.
-type Record struct {
-	DeviceIdentifier string         `json:"deviceIdentifier"`
-	Name             string         `json:"name"`
-	DisplayName      string         `json:"displayName"`
-	Tags             []string       `json:"tags"`
-	Meta             map[string]any `json:"meta"`
-	Role             string         `json:"role"`
-	State            string         `json:"state"`
-	HasPublicKey     bool           `json:"hasPublicKey"`
-	Online           bool           `json:"online"`
-	LastSeenAt       *time.Time     `json:"lastSeenAt"`
-	CreatedAt        time.Time      `json:"createdAt"`
-}
-
 // RecordOf renders d, asking the bus whether it is connected.
-func (s *Service) RecordOf(d *privicore.Device) Record {
-	r := Record{DeviceIdentifier: d.ID, Name: d.Name, DisplayName: d.DisplayName, Tags: d.Tags, Meta: d.Meta,
+func (s *Service) RecordOf(d *privicore.Device) api.Device {
+	r := api.Device{DeviceIdentifier: d.ID, Name: d.Name, DisplayName: d.DisplayName, Tags: d.Tags, Meta: d.Meta,
 		Role: d.Role, State: d.State, HasPublicKey: d.PublicKey != "", CreatedAt: d.CreatedAt.Truncate(time.Second)}
 	if d.ClientID != "" && s.bus != nil {
 		r.Online = s.bus.Online(d.ClientID)
@@ -445,12 +430,12 @@ func (s *Service) RecordOf(d *privicore.Device) Record {
 }
 
 // List returns the profile's devices with role ("" for all).
-func (s *Service) List(ctx context.Context, profileID, role string) ([]Record, error) {
+func (s *Service) List(ctx context.Context, profileID, role string) ([]api.Device, error) {
 	ds, err := s.store.ListDevices(ctx, profileID, role)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Record, 0, len(ds))
+	out := make([]api.Device, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, s.RecordOf(d))
 	}

@@ -182,9 +182,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
 	sealer := layer2.New(master)
-	e.Storage = fanout.New(store, e.Bus, layer2.NewValidator(sealer, store), cfg.Logger)
+	e.Storage = fanout.New(store, e.Bus, e.Devices, layer2.NewValidator(sealer, store), cfg.Logger)
 	e.Storage.Handle(e.Commands)
-	e.Devices.Changed = e.Storage.InvalidateDevices
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
 
 	e.OAuth = oauth.New(store, e.Commands, e.Profiles)
