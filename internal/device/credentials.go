@@ -47,16 +47,29 @@ func (s *Service) Configuration(ctx context.Context, profileID, deviceID string)
 		BusSubjectPrefix: protocol.DeviceSubject(s.bus.Prefix(), d.ID), EnginePublicKey: s.engineKey, Role: d.Role}, nil
 }
 
+// Authenticator checks devices' bus credentials (it implements
+// bus.DeviceAuthenticator). It needs nothing but the store, so the bus can
+// be started with it before the device service, which needs the bus.
+type Authenticator struct {
+	store privicore.Store
+	now   func() time.Time
+}
+
+// NewAuthenticator returns the authenticator of devices in store.
+func NewAuthenticator(store privicore.Store) *Authenticator {
+	return &Authenticator{store: store, now: func() time.Time { return time.Now().UTC() }}
+}
+
 // AuthenticateDevice implements bus.DeviceAuthenticator: clientID and
 // secret must be the current credentials of an active device (approved,
-// its public key registered).
-func (s *Service) AuthenticateDevice(clientID, secret string) (string, bool) {
+// its public key registered). It records when the device was last seen.
+func (a *Authenticator) AuthenticateDevice(clientID, secret string) (string, bool) {
 	if !protocol.IsDeviceClient(clientID) || secret == "" {
 		return "", false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d, err := s.store.FindDeviceByClientID(ctx, clientID)
+	d, err := a.store.FindDeviceByClientID(ctx, clientID)
 	if err != nil || !Active(d) || d.SecretHash == "" {
 		return "", false
 	}
@@ -64,8 +77,14 @@ func (s *Service) AuthenticateDevice(clientID, secret string) (string, bool) {
 		return "", false
 	}
 	id := d.ID
-	go s.store.Write(context.Background(), func(q privicore.Queries) error { return q.TouchDevice(context.Background(), id, s.now()) })
+	go a.store.Write(context.Background(), func(q privicore.Queries) error { return q.TouchDevice(context.Background(), id, a.now()) })
 	return d.ID, true
+}
+
+// AuthenticateDevice is Authenticator's, for the store the service was
+// made with.
+func (s *Service) AuthenticateDevice(clientID, secret string) (string, bool) {
+	return (&Authenticator{store: s.store, now: s.now}).AuthenticateDevice(clientID, secret)
 }
 
 func newSecret() string {

@@ -43,13 +43,12 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(func() { store.Close() })
 	cmds := command.New(store, discard{}, command.Options{})
 	enginePriv, _ := keys.Generate()
-	svc := device.New(store, cmds, nil, keys.SignedPublic(enginePriv))
-	b, err := bus.Start(bus.Config{Addr: "127.0.0.1:0", DataDir: dir}, svc)
+	b, err := bus.Start(bus.Config{Addr: "127.0.0.1:0", DataDir: dir}, device.NewAuthenticator(store))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	svc.SetBus(b)
+	svc := device.New(store, cmds, b, keys.SignedPublic(enginePriv))
 	if err := cmds.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

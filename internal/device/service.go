@@ -38,11 +38,15 @@ const (
 	ReasonRoleNotHeld       = "device.role_not_held"
 )
 
-// Bus is what the service needs of the message bus.
+// Bus is what the service needs of the message bus (internal/bus).
 type Bus interface {
+	// URL is where devices connect (it goes into their bundle).
 	URL() string
+	// Prefix is the subject prefix (protocol.DeviceSubject).
 	Prefix() string
+	// Online reports whether a bus user is connected.
 	Online(clientID string) bool
+	// Disconnect closes every connection of a bus user.
 	Disconnect(clientID string)
 }
 
@@ -56,7 +60,9 @@ type Service struct {
 	gen       atomic.Uint64 // committed device changes (DeviceGeneration)
 }
 
-// New returns the service and registers its command handlers.
+// New returns the service and registers its command handlers. bus is where
+// its devices connect (the bus authenticates them with an Authenticator, so
+// it is started first).
 func New(store privicore.Store, cmds *command.Processor, bus Bus, engineKey string) *Service {
 	s := &Service{store: store, cmds: cmds, bus: bus, engineKey: engineKey, now: func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRequestIdentifier, s.handleRequest)
@@ -90,10 +96,6 @@ func (s *Service) changed() { s.gen.Add(1) }
 // a role, a key): a list of devices read while it is unchanged is current
 // (it implements fanout.DeviceChanges).
 func (s *Service) DeviceGeneration() uint64 { return s.gen.Load() }
-
-// SetBus connects the bus (which itself authenticates devices through the
-// service, hence the late binding). Call it before serving.
-func (s *Service) SetBus(b Bus) { s.bus = b }
 
 // CheckID validates a deviceIdentifier's shape (EINVALID on field).
 func CheckID(field, id string) error {

@@ -164,16 +164,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
 		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency}, e.Hub.CloseToken)
 	verifier.v = e.Profiles
-	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
-	e.Profiles.SetDeviceKeys(e.Devices)
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
-		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, Logger: cfg.Logger}, e.Devices)
+		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, Logger: cfg.Logger}, device.NewAuthenticator(store))
 	if err != nil {
 		e.Hub.Close()
 		store.Close()
 		return nil, err
 	}
-	e.Devices.SetBus(e.Bus)
+	e.Devices = device.New(store, e.Commands, e.Bus, e.EngineKey)
+	e.Profiles.SetDeviceKeys(e.Devices)
 	master, err := keys.LoadOrCreateSecretFile(filepath.Join(cfg.DataDir, "master.key"), 32)
 	if err != nil {
 		e.Hub.Close()

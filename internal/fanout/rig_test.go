@@ -63,13 +63,12 @@ func newRig(t *testing.T) *rig {
 	log := logger()
 	cmds := command.New(store, discard{}, command.Options{Logger: log})
 	enginePriv, _ := keys.Generate()
-	devs := device.New(store, cmds, nil, keys.SignedPublic(enginePriv))
-	b, err := bus.Start(bus.Config{Addr: "127.0.0.1:0", DataDir: dir, Logger: log}, devs)
+	b, err := bus.Start(bus.Config{Addr: "127.0.0.1:0", DataDir: dir, Logger: log}, device.NewAuthenticator(store))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	devs.SetBus(b)
+	devs := device.New(store, cmds, b, keys.SignedPublic(enginePriv))
 	master := make([]byte, 32)
 	rand.Read(master)
 	sealer := layer2.New(master)
