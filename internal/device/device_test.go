@@ -143,6 +143,21 @@ func connect(b *privicore.Bundle) (*nats.Conn, error) {
 		nats.CustomInboxPrefix(protocol.InboxPrefix(b.DeviceIdentifier)), nats.NoReconnect())
 }
 
+// dialWatched connects with a bundle (without retrying) and returns a
+// channel closed once the bus closes that connection.
+func (r *rig) dialWatched(b *privicore.Bundle) <-chan struct{} {
+	r.t.Helper()
+	closed := make(chan struct{})
+	nc, err := nats.Connect(b.BusURL, nats.UserInfo(b.ClientID, b.ClientSecret),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(b.DeviceIdentifier)), nats.NoReconnect(),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(nc.Close)
+	return closed
+}
+
 // A device goes request → approve → key → role. Approved before its key
 // is registered it is not active: its bundle can be downloaded, but the bus
 // refuses it and it cannot take a role. Each committed change that fanout's
@@ -316,14 +331,7 @@ func TestNewBundleSecretDisconnectsTheOldOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := make(chan struct{})
-	nc, err := nats.Connect(old.BusURL, nats.UserInfo(old.ClientID, old.ClientSecret),
-		nats.CustomInboxPrefix(protocol.InboxPrefix(id)), nats.NoReconnect(),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	closed := r.dialWatched(old)
 	if !r.bus.Online(old.ClientID) {
 		t.Fatal("the connected device is not online")
 	}
@@ -364,14 +372,7 @@ func TestRemovalClosesTheDeviceConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := make(chan struct{})
-	nc, err := nats.Connect(b.BusURL, nats.UserInfo(b.ClientID, b.ClientSecret),
-		nats.CustomInboxPrefix(protocol.InboxPrefix(id)), nats.NoReconnect(),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	closed := r.dialWatched(b)
 	r.succeed(r.do("alice", device.CmdRemove, id, ""))
 	select {
 	case <-closed:
