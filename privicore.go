@@ -245,12 +245,17 @@ type DeviceStore interface {
 	UpdateDevice(ctx context.Context, d *Device) error
 	// DeleteDevice removes the device.
 	DeleteDevice(ctx context.Context, id string) error
-	// FindDevice returns the device or ENOTFOUND.
-	FindDevice(ctx context.Context, id string) (*Device, error)
-	// FindDeviceByClientID returns the device with that bus user, or ENOTFOUND.
+	// FindDevice returns the profile's device, or ENOTFOUND (also for
+	// another profile's device).
+	FindDevice(ctx context.Context, profileID, id string) (*Device, error)
+	// FindDeviceByClientID returns the device with that bus user, or
+	// ENOTFOUND. It is not scoped to a profile: it serves the bus, which
+	// authenticates a connection (and delivers a device's outbox) before
+	// any profile is known; the bus user name is the device's own.
 	FindDeviceByClientID(ctx context.Context, clientID string) (*Device, error)
-	// FindDeviceByRequest returns the device created by a request command, or ENOTFOUND.
-	FindDeviceByRequest(ctx context.Context, commandID string) (*Device, error)
+	// FindDeviceByRequest returns the profile's device created by a
+	// request command, or ENOTFOUND.
+	FindDeviceByRequest(ctx context.Context, profileID, commandID string) (*Device, error)
 	// ListDevices returns the profile's devices, oldest first; role "" means any.
 	ListDevices(ctx context.Context, profileID, role string) ([]*Device, error)
 	// TouchDevice sets LastSeenAt.

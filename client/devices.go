@@ -4,27 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/api"
 )
 
-// Device is a device record.
-type Device struct {
-	DeviceIdentifier string         `json:"deviceIdentifier"`
-	Name             string         `json:"name"`
-	DisplayName      string         `json:"displayName"`
-	Tags             []string       `json:"tags"`
-	Meta             map[string]any `json:"meta"`
-	Role             string         `json:"role"`
-	State            string         `json:"state"`
-	HasPublicKey     bool           `json:"hasPublicKey"`
-	Online           bool           `json:"online"`
-	LastSeenAt       *time.Time     `json:"lastSeenAt"`
-	CreatedAt        time.Time      `json:"createdAt"`
-	BlobCount        int            `json:"blobCount"` // storage listings only
-	Bytes            int64          `json:"bytes"`     // storage listings only
-}
+// Device is a device record; BlobCount and Bytes are set in storage
+// listings (StorageDevices) only.
+type Device = api.StorageDevice
 
 // Bundle is a device's configuration bundle.
 type Bundle = privicore.Bundle
@@ -40,9 +27,7 @@ func (c *Client) RequestDeviceIdentifier(ctx context.Context, name string) (stri
 // RetrieveDeviceIdentifier returns the identifier created by a request
 // command (a *Error with Status 404 until it is settled).
 func (c *Client) RetrieveDeviceIdentifier(ctx context.Context, commandID string) (string, error) {
-	var out struct {
-		DeviceIdentifier string `json:"deviceIdentifier"`
-	}
+	var out api.DeviceIdentifier
 	_, _, err := c.do(ctx, http.MethodPost, "/device/retrieve-unique-identifier", nil, map[string]string{"id": commandID}, &out)
 	return out.DeviceIdentifier, err
 }

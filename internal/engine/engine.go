@@ -185,18 +185,17 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr})
 	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate})
-	e.Devices = device.New(store, e.Commands, nil, e.EngineKey)
-	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
-		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
-		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams}, e.Devices, e.Hub.CloseToken)
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
-		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, Logger: cfg.Logger}, e.Devices)
+		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, Logger: cfg.Logger}, device.NewAuthenticator(store))
 	if err != nil {
 		e.Hub.Close()
 		store.Close()
 		return nil, err
 	}
-	e.Devices.SetBus(e.Bus)
+	e.Devices = device.New(store, e.Commands, e.Bus, e.EngineKey)
+	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
+		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
+		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams}, e.Devices, e.Hub.CloseToken)
 	master, err := keys.LoadOrCreateSecretFile(filepath.Join(cfg.DataDir, "master.key"), 32)
 	if err != nil {
 		e.Hub.Close()
@@ -205,9 +204,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
 	sealer := layer2.New(master)
-	e.Storage = fanout.New(store, e.Bus, layer2.NewValidator(sealer, store), cfg.Logger)
+	e.Storage = fanout.New(store, e.Bus, e.Devices, layer2.NewValidator(sealer, store), cfg.Logger)
 	e.Storage.Handle(e.Commands)
-	e.Devices.Changed = e.Storage.InvalidateDevices
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: e.publicURL, Logger: cfg.Logger})
 
 	e.OAuth = oauth.New(store, e.Commands, e.Profiles)

@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/protocol"
 )
@@ -36,7 +34,7 @@ func (s *Service) OpenStream(ctx context.Context, profileID, blobID string) (*St
 	}
 	st := &Stream{s: s, blobID: blobID}
 	for _, d := range devs {
-		if s.online.Online(d.ClientID) {
+		if s.bus.Online(d.ClientID) {
 			st.targets = append(st.targets, d.ID)
 		} else {
 			st.Missed = append(st.Missed, d.ID)
@@ -55,14 +53,11 @@ func (st *Stream) Send(ctx context.Context, chunk []byte, final bool) {
 		wg.Add(1)
 		go func(id string) {
 			defer wg.Done()
-			m := nats.NewMsg(st.s.subject(id, protocol.OpChunk))
-			m.Header.Set(protocol.HeaderBlob, st.blobID)
-			m.Header.Set(protocol.HeaderSeq, strconv.Itoa(st.seq))
+			h := map[string]string{protocol.HeaderBlob: st.blobID, protocol.HeaderSeq: strconv.Itoa(st.seq)}
 			if final {
-				m.Header.Set(protocol.HeaderFinal, "1")
+				h[protocol.HeaderFinal] = "1"
 			}
-			m.Data = chunk
-			_, err := st.s.requestMsg(ctx, m)
+			_, err := st.s.requestHeader(ctx, id, protocol.OpChunk, h, chunk)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -83,15 +78,8 @@ func (st *Stream) Acked() []string { return st.targets }
 
 // FetchChunk reads chunk seq of a chunked blob from one device.
 func (s *Service) FetchChunk(ctx context.Context, deviceID, blobID string, seq int) ([]byte, error) {
-	m := nats.NewMsg(s.subject(deviceID, protocol.OpFetchChunk))
-	m.Header.Set(protocol.HeaderBlob, blobID)
-	m.Header.Set(protocol.HeaderSeq, strconv.Itoa(seq))
-	return s.requestMsg(ctx, m)
-}
-
-// Holders lists the profile's online storage devices holding a blob.
-func (s *Service) Holders(ctx context.Context, profileID, blobID string) ([]string, error) {
-	return s.holders(ctx, profileID, blobID, "")
+	return s.requestHeader(ctx, deviceID, protocol.OpFetchChunk,
+		map[string]string{protocol.HeaderBlob: blobID, protocol.HeaderSeq: strconv.Itoa(seq)}, nil)
 }
 
 // ReadChunks reads every chunk of a chunked blob in order, passing each to

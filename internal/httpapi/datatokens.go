@@ -22,17 +22,14 @@ func (s *Server) listStorageDevices(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]map[string]any, 0, len(ds))
+	out := make([]api.StorageDevice, 0, len(ds))
 	for _, d := range ds {
 		n, bytes, err := s.Storage.Stats(ctx, d.ID)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		rec := s.Devices.RecordOf(d)
-		out = append(out, map[string]any{"deviceIdentifier": rec.DeviceIdentifier, "name": rec.Name, "displayName": rec.DisplayName,
-			"tags": rec.Tags, "meta": rec.Meta, "role": rec.Role, "state": rec.State, "hasPublicKey": rec.HasPublicKey,
-			"online": rec.Online, "lastSeenAt": rec.LastSeenAt, "createdAt": rec.CreatedAt, "blobCount": n, "bytes": bytes})
+		out = append(out, api.StorageDevice{Device: s.Devices.RecordOf(d), BlobCount: n, Bytes: bytes})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

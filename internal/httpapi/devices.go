@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/api"
 	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/profile"
 )
@@ -73,7 +74,7 @@ func (s *Server) retrieveUniqueIdentifier(w http.ResponseWriter, r *http.Request
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"deviceIdentifier": dev, "deviceId": dev})
+	writeJSON(w, http.StatusOK, api.DeviceIdentifier{DeviceIdentifier: dev, DeviceID: dev})
 }
 
 func (s *Server) profileDevices(w http.ResponseWriter, r *http.Request) {

@@ -30,3 +30,10 @@ const (
 
 // ErrNotFound is the HeaderError value for a blob the device does not hold.
 const ErrNotFound = "not_found"
+
+// DeviceError is a device's failure reply: Code is its HeaderError value
+// (e.g. ErrNotFound).
+type DeviceError struct{ Code string }
+
+// Error implements error.
+func (e *DeviceError) Error() string { return "device: " + e.Code }

@@ -75,8 +75,8 @@ func (q queries) DeleteDevice(ctx context.Context, id string) error {
 }
 
 // FindDevice implements privicore.DeviceStore.
-func (q queries) FindDevice(ctx context.Context, id string) (*privicore.Device, error) {
-	return scanDevice(q.row(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, id))
+func (q queries) FindDevice(ctx context.Context, profileID, id string) (*privicore.Device, error) {
+	return scanDevice(q.row(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ? AND profile_id = ?`, id, profileID))
 }
 
 // FindDeviceByClientID implements privicore.DeviceStore.
@@ -88,8 +88,8 @@ func (q queries) FindDeviceByClientID(ctx context.Context, clientID string) (*pr
 }
 
 // FindDeviceByRequest implements privicore.DeviceStore.
-func (q queries) FindDeviceByRequest(ctx context.Context, commandID string) (*privicore.Device, error) {
-	return scanDevice(q.row(ctx, `SELECT `+deviceCols+` FROM devices WHERE request_command_id = ?`, commandID))
+func (q queries) FindDeviceByRequest(ctx context.Context, profileID, commandID string) (*privicore.Device, error) {
+	return scanDevice(q.row(ctx, `SELECT `+deviceCols+` FROM devices WHERE request_command_id = ? AND profile_id = ?`, commandID, profileID))
 }
 
 // ListDevices implements privicore.DeviceStore.
