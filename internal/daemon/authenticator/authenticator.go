@@ -86,6 +86,9 @@ func Start(cfg Config) (*Authenticator, error) {
 	}
 	if nc.IsConnected() {
 		nc.Publish(protocol.From(root, protocol.OpHello), nil)
+		// The server has the subscriptions once the flush returns: a
+		// ballot sent after Start has returned reaches the device.
+		nc.FlushTimeout(5 * time.Second)
 	}
 	return a, nil
 }

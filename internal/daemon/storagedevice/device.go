@@ -145,6 +145,9 @@ func Start(cfg Config) (*Device, error) {
 	d.sub.SetPendingLimits(-1, 512<<20)
 	if nc.IsConnected() {
 		d.hello(nc)
+		// The server has the subscription once the flush returns: a store
+		// sent to a device that Start has returned finds a responder.
+		nc.FlushTimeout(5 * time.Second)
 	}
 	return d, nil
 }
