@@ -22,33 +22,36 @@ func SyncPayload(deviceID string) any { return syncPayload{DeviceID: deviceID} }
 
 // Handle registers the storage commands with the processor.
 func (s *Service) Handle(cmds *command.Processor) {
-	cmds.HandleSteps(CmdSync, command.Steps{
-		Prepare: s.SyncCommand,
-		Apply: func(_ context.Context, _ privicore.Queries, _ *privicore.Command, prepared any) (command.Result, error) {
-			return command.Result{Body: prepared.(string)}, nil
+	command.Register(cmds, CmdSync, command.Task[struct{}, string]{
+		Prepare: func(ctx context.Context, c *privicore.Command, _ struct{}, _ bool) (string, error) {
+			return s.SyncCommand(ctx, c)
+		},
+		Apply: func(_ context.Context, _ privicore.Queries, _ *privicore.Command, result string) (command.Result, error) {
+			return command.Result{Body: result}, nil
 		},
 	})
 }
 
 // SyncCommand is the Prepare step of CmdSync: the device must be one of
 // the profile's storage devices and online.
-func (s *Service) SyncCommand(ctx context.Context, c *privicore.Command) (any, error) {
+// Its result is the command's body: the sync's outcome, as JSON.
+func (s *Service) SyncCommand(ctx context.Context, c *privicore.Command) (string, error) {
 	var p syncPayload
 	if err := json.Unmarshal(c.Payload, &p); err != nil {
-		return nil, privicore.Reject("command.bad_payload", "bad payload")
+		return "", privicore.Reject("command.bad_payload", "bad payload")
 	}
 	d, err := s.store.FindDevice(ctx, c.ProfileID, p.DeviceID)
 	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
-		return nil, privicore.Reject("device.not_found", "device not found")
+		return "", privicore.Reject("device.not_found", "device not found")
 	} else if err != nil {
-		return nil, err
+		return "", err
 	}
 	if d.Role != privicore.RoleStorage {
-		return nil, privicore.Reject("device.role_not_held", "not a storage device")
+		return "", privicore.Reject("device.role_not_held", "not a storage device")
 	}
 	res, err := s.Sync(ctx, d)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	b, _ := json.Marshal(res)
 	return string(b), nil
