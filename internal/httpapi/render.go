@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/privicore/privicore"
 )
@@ -39,8 +38,6 @@ type errorBody struct {
 	Errors  map[string][]string `json:"errors,omitempty"`
 	Reason  string              `json:"reason,omitempty"`
 }
-
-func formatTime(t time.Time) string { return t.UTC().Format(privicore.TimeFormat) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
