@@ -1,0 +1,102 @@
+package sqlstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/privicore/privicore"
+)
+
+// commandCols are the columns scanCommand reads, in its order.
+const commandCols = `id, profile_id, type, payload, status, body, attempts, created_at, updated_at, actor`
+
+func scanCommand(row interface{ Scan(...any) error }) (*privicore.Command, error) {
+	var c privicore.Command
+	var payload string
+	var created, updated int64
+	if err := row.Scan(&c.ID, &c.ProfileID, &c.Type, &payload, &c.Status, &c.Body, &c.Attempts, &created, &updated, &c.Actor); err != nil {
+		if isNoRows(err) {
+			return nil, notFound("command")
+		}
+		return nil, dbErr(err)
+	}
+	c.Payload = []byte(payload)
+	c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return &c, nil
+}
+
+// CreateCommand implements privicore.CommandStore.
+func (q queries) CreateCommand(ctx context.Context, c *privicore.Command) error {
+	payload := string(c.Payload)
+	if payload == "" {
+		payload = "{}"
+	}
+	_, err := q.exec(ctx, `INSERT INTO commands (`+commandCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.ProfileID, c.Type, payload, int(c.Status), c.Body, c.Attempts, nanos(c.CreatedAt), nanos(c.UpdatedAt), c.Actor)
+	if isUniqueViolation(err) {
+		return privicore.Errorf(privicore.ECONFLICT, "command %s exists", c.ID)
+	}
+	return dbErr(err)
+}
+
+// FindCommand implements privicore.CommandStore.
+func (q queries) FindCommand(ctx context.Context, id string) (*privicore.Command, error) {
+	return scanCommand(q.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ?`, id))
+}
+
+// FindProfileCommand implements privicore.CommandStore.
+func (q queries) FindProfileCommand(ctx context.Context, profileID, id string) (*privicore.Command, error) {
+	return scanCommand(q.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ? AND profile_id = ?`, id, profileID))
+}
+
+// FinishCommand implements privicore.CommandStore.
+func (q queries) FinishCommand(ctx context.Context, id string, status privicore.CommandStatus, body string, at time.Time) error {
+	n, err := affected(q.exec(ctx, `UPDATE commands SET status = ?, body = ?, updated_at = ? WHERE id = ? AND status = ?`,
+		int(status), body, nanos(at), id, int(privicore.CommandPending)))
+	if err == nil && n == 0 {
+		return privicore.Errorf(privicore.ECONFLICT, "command %s is not pending", id)
+	}
+	return err
+}
+
+// PruneCommands implements privicore.CommandStore.
+func (q queries) PruneCommands(ctx context.Context, before time.Time, limit int) (int, error) {
+	// A batch: the oldest commands of one status, in the index's order
+	// (status, created_at), ties by id, so that both statements of this
+	// transaction take the same ones and no backlog is sorted whole.
+	const batch = `SELECT id FROM commands WHERE status = ? AND created_at < ? ORDER BY created_at, id LIMIT ?`
+	total := 0
+	for _, status := range []privicore.CommandStatus{privicore.CommandSucceeded, privicore.CommandRejected} {
+		if total >= limit {
+			break
+		}
+		args := []any{int(status), nanos(before), limit - total}
+		if status == privicore.CommandSucceeded {
+			if _, err := q.exec(ctx, `INSERT INTO command_counts (profile_id, type, day, n)
+				SELECT profile_id, type, created_at / ? AS day, COUNT(*) FROM commands WHERE id IN (`+batch+`)
+				GROUP BY profile_id, type, day
+				ON CONFLICT (profile_id, type, day) DO UPDATE SET n = command_counts.n + excluded.n`,
+				append([]any{nanosPerDay}, args...)...); err != nil {
+				return total, dbErr(err)
+			}
+		}
+		n, err := affected(q.exec(ctx, `DELETE FROM commands WHERE id IN (`+batch+`)`, args...))
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+	}
+	return total, nil
+}
+
+// MarkCommandAttempt implements privicore.CommandStore.
+func (q queries) MarkCommandAttempt(ctx context.Context, id string, at time.Time) error {
+	_, err := q.exec(ctx, `UPDATE commands SET attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = ?`,
+		nanos(at), id, int(privicore.CommandPending))
+	return dbErr(err)
+}
+
+// PendingCommands implements privicore.CommandStore.
+func (q queries) PendingCommands(ctx context.Context, limit int) ([]*privicore.Command, error) {
+	return collect(ctx, q, scanCommand, `SELECT `+commandCols+` FROM commands WHERE status = ? ORDER BY created_at, id LIMIT ?`, int(privicore.CommandPending), limit)
+}
