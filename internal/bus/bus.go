@@ -82,9 +82,6 @@ type Bus struct {
 	onlineAt time.Time
 }
 
-// onlineTTL bounds how stale the cached connection list may be.
-const onlineTTL = 250 * time.Millisecond
-
 // Start runs the embedded server (or connects to cfg.NATSURL) and connects
 // the engine.
 func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
@@ -270,100 +267,6 @@ func constantEqual(a, b string) bool {
 		v |= a[i] ^ b[i]
 	}
 	return v == 0
-}
-
-// Disconnect closes every connection of the bus user clientID (a removed
-// device, or one whose secret was replaced). With an external NATS it can
-// only with a system account connection (Config.SystemURL), in the
-// background.
-func (b *Bus) Disconnect(clientID string) {
-	if clientID == "" {
-		return
-	}
-	b.setOnline(clientID, false)
-	if b.srv == nil {
-		if b.sys != nil {
-			b.kicks.Add(1)
-			go func() {
-				defer b.kicks.Done()
-				b.kick(clientID)
-			}()
-		}
-		return
-	}
-	conns, err := b.srv.Connz(&server.ConnzOptions{User: clientID, Limit: 1024})
-	if err != nil {
-		return
-	}
-	for _, c := range conns.Conns {
-		b.srv.DisconnectClientByID(c.Cid)
-	}
-}
-
-// Online reports whether the bus user clientID has a connection (as of at
-// most onlineTTL ago; a connection that authenticates since, or one closed
-// by Disconnect, is seen at once).
-//
-// With an external NATS the engine cannot list connections: it probes the
-// device instead (a request on <root>.to.ping: any answer means online, "no
-// responders" offline), at most once per onlineTTL per device.
-func (b *Bus) Online(clientID string) bool {
-	if clientID == "" {
-		return false
-	}
-	if b.srv == nil {
-		return b.probe(clientID)
-	}
-	b.onlineMu.Lock()
-	defer b.onlineMu.Unlock()
-	if time.Since(b.onlineAt) > onlineTTL {
-		b.online = map[string]bool{}
-		if conns, err := b.srv.Connz(&server.ConnzOptions{Username: true, Limit: 1 << 20}); err == nil {
-			for _, c := range conns.Conns {
-				b.online[c.AuthorizedUser] = true
-			}
-		}
-		b.onlineAt = time.Now()
-	}
-	return b.online[clientID]
-}
-
-// probe answers Online on an external NATS.
-func (b *Bus) probe(clientID string) bool {
-	b.onlineMu.Lock()
-	if b.online == nil || b.probed == nil {
-		b.online, b.probed = map[string]bool{}, map[string]time.Time{}
-	}
-	if at, ok := b.probed[clientID]; ok && time.Since(at) < onlineTTL {
-		on := b.online[clientID]
-		b.onlineMu.Unlock()
-		return on
-	}
-	b.onlineMu.Unlock()
-	id := protocol.ClientDevice(clientID)
-	_, err := b.nc.Request(protocol.To(protocol.DeviceSubject(b.cfg.Prefix, id), protocol.OpPing), nil, time.Second)
-	on := err == nil
-	b.onlineMu.Lock()
-	if len(b.probed) > 100000 {
-		b.online, b.probed = map[string]bool{}, map[string]time.Time{}
-	}
-	b.online[clientID], b.probed[clientID] = on, time.Now()
-	b.onlineMu.Unlock()
-	return on
-}
-
-// setOnline updates the cache for one user.
-func (b *Bus) setOnline(clientID string, on bool) {
-	b.onlineMu.Lock()
-	defer b.onlineMu.Unlock()
-	if b.online == nil {
-		b.online = map[string]bool{}
-	}
-	if on {
-		b.online[clientID] = true
-	} else {
-		delete(b.online, clientID)
-	}
 }
 
 // Ping checks the engine's connection (for /health).
