@@ -11,6 +11,7 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/client"
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/daemon/storagedevice"
 	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/engine"
@@ -117,30 +118,10 @@ func (o *owner) waitOnline(id string) {
 	o.w.t.Fatalf("device %s never came online", id)
 }
 
-// settle waits for a command to finish and returns its record.
-func (w *world) settle(c *privicore.Command, err error) *privicore.Command {
-	w.t.Helper()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		got, err := w.e.Store.FindCommand(ctx, c.ID)
-		if err == nil && got.Status != privicore.CommandPending {
-			return got
-		}
-	}
-	w.t.Fatalf("command %s (%s) never finished", c.ID, c.Type)
-	return nil
-}
-
 // succeed settles a command and fails the test unless it succeeded.
 func (w *world) succeed(c *privicore.Command, err error) *privicore.Command {
 	w.t.Helper()
-	got := w.settle(c, err)
-	if got.Status != privicore.CommandSucceeded {
-		w.t.Fatalf("command %s (%s): %v %q, want success", got.ID, got.Type, got.Status, got.Body)
-	}
-	return got
+	return commandtest.Succeeded(w.t, w.e.Store, c, err)
 }
 
 // rejected returns a check that settles a command and fails the test
@@ -148,10 +129,7 @@ func (w *world) succeed(c *privicore.Command, err error) *privicore.Command {
 func (w *world) rejected(reason string) func(*privicore.Command, error) {
 	return func(c *privicore.Command, err error) {
 		w.t.Helper()
-		got := w.settle(c, err)
-		if got.Status != privicore.CommandRejected || got.Body != reason {
-			w.t.Fatalf("command %s (%s): %v %q, want rejection %s", got.ID, got.Type, got.Status, got.Body, reason)
-		}
+		commandtest.Rejected(w.t, w.e.Store, reason, c, err)
 	}
 }
 

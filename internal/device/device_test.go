@@ -2,7 +2,6 @@ package device_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/protocol"
@@ -28,20 +28,12 @@ type rig struct {
 	bus   *bus.Bus
 }
 
-type discard struct{}
-
-func (discard) Publish(string, any) {}
-
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	store, err := sqlstore.Open(ctx, filepath.Join(dir, "db.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	cmds := command.New(store, discard{}, command.Options{})
+	store := commandtest.Open(t)
+	cmds := command.New(store, commandtest.Nowhere{}, command.Options{})
 	enginePriv, _ := keys.Generate()
 	b, err := bus.Start(bus.Config{Addr: "127.0.0.1:0", DataDir: dir}, device.NewAuthenticator(store))
 	if err != nil {
@@ -65,33 +57,10 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
-// settle waits for a command's outcome (the deadline only guards a hang).
-func (r *rig) settle(c *privicore.Command, err error) *privicore.Command {
-	r.t.Helper()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		got, err := r.store.FindCommand(r.ctx, c.ID)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		if got.Status != privicore.CommandPending {
-			return got
-		}
-	}
-	r.t.Fatalf("command %s %s never settled", c.Type, c.ID)
-	return nil
-}
-
 // succeed runs a command and returns its body; it must succeed.
 func (r *rig) succeed(c *privicore.Command, err error) string {
 	r.t.Helper()
-	got := r.settle(c, err)
-	if got.Status != privicore.CommandSucceeded {
-		r.t.Fatalf("%s: rejected (%s), want success", got.Type, got.Body)
-	}
-	return got.Body
+	return commandtest.Succeeded(r.t, r.store, c, err).Body
 }
 
 // reject returns a check that a submitted command is rejected with
@@ -99,10 +68,7 @@ func (r *rig) succeed(c *privicore.Command, err error) string {
 func (r *rig) reject(reason string) func(c *privicore.Command, err error) {
 	return func(c *privicore.Command, err error) {
 		r.t.Helper()
-		got := r.settle(c, err)
-		if got.Status != privicore.CommandRejected || got.Body != reason {
-			r.t.Fatalf("%s: status %v body %q, want rejected %s", got.Type, got.Status, got.Body, reason)
-		}
+		commandtest.Rejected(r.t, r.store, reason, c, err)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/daemon/storagedevice"
 	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/fanout"
@@ -55,13 +55,9 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	store, err := sqlstore.Open(ctx, filepath.Join(dir, "db.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := commandtest.Open(t)
 	log := logger()
-	cmds := command.New(store, discard{}, command.Options{Logger: log})
+	cmds := command.New(store, commandtest.Nowhere{}, command.Options{Logger: log})
 	enginePriv, _ := keys.Generate()
 	b, err := bus.Start(bus.Config{Addr: "127.0.0.1:0", DataDir: dir, Logger: log}, device.NewAuthenticator(store))
 	if err != nil {
@@ -87,11 +83,6 @@ func newRig(t *testing.T) *rig {
 	r.createProfile(r.profile)
 	return r
 }
-
-// discard takes the command processor's acks (no client listens).
-type discard struct{}
-
-func (discard) Publish(string, any) {}
 
 func (r *rig) write(fn func(q privicore.Queries) error) {
 	r.t.Helper()

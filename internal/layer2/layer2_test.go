@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/layer2"
-	"github.com/privicore/privicore/internal/sqlstore"
 )
 
 func masterKey(t *testing.T) []byte {
@@ -107,11 +106,7 @@ func TestDeriveIsStableAndPurposeBound(t *testing.T) {
 // The validator reads the wrapped key from the real store, by blob.
 func TestValidatorChecksCopiesAgainstTheStoredKey(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := commandtest.Open(t)
 	s := layer2.New(masterKey(t))
 	blob, wrapped, err := s.SealBlob("blob-v", []byte("payload"))
 	if err != nil {

@@ -3,13 +3,12 @@ package profile_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/profile"
 	"github.com/privicore/privicore/internal/ratelimit"
 	"github.com/privicore/privicore/internal/sqlstore"
@@ -26,19 +25,12 @@ type rig struct {
 	revoked []string // token ids passed to onRevoke
 }
 
-type nowhere struct{}
-
-func (nowhere) Publish(string, any) {}
-
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := commandtest.Open(t)
 	r := &rig{store: store}
-	r.cmds = command.New(store, nowhere{}, command.Options{})
+	r.cmds = command.New(store, commandtest.Nowhere{}, command.Options{})
 	r.profiles = profile.New(store, r.cmds, profile.Config{UserAddrFailures: ratelimit.NoLimit, UserFailures: ratelimit.NoLimit,
 		AddrFailures: ratelimit.NoLimit, RegisterPerAddr: ratelimit.NoLimit}, nil, func(id string) {
 		r.mu.Lock()
@@ -48,7 +40,7 @@ func newRig(t *testing.T) *rig {
 	if err := r.cmds.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.cmds.Stop(); store.Close() })
+	t.Cleanup(r.cmds.Stop)
 	return r
 }
 
@@ -61,44 +53,17 @@ type submitted struct {
 // sub pairs a submission's results: r.succeeded(t, sub(svc.Register(…))).
 func sub(c *privicore.Command, err error) submitted { return submitted{c, err} }
 
-// outcome waits for the submitted command to finish and returns it (the
-// wait is a generous guard, not a measurement).
-func (r *rig) outcome(t *testing.T, s submitted) *privicore.Command {
-	t.Helper()
-	if s.err != nil {
-		t.Fatalf("submit: %v", s.err)
-	}
-	c := s.c
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got, err := r.store.FindCommand(context.Background(), c.ID)
-		if err == nil && got.Status != privicore.CommandPending {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("command %s (%s) still pending: %v", c.ID, c.Type, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// succeeded waits for c and fails the test unless it succeeded.
+// succeeded waits for the command and fails the test unless it succeeded.
 func (r *rig) succeeded(t *testing.T, s submitted) *privicore.Command {
 	t.Helper()
-	got := r.outcome(t, s)
-	if got.Status != privicore.CommandSucceeded {
-		t.Fatalf("command %s: %v %q, want succeeded", got.Type, got.Status, got.Body)
-	}
-	return got
+	return commandtest.Succeeded(t, r.store, s.c, s.err)
 }
 
-// rejected waits for c and fails the test unless it was rejected with reason.
+// rejected waits for the command and fails the test unless it was
+// rejected with reason.
 func (r *rig) rejected(t *testing.T, s submitted, reason string) {
 	t.Helper()
-	got := r.outcome(t, s)
-	if got.Status != privicore.CommandRejected || got.Body != reason {
-		t.Fatalf("command %s: %v %q, want rejected %s", got.Type, got.Status, got.Body, reason)
-	}
+	commandtest.Rejected(t, r.store, reason, s.c, s.err)
 }
 
 const pw = "correct horse battery staple 42"

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/privicore/privicore/api"
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/daemon/authenticator"
 	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/keys"
@@ -83,11 +83,7 @@ func newRig(t *testing.T) *rig {
 	ctx := context.Background()
 	dir := t.TempDir()
 	os.Chmod(dir, 0o700)
-	store, err := sqlstore.Open(ctx, filepath.Join(dir, "db.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := commandtest.Open(t)
 	priv, err := keys.Generate()
 	if err != nil {
 		t.Fatal(err)
@@ -201,13 +197,7 @@ func (r *rig) eventually(what string, ok func() bool) {
 // outcome waits for the command to finish and returns it.
 func (r *rig) outcome(id string) *privicore.Command {
 	r.t.Helper()
-	var c *privicore.Command
-	r.eventually("command "+id+" finishes", func() bool {
-		var err error
-		c, err = r.store.FindCommand(context.Background(), id)
-		return err == nil && c.Status != privicore.CommandPending
-	})
-	return c
+	return commandtest.Settle(r.t, r.store, &privicore.Command{ID: id}, nil)
 }
 
 // pool reads the profile's pool.

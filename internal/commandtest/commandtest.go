@@ -1,0 +1,76 @@
+// Package commandtest holds what the rule packages' tests share to run the
+// command model for real: a SQLite store in the test's directory, a
+// publisher for processors no socket listens to, and waiting for a
+// command's outcome in the store. It is imported by tests only.
+package commandtest
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/sqlstore"
+)
+
+// Wait bounds how long Settle waits for a command: a guard against a
+// hang, not a measurement.
+const Wait = 20 * time.Second
+
+// Open opens a SQLite store under t.TempDir(), closed when the test ends.
+func Open(t testing.TB) *sqlstore.DB {
+	t.Helper()
+	store, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// Nowhere is a command.Publisher that publishes nothing.
+type Nowhere struct{}
+
+// Publish implements command.Publisher.
+func (Nowhere) Publish(string, any) {}
+
+// Settle fails the test if the submission failed (err), else waits until
+// command c is no longer pending in store and returns its record.
+func Settle(t testing.TB, store privicore.Queries, c *privicore.Command, err error) *privicore.Command {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	deadline := time.Now().Add(Wait)
+	for {
+		got, err := store.FindCommand(context.Background(), c.ID)
+		if err == nil && got.Status != privicore.CommandPending {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("command %s (%s) still pending after %s: %v", c.ID, c.Type, Wait, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Succeeded settles c and fails the test unless it succeeded.
+func Succeeded(t testing.TB, store privicore.Queries, c *privicore.Command, err error) *privicore.Command {
+	t.Helper()
+	got := Settle(t, store, c, err)
+	if got.Status != privicore.CommandSucceeded {
+		t.Fatalf("command %s (%s): %v %q, want succeeded", got.ID, got.Type, got.Status, got.Body)
+	}
+	return got
+}
+
+// Rejected settles c and fails the test unless it was rejected for reason.
+func Rejected(t testing.TB, store privicore.Queries, reason string, c *privicore.Command, err error) *privicore.Command {
+	t.Helper()
+	got := Settle(t, store, c, err)
+	if got.Status != privicore.CommandRejected || got.Body != reason {
+		t.Fatalf("command %s (%s): %v %q, want rejected %s", got.ID, got.Type, got.Status, got.Body, reason)
+	}
+	return got
+}
