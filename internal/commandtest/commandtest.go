@@ -74,3 +74,13 @@ func Rejected(t testing.TB, store privicore.Queries, reason string, c *privicore
 	}
 	return got
 }
+
+// Submitted is what a submission returned, so that a call's two results
+// can be passed on with more arguments: r.Rejected(t, Sub(svc.X(…)), reason).
+type Submitted struct {
+	C   *privicore.Command
+	Err error
+}
+
+// Sub pairs a submission's results.
+func Sub(c *privicore.Command, err error) Submitted { return Submitted{c, err} }

@@ -16,7 +16,7 @@ import (
 func TestApplicationRegistrationAndConfiguration(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "alice")
+	a := r.Register(t, "alice")
 	for _, bad := range []struct {
 		field, name, uri string
 		scopes           []string
@@ -30,7 +30,7 @@ func TestApplicationRegistrationAndConfiguration(t *testing.T) {
 		_, err := r.oauth.Register(ctx, a, bad.name, bad.uri, bad.scopes)
 		wantField(t, bad.field+" "+bad.uri, err, bad.field)
 	}
-	c := r.succeeded(t, sub(r.oauth.Register(ctx, a, "n", "http://127.0.0.1:8080/cb", []string{privicore.ScopeDeviceRead, privicore.ScopeDeviceRead})))
+	c := r.Succeeded(t, sub(r.oauth.Register(ctx, a, "n", "http://127.0.0.1:8080/cb", []string{privicore.ScopeDeviceRead, privicore.ScopeDeviceRead})))
 	app, secret, err := r.oauth.Configuration(ctx, a, c.ID)
 	if err != nil || !slices.Equal(app.Scopes, []string{privicore.ScopeDeviceRead}) || secret == "" {
 		t.Fatalf("configuration %+v %q %v", app, secret, err)
@@ -52,8 +52,8 @@ func TestApplicationRegistrationAndConfiguration(t *testing.T) {
 func TestAnotherProfilesApplicationIsMissing(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a, b := r.register(t, "alice"), r.register(t, "bob")
-	c := r.succeeded(t, sub(r.oauth.Register(ctx, a, "app", "https://app.example/cb", []string{privicore.ScopeProfileRead})))
+	a, b := r.Register(t, "alice"), r.Register(t, "bob")
+	c := r.Succeeded(t, sub(r.oauth.Register(ctx, a, "app", "https://app.example/cb", []string{privicore.ScopeProfileRead})))
 	_, err := r.oauth.Application(ctx, b, c.ID)
 	wantCode(t, "another profile's application", err, privicore.ENOTFOUND)
 	_, _, err = r.oauth.Configuration(ctx, b, c.ID)
@@ -61,12 +61,12 @@ func TestAnotherProfilesApplicationIsMissing(t *testing.T) {
 	if apps, err := r.oauth.List(ctx, b); err != nil || len(apps) != 0 {
 		t.Fatalf("another profile's list: %v %v", apps, err)
 	}
-	r.rejected(t, sub(r.oauth.Remove(ctx, b, c.ID)), oauth.ReasonNotFound)
+	r.Rejected(t, sub(r.oauth.Remove(ctx, b, c.ID)), oauth.ReasonNotFound)
 	app, _, err := r.oauth.Configuration(ctx, a, c.ID) // still there, still unretrieved
 	if err != nil {
 		t.Fatalf("the owner's configuration after b's attempts: %v", err)
 	}
-	r.rejected(t, sub(r.oauth.RequestCode(ctx, b, app.ClientID, "n1", []string{privicore.ScopeProfileRead})), oauth.ReasonNotFound)
+	r.Rejected(t, sub(r.oauth.RequestCode(ctx, b, app.ClientID, "n1", []string{privicore.ScopeProfileRead})), oauth.ReasonNotFound)
 	if _, err := r.oauth.Application(ctx, a, c.ID); err != nil {
 		t.Fatalf("the owner's application: %v", err)
 	}
@@ -78,10 +78,10 @@ func TestAnotherProfilesApplicationIsMissing(t *testing.T) {
 func TestConsentGrantsOnlyRegisteredScopes(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "alice")
+	a := r.Register(t, "alice")
 	app, _ := r.app(t, a, privicore.ScopeProfileRead, privicore.ScopeDeviceRead)
-	r.rejected(t, sub(r.oauth.RequestCode(ctx, a, app.ClientID, "n1", []string{privicore.ScopeDeviceWrite})), oauth.ReasonScopeNotAllowed)
-	r.rejected(t, sub(r.oauth.RequestCode(ctx, a, app.ClientID, "n2", []string{privicore.ScopeAll, privicore.ScopeVotingRead})), oauth.ReasonScopeNotAllowed)
+	r.Rejected(t, sub(r.oauth.RequestCode(ctx, a, app.ClientID, "n1", []string{privicore.ScopeDeviceWrite})), oauth.ReasonScopeNotAllowed)
+	r.Rejected(t, sub(r.oauth.RequestCode(ctx, a, app.ClientID, "n2", []string{privicore.ScopeAll, privicore.ScopeVotingRead})), oauth.ReasonScopeNotAllowed)
 	g, _ := r.grant(t, a, app, privicore.ScopeAll)
 	if !slices.Equal(g.AccessToken.Scope, []string{privicore.ScopeProfileRead, privicore.ScopeDeviceRead}) {
 		t.Fatalf("scope of an \"all\" consent: %v, want the registered scopes", g.AccessToken.Scope)
@@ -90,15 +90,15 @@ func TestConsentGrantsOnlyRegisteredScopes(t *testing.T) {
 	if !slices.Equal(g.AccessToken.Scope, []string{privicore.ScopeDeviceRead}) {
 		t.Fatalf("scope %v", g.AccessToken.Scope)
 	}
-	caller, err := r.profiles.Authorize(ctx, g.Access)
+	caller, err := r.Profiles.Authorize(ctx, g.Access)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if caller.Allow(privicore.ScopeDeviceRead) != nil || caller.Allow(privicore.ScopeProfileRead) == nil {
 		t.Fatalf("access token within %v opens the wrong endpoints", g.AccessToken.Scope)
 	}
-	r.succeeded(t, sub(r.oauth.RequestCode(ctx, a, app.ClientID, "same", []string{privicore.ScopeDeviceRead})))
-	r.rejected(t, sub(r.oauth.RequestCode(ctx, a, app.ClientID, "same", []string{privicore.ScopeDeviceRead})), oauth.ReasonNonceReused)
+	r.Succeeded(t, sub(r.oauth.RequestCode(ctx, a, app.ClientID, "same", []string{privicore.ScopeDeviceRead})))
+	r.Rejected(t, sub(r.oauth.RequestCode(ctx, a, app.ClientID, "same", []string{privicore.ScopeDeviceRead})), oauth.ReasonNonceReused)
 }
 
 // A code is retrieved once (with the consent's nonce, by its own
@@ -107,10 +107,10 @@ func TestConsentGrantsOnlyRegisteredScopes(t *testing.T) {
 func TestCodeIsSingleUse(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "alice")
+	a := r.Register(t, "alice")
 	app, _ := r.app(t, a, privicore.ScopeProfileRead)
 	other, _ := r.app(t, a, privicore.ScopeProfileRead)
-	c := r.succeeded(t, sub(r.oauth.RequestCode(ctx, a, app.ClientID, "n1", []string{privicore.ScopeProfileRead})))
+	c := r.Succeeded(t, sub(r.oauth.RequestCode(ctx, a, app.ClientID, "n1", []string{privicore.ScopeProfileRead})))
 	_, _, err := r.oauth.RetrieveCode(ctx, other, c.ID, "n1")
 	wantCode(t, "another application's code", err, privicore.ENOTFOUND)
 	_, _, err = r.oauth.RetrieveCode(ctx, app, c.ID, "n2")
@@ -127,12 +127,12 @@ func TestCodeIsSingleUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.profiles.Authorize(ctx, g.Access); err != nil {
+	if _, err := r.Profiles.Authorize(ctx, g.Access); err != nil {
 		t.Fatalf("the access token: %v", err)
 	}
 	_, err = r.oauth.ObtainToken(ctx, app, code)
 	wantCode(t, "a second exchange", err, privicore.EUNAUTHORIZED)
-	_, err = r.profiles.Authorize(ctx, g.Access)
+	_, err = r.Profiles.Authorize(ctx, g.Access)
 	wantCode(t, "the access token after the replay", err, privicore.EUNAUTHORIZED)
 	_, err = r.oauth.Refresh(ctx, app, "", g.Refresh)
 	wantCode(t, "the refresh token after the replay", err, privicore.EUNAUTHORIZED)
@@ -144,7 +144,7 @@ func TestCodeIsSingleUse(t *testing.T) {
 func TestRefreshTokenReplayRevokesTheFamily(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "alice")
+	a := r.Register(t, "alice")
 	app, _ := r.app(t, a, privicore.ScopeProfileRead)
 	g1, _ := r.grant(t, a, app, privicore.ScopeProfileRead)
 	_, err := r.oauth.Refresh(ctx, nil, "wrong", g1.Refresh)
@@ -153,9 +153,9 @@ func TestRefreshTokenReplayRevokesTheFamily(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.profiles.Authorize(ctx, g1.Access)
+	_, err = r.Profiles.Authorize(ctx, g1.Access)
 	wantCode(t, "the rotated access token", err, privicore.EUNAUTHORIZED)
-	if _, err := r.profiles.Authorize(ctx, g2.Access); err != nil {
+	if _, err := r.Profiles.Authorize(ctx, g2.Access); err != nil {
 		t.Fatalf("the new access token: %v", err)
 	}
 	g3, err := r.oauth.Refresh(ctx, app, "", g2.Refresh)
@@ -164,7 +164,7 @@ func TestRefreshTokenReplayRevokesTheFamily(t *testing.T) {
 	}
 	_, err = r.oauth.Refresh(ctx, app, "", g1.Refresh)
 	wantCode(t, "a spent refresh token", err, privicore.EUNAUTHORIZED)
-	_, err = r.profiles.Authorize(ctx, g3.Access)
+	_, err = r.Profiles.Authorize(ctx, g3.Access)
 	wantCode(t, "the newest access token after the replay", err, privicore.EUNAUTHORIZED)
 	_, err = r.oauth.Refresh(ctx, app, "", g3.Refresh)
 	wantCode(t, "the newest refresh token after the replay", err, privicore.EUNAUTHORIZED)
@@ -175,33 +175,31 @@ func TestRefreshTokenReplayRevokesTheFamily(t *testing.T) {
 func TestRemoveApplicationRevokesItsTokens(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "alice")
+	a := r.Register(t, "alice")
 	app, _ := r.app(t, a, privicore.ScopeProfileRead)
 	g, _ := r.grant(t, a, app, privicore.ScopeProfileRead)
 	if id, scopes, err := r.oauth.TokenScope(ctx, g.Access); err != nil || id != app.ID || !slices.Equal(scopes, []string{privicore.ScopeProfileRead}) {
 		t.Fatalf("token scope %q %v %v", id, scopes, err)
 	}
-	r.succeeded(t, sub(r.oauth.Remove(ctx, a, app.ID)))
-	_, err := r.profiles.Authorize(ctx, g.Access)
+	r.Succeeded(t, sub(r.oauth.Remove(ctx, a, app.ID)))
+	_, err := r.Profiles.Authorize(ctx, g.Access)
 	wantCode(t, "the access token after the removal", err, privicore.EUNAUTHORIZED)
 	_, err = r.oauth.Refresh(ctx, nil, g.Access, g.Refresh)
 	wantCode(t, "the refresh token after the removal", err, privicore.EUNAUTHORIZED)
 	_, err = r.oauth.Application(ctx, a, app.ID)
 	wantCode(t, "the removed application", err, privicore.ENOTFOUND)
-	r.mu.Lock()
-	revoked := slices.Clone(r.revoked)
-	r.mu.Unlock()
+	revoked := r.Revoked()
 	if !slices.Contains(revoked, g.AccessToken.ID) {
 		t.Fatalf("onRevoke got %v, want the access token %s", revoked, g.AccessToken.ID)
 	}
-	if _, err := r.profiles.Authorize(ctx, mustLogin(t, r, "alice")); err != nil {
+	if _, err := r.Profiles.Authorize(ctx, mustLogin(t, r, "alice")); err != nil {
 		t.Fatalf("the profile's own token: %v", err)
 	}
 }
 
 func mustLogin(t *testing.T, r *rig, username string) string {
 	t.Helper()
-	secret, _, err := r.profiles.Authenticate(context.Background(), username, pw, "addr")
+	secret, _, err := r.Profiles.Authenticate(context.Background(), username, pw, "addr")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,21 +19,21 @@ import (
 func TestRegistrationRulesAndUsernameUniqueness(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	_, err := r.profiles.Register(ctx, profile.RegisterInput{Username: "alice", Password: "password"}, "addr")
+	_, err := r.Profiles.Register(ctx, profile.RegisterInput{Username: "alice", Password: "password"}, "addr")
 	wantField(t, "weak password", err, "password")
-	_, err = r.profiles.Register(ctx, profile.RegisterInput{Username: "a b", Password: pw}, "addr")
+	_, err = r.Profiles.Register(ctx, profile.RegisterInput{Username: "a b", Password: pw}, "addr")
 	wantField(t, "username with a space", err, "username")
 
-	c := r.succeeded(t, sub(r.profiles.Register(ctx, profile.RegisterInput{Username: "Alice", Password: pw}, "addr")))
-	p, err := r.store.FindProfileByID(ctx, c.Body)
+	c := r.Succeeded(t, sub(r.Profiles.Register(ctx, profile.RegisterInput{Username: "Alice", Password: pw}, "addr")))
+	p, err := r.Store.FindProfileByID(ctx, c.Body)
 	if err != nil || p.Username != "Alice" || p.PasswordHash == "" || strings.Contains(p.PasswordHash, pw) {
 		t.Fatalf("registered profile: %+v %v", p, err)
 	}
-	_, err = r.profiles.Register(ctx, profile.RegisterInput{Username: "ALICE", Password: pw}, "addr")
+	_, err = r.Profiles.Register(ctx, profile.RegisterInput{Username: "ALICE", Password: pw}, "addr")
 	wantReason(t, "a taken username", err, privicore.ECONFLICT, profile.ReasonUsernameTaken)
 
 	// The command itself refuses the name, whatever was checked before it.
-	r.rejected(t, sub(r.cmds.Submit(ctx, "p2", profile.CmdRegister, map[string]string{"profileId": "p2", "username": "aLiCe",
+	r.Rejected(t, sub(r.Commands.Submit(ctx, "p2", profile.CmdRegister, map[string]string{"profileId": "p2", "username": "aLiCe",
 		"passwordHash": p.PasswordHash})), profile.ReasonUsernameTaken)
 }
 
@@ -42,16 +42,16 @@ func TestRegistrationRulesAndUsernameUniqueness(t *testing.T) {
 func TestAuthenticateIssuesATokenForTheRightPasswordOnly(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "bob")
+	a := r.Register(t, "bob")
 	if a.Profile.Username != "bob" || a.Token.Kind != privicore.TokenAuth || !slices.Equal(a.Token.Scope, []string{privicore.ScopeAll}) {
 		t.Fatalf("caller %+v %+v", a.Profile, a.Token)
 	}
 	if err := a.Allow(profile.ProfileOnly); err != nil {
 		t.Fatalf("the profile's own token: %v", err)
 	}
-	_, _, err := r.profiles.Authenticate(ctx, "bob", pw+"x", "addr")
+	_, _, err := r.Profiles.Authenticate(ctx, "bob", pw+"x", "addr")
 	wantCode(t, "wrong password", err, privicore.EUNAUTHORIZED)
-	_, _, err = r.profiles.Authenticate(ctx, "nobody", pw, "addr")
+	_, _, err = r.Profiles.Authenticate(ctx, "nobody", pw, "addr")
 	wantCode(t, "unknown user", err, privicore.EUNAUTHORIZED)
 }
 
@@ -61,59 +61,57 @@ func TestAuthenticateIssuesATokenForTheRightPasswordOnly(t *testing.T) {
 func TestTokenExpiryAndRevocation(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "carol")
+	a := r.Register(t, "carol")
 
 	expired := profile.NewSecret(profile.PrefixAuth)
 	past := time.Now().UTC().Add(-time.Minute)
-	if err := r.store.Write(ctx, func(q privicore.Queries) error {
+	if err := r.Store.Write(ctx, func(q privicore.Queries) error {
 		return q.CreateToken(ctx, &privicore.Token{ID: profile.HashSecret(expired), ProfileID: a.Profile.ID, Kind: privicore.TokenAuth,
 			Scope: []string{privicore.ScopeAll}, CreatedAt: past.Add(-time.Hour), ExpiresAt: past})
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := r.profiles.Authorize(ctx, expired)
+	_, err := r.Profiles.Authorize(ctx, expired)
 	wantCode(t, "expired token", err, privicore.EUNAUTHORIZED)
-	_, err = profile.NewTokens(r.store).Channel(ctx, expired)
+	_, err = profile.NewTokens(r.Store).Channel(ctx, expired)
 	wantCode(t, "expired token on the channel", err, privicore.EUNAUTHORIZED)
 
-	qr, _, err := r.profiles.GenerateQRToken(ctx, a, "")
+	qr, _, err := r.Profiles.GenerateQRToken(ctx, a, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.profiles.Authorize(ctx, qr)
+	_, err = r.Profiles.Authorize(ctx, qr)
 	wantCode(t, "a QR token as authorization", err, privicore.EUNAUTHORIZED)
 
-	secret, _, err := r.profiles.Reauthorize(ctx, a, time.Hour)
+	secret, _, err := r.Profiles.Reauthorize(ctx, a, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := r.profiles.Authorize(ctx, secret) // now cached
+	b, err := r.Profiles.Authorize(ctx, secret) // now cached
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.profiles.Revoke(ctx, b); err != nil {
+	if err := r.Profiles.Revoke(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.profiles.Authorize(ctx, secret)
+	_, err = r.Profiles.Authorize(ctx, secret)
 	wantCode(t, "revoked token", err, privicore.EUNAUTHORIZED)
-	_, err = profile.NewTokens(r.store).Channel(ctx, secret)
+	_, err = profile.NewTokens(r.Store).Channel(ctx, secret)
 	wantCode(t, "revoked token on the channel", err, privicore.EUNAUTHORIZED)
-	r.mu.Lock()
-	if !slices.Equal(r.revoked, []string{b.Token.ID}) {
-		t.Errorf("onRevoke got %v, want [%s]", r.revoked, b.Token.ID)
+	if revoked := r.Revoked(); !slices.Equal(revoked, []string{b.Token.ID}) {
+		t.Errorf("onRevoke got %v, want [%s]", revoked, b.Token.ID)
 	}
-	r.mu.Unlock()
-	if _, err := r.profiles.Authorize(ctx, a.Token.ID); err == nil {
+	if _, err := r.Profiles.Authorize(ctx, a.Token.ID); err == nil {
 		t.Fatal("a token's hash authorized as if it were its secret")
 	}
-	if _, err := r.profiles.Authorize(ctx, mustSecret(t, r, "carol")); err != nil {
+	if _, err := r.Profiles.Authorize(ctx, mustSecret(t, r, "carol")); err != nil {
 		t.Fatalf("another token of the profile after the revoke: %v", err)
 	}
 }
 
 func mustSecret(t *testing.T, r *rig, username string) string {
 	t.Helper()
-	secret, _, err := r.profiles.Authenticate(context.Background(), username, pw, "addr")
+	secret, _, err := r.Profiles.Authenticate(context.Background(), username, pw, "addr")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,17 +122,17 @@ func mustSecret(t *testing.T, r *rig, username string) string {
 func TestReauthorizeBounds(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "dave")
+	a := r.Register(t, "dave")
 	for _, ttl := range []time.Duration{profile.MinTTL - time.Second, profile.MaxTTL + time.Second} {
-		_, _, err := r.profiles.Reauthorize(ctx, a, ttl)
+		_, _, err := r.Profiles.Reauthorize(ctx, a, ttl)
 		wantField(t, "ttl "+ttl.String(), err, "ttl")
 	}
-	_, tok, err := r.profiles.Reauthorize(ctx, a, profile.MinTTL)
+	_, tok, err := r.Profiles.Reauthorize(ctx, a, profile.MinTTL)
 	if err != nil || tok.ExpiresAt.Sub(tok.CreatedAt) > profile.MinTTL+time.Second {
 		t.Fatalf("60 s token: %+v %v", tok, err)
 	}
 	scoped := &profile.Auth{Profile: a.Profile, Token: &privicore.Token{ID: "x", Kind: privicore.TokenOAuth, Scope: []string{privicore.ScopeAll}}}
-	_, _, err = r.profiles.Reauthorize(ctx, scoped, time.Hour)
+	_, _, err = r.Profiles.Reauthorize(ctx, scoped, time.Hour)
 	wantReason(t, "an OAuth token reauthorizing", err, privicore.EFORBIDDEN, profile.ReasonScopeMissing)
 }
 
@@ -144,31 +142,31 @@ func TestReauthorizeBounds(t *testing.T) {
 func TestChangePassword(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "erin")
+	a := r.Register(t, "erin")
 	const next = "another correct horse battery 77"
-	_, err := r.profiles.ChangePassword(ctx, a, pw, "password", "addr")
+	_, err := r.Profiles.ChangePassword(ctx, a, pw, "password", "addr")
 	wantField(t, "a weak new password", err, "newPassword")
-	r.rejected(t, sub(r.profiles.ChangePassword(ctx, a, pw+"x", next, "addr")), profile.ReasonWrongPassword)
-	if _, _, err := r.profiles.Authenticate(ctx, "erin", pw, "addr"); err != nil {
+	r.Rejected(t, sub(r.Profiles.ChangePassword(ctx, a, pw+"x", next, "addr")), profile.ReasonWrongPassword)
+	if _, _, err := r.Profiles.Authenticate(ctx, "erin", pw, "addr"); err != nil {
 		t.Fatalf("after a refused change the old password: %v", err)
 	}
-	r.succeeded(t, sub(r.profiles.ChangePassword(ctx, a, pw, next, "addr")))
-	_, _, err = r.profiles.Authenticate(ctx, "erin", pw, "addr")
+	r.Succeeded(t, sub(r.Profiles.ChangePassword(ctx, a, pw, next, "addr")))
+	_, _, err = r.Profiles.Authenticate(ctx, "erin", pw, "addr")
 	wantCode(t, "the old password after the change", err, privicore.EUNAUTHORIZED)
-	if _, _, err := r.profiles.Authenticate(ctx, "erin", next, "addr"); err != nil {
+	if _, _, err := r.Profiles.Authenticate(ctx, "erin", next, "addr"); err != nil {
 		t.Fatalf("the new password: %v", err)
 	}
-	if _, err := r.profiles.Authorize(ctx, mustSecretOf(t, r, "erin", next)); err != nil {
+	if _, err := r.Profiles.Authorize(ctx, mustSecretOf(t, r, "erin", next)); err != nil {
 		t.Fatal(err)
 	}
 	// A change checked against the password before this one is refused:
 	// the password is no longer the one checked.
-	r.rejected(t, sub(r.profiles.ChangePassword(ctx, a, pw, next, "addr")), profile.ReasonWrongPassword)
+	r.Rejected(t, sub(r.Profiles.ChangePassword(ctx, a, pw, next, "addr")), profile.ReasonWrongPassword)
 }
 
 func mustSecretOf(t *testing.T, r *rig, username, password string) string {
 	t.Helper()
-	secret, _, err := r.profiles.Authenticate(context.Background(), username, password, "addr")
+	secret, _, err := r.Profiles.Authenticate(context.Background(), username, password, "addr")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +178,7 @@ func mustSecretOf(t *testing.T, r *rig, username, password string) string {
 func TestPublicKeySignatureRule(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "frank")
+	a := r.Register(t, "frank")
 	if err := profile.RequireActive(a); privicore.ErrorReason(err) != profile.ReasonPublicKeyRequired {
 		t.Fatalf("before a key: %v", err)
 	}
@@ -193,26 +191,26 @@ func TestPublicKeySignatureRule(t *testing.T) {
 	if bad[10] = '0'; key[10] == '0' { // any other hex digit
 		bad[10] = '1'
 	}
-	_, err = r.profiles.RegisterPublicKey(ctx, a.Profile, string(bad), "")
+	_, err = r.Profiles.RegisterPublicKey(ctx, a.Profile, string(bad), "")
 	wantField(t, "a key whose digit changed", err, "publicKey")
-	_, err = r.profiles.RegisterPublicKey(ctx, a.Profile, key[:len(key)-2], "")
+	_, err = r.Profiles.RegisterPublicKey(ctx, a.Profile, key[:len(key)-2], "")
 	wantField(t, "a short key", err, "publicKey")
-	_, err = r.profiles.PublicKey(ctx, a, "")
+	_, err = r.Profiles.PublicKey(ctx, a, "")
 	wantCode(t, "no key yet", err, privicore.ENOTFOUND)
 
-	r.succeeded(t, sub(r.profiles.RegisterPublicKey(ctx, a.Profile, strings.ToUpper(key), "")))
-	b, err := r.profiles.Authorize(ctx, mustSecret(t, r, "frank"))
+	r.Succeeded(t, sub(r.Profiles.RegisterPublicKey(ctx, a.Profile, strings.ToUpper(key), "")))
+	b, err := r.Profiles.Authorize(ctx, mustSecret(t, r, "frank"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := r.profiles.PublicKey(ctx, b, ""); err != nil || got != key {
+	if got, err := r.Profiles.PublicKey(ctx, b, ""); err != nil || got != key {
 		t.Fatalf("registered key %q %v, want %q", got, err, key)
 	}
 	if err := profile.RequireActive(b); err != nil {
 		t.Fatalf("after the key: %v", err)
 	}
 	// Without a device service, a device's key is refused as not found.
-	r.rejected(t, sub(r.profiles.RegisterPublicKey(ctx, b.Profile, key, "dev1")), profile.ReasonDeviceNotFound)
+	r.Rejected(t, sub(r.Profiles.RegisterPublicKey(ctx, b.Profile, key, "dev1")), profile.ReasonDeviceNotFound)
 }
 
 // The legacy flow: each single-use step is spent once; the authorization
@@ -221,29 +219,29 @@ func TestPublicKeySignatureRule(t *testing.T) {
 func TestLegacyFlowScope(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	r.register(t, "gina")
-	action, err := r.profiles.AttemptAuthentication(ctx, "gina", pw, "addr")
+	r.Register(t, "gina")
+	action, err := r.Profiles.AttemptAuthentication(ctx, "gina", pw, "addr")
 	if err != nil {
 		t.Fatal(err)
 	}
-	temp, err := r.profiles.RetrieveTempToken(ctx, action)
+	temp, err := r.Profiles.RetrieveTempToken(ctx, action)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.profiles.RetrieveTempToken(ctx, action)
+	_, err = r.Profiles.RetrieveTempToken(ctx, action)
 	wantCode(t, "the action id again", err, privicore.EUNAUTHORIZED)
-	_, err = r.profiles.RequestAuthorizationToken(ctx, temp, []string{"device:nope"})
+	_, err = r.Profiles.RequestAuthorizationToken(ctx, temp, []string{"device:nope"})
 	wantField(t, "an unknown scope", err, "scope")
 
-	req := r.succeeded(t, sub(r.profiles.RequestAuthorizationToken(ctx, temp, []string{privicore.ScopeVotingRead, privicore.ScopeDeviceRead})))
-	secret, tok, err := r.profiles.RetrieveAuthorizationToken(ctx, temp, req.ID)
+	req := r.Succeeded(t, sub(r.Profiles.RequestAuthorizationToken(ctx, temp, []string{privicore.ScopeVotingRead, privicore.ScopeDeviceRead})))
+	secret, tok, err := r.Profiles.RetrieveAuthorizationToken(ctx, temp, req.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(tok.Scope, []string{privicore.ScopeDeviceRead, privicore.ScopeVotingRead}) {
 		t.Fatalf("scope %v, want the asked scopes in the catalogue's order", tok.Scope)
 	}
-	a, err := r.profiles.Authorize(ctx, secret)
+	a, err := r.Profiles.Authorize(ctx, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,18 +250,18 @@ func TestLegacyFlowScope(t *testing.T) {
 	}
 	wantReason(t, "a scope not granted", a.Allow(privicore.ScopeDeviceWrite), privicore.EFORBIDDEN, profile.ReasonScopeMissing)
 	wantReason(t, "a profile-only endpoint", a.Allow(profile.ProfileOnly), privicore.EFORBIDDEN, profile.ReasonScopeMissing)
-	_, _, err = r.profiles.RetrieveAuthorizationToken(ctx, temp, req.ID)
+	_, _, err = r.Profiles.RetrieveAuthorizationToken(ctx, temp, req.ID)
 	wantCode(t, "the temporary token again", err, privicore.EUNAUTHORIZED)
 
 	// Without scope[] the token is the profile's full one.
-	action, _ = r.profiles.AttemptAuthentication(ctx, "gina", pw, "addr")
-	temp, _ = r.profiles.RetrieveTempToken(ctx, action)
-	req = r.succeeded(t, sub(r.profiles.RequestAuthorizationToken(ctx, temp, nil)))
-	secret, _, err = r.profiles.RetrieveAuthorizationToken(ctx, temp, req.ID)
+	action, _ = r.Profiles.AttemptAuthentication(ctx, "gina", pw, "addr")
+	temp, _ = r.Profiles.RetrieveTempToken(ctx, action)
+	req = r.Succeeded(t, sub(r.Profiles.RequestAuthorizationToken(ctx, temp, nil)))
+	secret, _, err = r.Profiles.RetrieveAuthorizationToken(ctx, temp, req.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, err := r.profiles.Authorize(ctx, secret); err != nil || a.Allow(profile.ProfileOnly) != nil {
+	if a, err := r.Profiles.Authorize(ctx, secret); err != nil || a.Allow(profile.ProfileOnly) != nil {
 		t.Fatalf("unscoped legacy token: %v", err)
 	}
 }
@@ -273,26 +271,26 @@ func TestLegacyFlowScope(t *testing.T) {
 func TestLegacyFlowFindsOnlyTheProfilesOwnRequest(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	r.register(t, "hank")
-	r.register(t, "iris")
+	r.Register(t, "hank")
+	r.Register(t, "iris")
 	temp := func(user string) string {
-		action, err := r.profiles.AttemptAuthentication(ctx, user, pw, "addr")
+		action, err := r.Profiles.AttemptAuthentication(ctx, user, pw, "addr")
 		if err != nil {
 			t.Fatal(err)
 		}
-		tt, err := r.profiles.RetrieveTempToken(ctx, action)
+		tt, err := r.Profiles.RetrieveTempToken(ctx, action)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tt
 	}
 	hank, iris := temp("hank"), temp("iris")
-	req := r.succeeded(t, sub(r.profiles.RequestAuthorizationToken(ctx, hank, nil)))
-	_, _, err := r.profiles.RetrieveAuthorizationToken(ctx, iris, req.ID)
+	req := r.Succeeded(t, sub(r.Profiles.RequestAuthorizationToken(ctx, hank, nil)))
+	_, _, err := r.Profiles.RetrieveAuthorizationToken(ctx, iris, req.ID)
 	wantCode(t, "another profile's request", err, privicore.ENOTFOUND)
-	_, _, err = r.profiles.RetrieveAuthorizationToken(ctx, iris, "no-such-command")
+	_, _, err = r.Profiles.RetrieveAuthorizationToken(ctx, iris, "no-such-command")
 	wantCode(t, "an unknown request", err, privicore.ENOTFOUND)
-	if _, _, err := r.profiles.RetrieveAuthorizationToken(ctx, hank, req.ID); err != nil {
+	if _, _, err := r.Profiles.RetrieveAuthorizationToken(ctx, hank, req.ID); err != nil {
 		t.Fatalf("the owner's request: %v", err)
 	}
 }
@@ -302,21 +300,21 @@ func TestLegacyFlowFindsOnlyTheProfilesOwnRequest(t *testing.T) {
 func TestQRTokenIsSingleUse(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	a := r.register(t, "jack")
-	_, _, err := r.profiles.GenerateQRToken(ctx, a, "admin")
+	a := r.Register(t, "jack")
+	_, _, err := r.Profiles.GenerateQRToken(ctx, a, "admin")
 	wantField(t, "an unknown role", err, "role")
-	secret, tok, err := r.profiles.GenerateQRToken(ctx, a, "storage")
+	secret, tok, err := r.Profiles.GenerateQRToken(ctx, a, "storage")
 	if err != nil || !profile.IsQRToken(secret) || tok.Role != "storage" || tok.ExpiresAt.Sub(tok.CreatedAt) > profile.QRTTL {
 		t.Fatalf("QR token %q %+v %v", secret, tok, err)
 	}
-	q, err := r.profiles.AuthorizeQR(ctx, secret)
+	q, err := r.Profiles.AuthorizeQR(ctx, secret)
 	if err != nil || q.Profile.ID != a.Profile.ID {
 		t.Fatalf("AuthorizeQR: %+v %v", q, err)
 	}
-	if err := r.profiles.SpendQR(ctx, q.Token); err != nil {
+	if err := r.Profiles.SpendQR(ctx, q.Token); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, "a second spend", r.profiles.SpendQR(ctx, q.Token), privicore.EUNAUTHORIZED)
-	_, err = r.profiles.AuthorizeQR(ctx, mustSecret(t, r, "jack"))
+	wantCode(t, "a second spend", r.Profiles.SpendQR(ctx, q.Token), privicore.EUNAUTHORIZED)
+	_, err = r.Profiles.AuthorizeQR(ctx, mustSecret(t, r, "jack"))
 	wantCode(t, "an authorization token as a QR token", err, privicore.EUNAUTHORIZED)
 }
