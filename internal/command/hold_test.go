@@ -21,8 +21,8 @@ func TestHoldKeepsEventsUntilRelease(t *testing.T) {
 	p.Handle("inline", func(_ context.Context, _ privicore.Queries, c *privicore.Command) (command.Result, error) {
 		return command.Result{After: func() { emit(c) }}, nil
 	})
-	p.HandleSteps("queued", command.Steps{Key: command.ByID,
-		Prepare: func(context.Context, *privicore.Command) (any, error) { return nil, nil },
+	command.Register(p, "queued", command.Task[struct{}, any]{Key: command.ByID,
+		Prepare: func(context.Context, *privicore.Command, struct{}, bool) (any, error) { return nil, nil },
 		Apply: func(_ context.Context, _ privicore.Queries, c *privicore.Command, _ any) (command.Result, error) {
 			return command.Result{After: func() { emit(c) }}, nil
 		}})

@@ -43,34 +43,6 @@ type Result struct {
 // change state through q, so that a rejection leaves nothing applied.
 type Handler func(ctx context.Context, q privicore.Queries, c *privicore.Command) (Result, error)
 
-// Steps is a command type that does I/O (devices, the bus) besides its
-// state change. Prepare runs outside any transaction and may run again if
-// the engine crashes before the command finishes; Apply commits the state
-// change with the command's status; Compensate, if set, runs in the
-// transaction that records a rejection that came after a successful
-// Prepare (e.g. to schedule the removal of what Prepare wrote to devices).
-type Steps struct {
-	// Key names what the command must be ordered with: commands with the
-	// same key run one at a time, in the order they were accepted. nil
-	// orders by profile (the safe default); return the command's own id for
-	// commands that need no ordering.
-	Key        func(c *privicore.Command) string
-	Prepare    func(ctx context.Context, c *privicore.Command) (any, error)
-	Apply      func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) (Result, error)
-	Compensate func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error
-	// PrepareInline lets a command with Prepare run inline too: Prepare in
-	// the submitting call, then the command written once with its outcome
-	// (one write instead of two); a rejection after Prepare is recorded
-	// with Compensate's changes, as on the queued path. If the process dies
-	// before the write, the caller got no 202 and the command never
-	// existed: only for a Prepare whose effects outside the engine are
-	// harmless then (a read from the devices; a write to them of data that
-	// is unreadable without what the write records). Whatever Prepare hands
-	// out must wait for the Result's After, which runs once the outcome is
-	// durable.
-	PrepareInline bool
-}
-
 // Gate holds commands for a vote of the profile's authenticators
 // (internal/voting implements it). A held command stays pending until the
 // gate calls Resume; it does not hold back later commands with its ordering
@@ -186,19 +158,16 @@ func (p *Processor) Handle(typ string, h Handler) {
 	}})
 }
 
-// HandleSteps registers a command type that does I/O outside the
-// transaction. It must be called before Start. A type whose Prepare needs
-// an input that is not in the command's payload is a Task (task.go).
-func (p *Processor) HandleSteps(typ string, s Steps) {
-	st := steps{key: s.Key, prepareInline: s.PrepareInline, apply: s.Apply, compensate: s.Compensate}
-	if s.Prepare != nil {
-		st.prepare = func(ctx context.Context, c *privicore.Command, _ any, _ bool) (any, error) { return s.Prepare(ctx, c) }
-	}
-	p.register(typ, st)
+// HandleKeyed is Handle for a command type ordered by key (see Task.Key)
+// instead of by profile. It must be called before Start.
+func (p *Processor) HandleKeyed(typ string, key func(c *privicore.Command) string, h Handler) {
+	p.register(typ, steps{key: key, apply: func(ctx context.Context, q privicore.Queries, c *privicore.Command, _ any) (Result, error) {
+		return h(ctx, q, c)
+	}})
 }
 
-// steps is a registered command type as the processor runs it: Steps,
-// Handler and Task all come down to it.
+// steps is a registered command type as the processor runs it: Handler
+// and Task both come down to it.
 type steps struct {
 	key func(c *privicore.Command) string
 	// prepare gets the command's in-memory input (Task) and whether this
@@ -224,7 +193,7 @@ func (p *Processor) register(typ string, s steps) {
 	p.handlers[typ] = s
 }
 
-// ByID is a Steps.Key for commands that need no ordering.
+// ByID is a Task.Key (or HandleKeyed key) for commands that need no ordering.
 func ByID(c *privicore.Command) string { return c.ID }
 
 // Event declares the policy event commands of typ fire (spec §10), as a

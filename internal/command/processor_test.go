@@ -254,8 +254,8 @@ func TestPrepareInline(t *testing.T) {
 	var mu sync.Mutex
 	var released []string
 	prepares := map[string]int{}
-	p.HandleSteps("read", command.Steps{Key: command.ByID, PrepareInline: true,
-		Prepare: func(ctx context.Context, c *privicore.Command) (any, error) {
+	command.Register(p, "read", command.Task[struct{}, any]{Key: command.ByID, PrepareInline: true,
+		Prepare: func(ctx context.Context, c *privicore.Command, _ struct{}, _ bool) (any, error) {
 			var mode string
 			decode(c, &mode)
 			mu.Lock()
@@ -321,8 +321,8 @@ func TestPrepareInline(t *testing.T) {
 func TestInlineRejectionCompensates(t *testing.T) {
 	ctx := context.Background()
 	p, rec, db := newProcessor(t, command.Options{Workers: 1})
-	p.HandleSteps("push", command.Steps{Key: command.ByID, PrepareInline: true,
-		Prepare: func(_ context.Context, c *privicore.Command) (any, error) {
+	command.Register(p, "push", command.Task[struct{}, any]{Key: command.ByID, PrepareInline: true,
+		Prepare: func(_ context.Context, c *privicore.Command, _ struct{}, _ bool) (any, error) {
 			var name string
 			decode(c, &name)
 			return name, nil // what was "pushed"

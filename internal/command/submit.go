@@ -65,7 +65,7 @@ func (p *Processor) submit(ctx context.Context, id, profileID, typ string, paylo
 	return c, nil
 }
 
-// inlinePrepareWithin bounds an inline Prepare (Steps.PrepareInline): the
+// inlinePrepareWithin bounds an inline Prepare (Task.PrepareInline): the
 // caller is waiting for its 202.
 const inlinePrepareWithin = 2 * time.Second
 

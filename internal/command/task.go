@@ -6,26 +6,41 @@ import (
 	"github.com/privicore/privicore"
 )
 
-// Task is a command type whose steps hand each other typed values. In is
-// the command's input that is not in its payload (e.g. a payload the
+// Task is a command type that does I/O (devices, the bus) besides its
+// state change, its steps handing each other typed values.
+//
+// In is the command's input that is not in its payload (e.g. a payload the
 // engine must not write to its database): Kind.Submit takes it with the
 // command, and Prepare receives it. It stays in this process's memory only
 // (never persisted): a Prepare that runs after a restart gets has false
 // and must then reject or read what it needs again. Out is what Prepare
-// did, handed to Apply and, on a rejection after it, to Compensate. The
-// fields mean what they mean in Steps.
+// did, handed to Apply and, on a rejection after it, to Compensate.
 type Task[In, Out any] struct {
-	// Key orders the commands (Steps.Key); nil orders by profile.
+	// Key names what the command must be ordered with: commands with the
+	// same key run one at a time, in the order they were accepted. nil
+	// orders by profile (the safe default); ByID for commands that need no
+	// ordering.
 	Key func(c *privicore.Command) string
-	// PrepareInline lets Prepare run in the submitting call (Steps.PrepareInline).
+	// PrepareInline lets the command run inline too: Prepare in the
+	// submitting call, then the command written once with its outcome (one
+	// write instead of two); a rejection after Prepare is recorded with
+	// Compensate's changes, as on the queued path. If the process dies
+	// before the write, the caller got no 202 and the command never
+	// existed: only for a Prepare whose effects outside the engine are
+	// harmless then (a read from the devices; a write to them of data that
+	// is unreadable without what the write records). Whatever Prepare hands
+	// out must wait for the Result's After, which runs once the outcome is
+	// durable.
 	PrepareInline bool
-	// Prepare runs outside any transaction, possibly more than once; nil
-	// for none (Apply then gets Out's zero value).
+	// Prepare runs outside any transaction and may run again if the engine
+	// crashes before the command finishes; nil for none (Apply then gets
+	// Out's zero value).
 	Prepare func(ctx context.Context, c *privicore.Command, in In, has bool) (Out, error)
 	// Apply commits the state change with the command's status.
 	Apply func(ctx context.Context, q privicore.Queries, c *privicore.Command, out Out) (Result, error)
 	// Compensate, if set, runs in the transaction that records a rejection
-	// that came after a successful Prepare.
+	// that came after a successful Prepare (e.g. to schedule the removal of
+	// what Prepare wrote to devices).
 	Compensate func(ctx context.Context, q privicore.Queries, c *privicore.Command, out Out) error
 }
 

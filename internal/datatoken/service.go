@@ -99,24 +99,19 @@ func New(store privicore.Store, cmds *command.Processor, st *fanout.Service, sea
 	}
 	s := &Service{store: store, cmds: cmds, storage: st, sealer: sealer, streamKey: sealer.Derive("privicore stream upload credentials"), cfg: cfg, log: cfg.Logger,
 		now: func() time.Time { return time.Now().UTC() }}
-	apply := func(h command.Handler) func(context.Context, privicore.Queries, *privicore.Command, any) (command.Result, error) {
-		return func(ctx context.Context, q privicore.Queries, c *privicore.Command, _ any) (command.Result, error) {
-			return h(ctx, q, c)
-		}
-	}
 	// Reservations, exchanges and requests need no ordering (an exchange's
 	// rules are re-checked when it commits); changes of one token are
 	// ordered by the token.
-	cmds.HandleSteps(CmdReserve, command.Steps{Key: command.ByID, Apply: apply(s.handleReserve)})
+	cmds.HandleKeyed(CmdReserve, command.ByID, s.handleReserve)
 	s.exchange = command.Register(cmds, CmdExchange, s.exchangeTask())
 	s.stream = command.Register(cmds, CmdStreamExchange, s.streamTask())
 	s.request = command.Register(cmds, CmdRequest, s.requestTask())
 	s.update = command.Register(cmds, CmdUpdate, s.updateTask())
-	cmds.HandleSteps(CmdMeta, command.Steps{Key: byToken, Apply: apply(s.handleMeta)})
-	cmds.HandleSteps(CmdRisk, command.Steps{Key: byToken, Apply: apply(s.handleRisk)})
+	cmds.HandleKeyed(CmdMeta, byToken, s.handleMeta)
+	cmds.HandleKeyed(CmdRisk, byToken, s.handleRisk)
 	// A delete runs at once, unless a policy holds it for a vote: then it
 	// is queued and applied by this handler once approved.
-	cmds.HandleSteps(CmdDelete, command.Steps{Key: byToken, Apply: apply(s.handleDelete)})
+	cmds.HandleKeyed(CmdDelete, byToken, s.handleDelete)
 	for typ, event := range map[string]string{CmdExchange: privicore.EventDataExchange, CmdStreamExchange: privicore.EventDataExchange,
 		CmdRequest: privicore.EventDataRequest, CmdUpdate: privicore.EventDataUpdate, CmdMeta: privicore.EventDataUpdate,
 		CmdRisk: privicore.EventDataUpdate, CmdDelete: privicore.EventDataDelete} {
