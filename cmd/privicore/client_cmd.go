@@ -225,15 +225,6 @@ func newWhoamiCmd(e *env, f *clientFlags) *cobra.Command {
 	}
 }
 
-// session opens a Session for the logged-in profile.
-func (f *clientFlags) session(e *env) (*client.Session, error) {
-	c, _, err := f.loggedIn(e)
-	if err != nil {
-		return nil, err
-	}
-	return client.NewSession(e.ctx, c)
-}
-
 func newPasswdCmd(e *env, f *clientFlags) *cobra.Command {
 	var fromStdin bool
 	cmd := &cobra.Command{
@@ -248,18 +239,9 @@ func newPasswdCmd(e *env, f *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := f.session(e)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
-			defer cancel()
-			if _, err := s.Do(ctx, func() (string, error) { return s.ChangePassword(ctx, lines[0], lines[1]) }); err != nil {
-				return err
-			}
-			fmt.Fprintln(e.stdout, "Password changed.")
-			return nil
+			return f.submit(e, ack{say: "Password changed.", within: time.Minute}, func(ctx context.Context, s *client.Session) (string, error) {
+				return s.ChangePassword(ctx, lines[0], lines[1])
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&fromStdin, "passwords-stdin", false, "read the current and the new password from standard input, one per line")
@@ -331,18 +313,9 @@ func newKeyRegisterCmd(e *env, f *clientFlags) *cobra.Command {
 			case public == "":
 				return errors.New("give --key FILE or --public HEX")
 			}
-			s, err := f.session(e)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
-			defer cancel()
-			if _, err := s.Do(ctx, func() (string, error) { return s.RegisterPublicKey(ctx, public) }); err != nil {
-				return err
-			}
-			fmt.Fprintln(e.stdout, "Public key registered.")
-			return nil
+			return f.submit(e, ack{say: "Public key registered.", within: time.Minute}, func(ctx context.Context, s *client.Session) (string, error) {
+				return s.RegisterPublicKey(ctx, public)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&keyFile, "key", "", "private key file (from `privicore key generate`)")

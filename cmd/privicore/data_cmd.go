@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -27,12 +26,8 @@ func addDataCommands(root *cobra.Command, e *env, f *clientFlags, withServer fun
 	}
 	dev.AddCommand(withServer(&cobra.Command{Use: "request NAME", Short: "Request a new device identifier", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-				out, err := s.Do(ctx, func() (string, error) { return s.RequestDeviceIdentifier(ctx, args[0]) })
-				if err == nil {
-					fmt.Fprintln(e.stdout, out.Body)
-				}
-				return err
+			return f.await(e, func(ctx context.Context, s *client.Session) (string, error) {
+				return s.RequestDeviceIdentifier(ctx, args[0])
 			})
 		}}))
 	st := &cobra.Command{Use: "storage", Short: "Manage storage devices"}
@@ -45,29 +40,11 @@ func addDataCommands(root *cobra.Command, e *env, f *clientFlags, withServer fun
 		withServer(newTokensUpdateCmd(e, f, "classify", "Set the information-security risk meta (key=value: classification, label, handling, …)")),
 		withServer(&cobra.Command{Use: "delete TOKEN", Short: "Delete a token and its data on every device", Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-					w := watchVotes(e)
-					_, err := s.Do(ctx, func() (string, error) { return s.DeleteDataToken(ctx, args[0]) }, w.option())
-					err = w.explain(err)
-					if err == nil {
-						fmt.Fprintln(e.stdout, "Deleted.")
-					}
-					return err
+				return f.submit(e, ack{say: "Deleted.", votes: true}, func(ctx context.Context, s *client.Session) (string, error) {
+					return s.DeleteDataToken(ctx, args[0])
 				})
 			}}))
 	root.AddCommand(dev, st, tokens, withServer(newPutCmd(e, f)), withServer(newGetCmd(e, f)), newStorageDeviceCmd(e))
-}
-
-// withSession runs fn with a Session of the logged-in profile.
-func (f *clientFlags) withSession(e *env, fn func(context.Context, *client.Session) error) error {
-	s, err := f.session(e)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Minute)
-	defer cancel()
-	return fn(ctx, s)
 }
 
 // dataKey is the CLI's layer-1 key, created on first use in the config dir.
@@ -192,27 +169,24 @@ func newTokensListCmd(e *env, f *clientFlags) *cobra.Command {
 	var filters []string
 	cmd := &cobra.Command{Use: "list", Short: "List data tokens", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			fm, err := keyValues(filters)
-			if err != nil {
-				return err
-			}
-			p, err := c.ListDataTokens(e.ctx, page, perPage, fm)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "TOKEN\tCONTEXT\tFILE\tCREATED")
-			for _, it := range p.Items {
-				file, _ := it.Meta["file"].(map[string]any)
-				fmt.Fprintf(w, "%s\t%s\t%v.%v\t%s\n", it.Token, it.Context, file["fileName"], file["extension"], it.CreatedAt.Format(time.RFC3339))
-			}
-			w.Flush()
-			fmt.Fprintf(e.stdout, "page %d, %d of %d\n", p.Meta.Page, p.Meta.Count, p.Meta.Total)
-			return nil
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				fm, err := keyValues(filters)
+				if err != nil {
+					return err
+				}
+				p, err := c.ListDataTokens(ctx, page, perPage, fm)
+				if err != nil {
+					return err
+				}
+				w := newTable(e, "TOKEN\tCONTEXT\tFILE\tCREATED")
+				for _, it := range p.Items {
+					file, _ := it.Meta["file"].(map[string]any)
+					fmt.Fprintf(w, "%s\t%s\t%v.%v\t%s\n", it.Token, it.Context, file["fileName"], file["extension"], it.CreatedAt.Format(time.RFC3339))
+				}
+				w.Flush()
+				fmt.Fprintf(e.stdout, "page %d, %d of %d\n", p.Meta.Page, p.Meta.Count, p.Meta.Total)
+				return nil
+			})
 		}}
 	cmd.Flags().IntVar(&page, "page", 1, "page")
 	cmd.Flags().IntVar(&perPage, "per-page", 25, "tokens per page (1–100)")
@@ -239,35 +213,25 @@ func newTokensUpdateCmd(e *env, f *clientFlags, use, short string) *cobra.Comman
 			if err != nil {
 				return err
 			}
-			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-				submit := s.UpdateDataToken
+			return f.submit(e, ack{say: "Updated.", votes: true}, func(ctx context.Context, s *client.Session) (string, error) {
 				if use == "classify" {
-					submit = s.ClassifyDataToken
+					return s.ClassifyDataToken(ctx, args[0], fields)
 				}
-				w := watchVotes(e)
-				_, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0], fields) }, w.option())
-				err = w.explain(err)
-				if err == nil {
-					fmt.Fprintln(e.stdout, "Updated.")
-				}
-				return err
+				return s.UpdateDataToken(ctx, args[0], fields)
 			})
 		}}
 }
 
 // newStorageDeviceCmd runs the storage device daemon.
 func newStorageDeviceCmd(e *env) *cobra.Command {
-	var bundlePath, keyPath, dir, pprofAddr string
+	var files deviceFiles
+	var dir, pprofAddr string
 	cmd := &cobra.Command{Use: "storage-device", Short: "Run a storage device (holds the profile's blobs under --dir)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := startPprof(e, pprofAddr); err != nil {
 				return err
 			}
-			b, err := storagedevice.ReadBundle(bundlePath)
-			if err != nil {
-				return err
-			}
-			priv, err := keys.ReadPrivateKeyFile(keyPath)
+			b, priv, err := files.read()
 			if err != nil {
 				return err
 			}
@@ -280,8 +244,7 @@ func newStorageDeviceCmd(e *env) *cobra.Command {
 			d.Close()
 			return nil
 		}}
-	cmd.Flags().StringVar(&bundlePath, "config", "bundle.json", "configuration bundle")
-	cmd.Flags().StringVar(&keyPath, "key", "device.key", "the device's private key file (0600)")
+	files.add(cmd)
 	cmd.Flags().StringVar(&dir, "dir", "storage", "directory for the blobs and the at-rest key")
 	cmd.Flags().StringVar(&pprofAddr, "pprof-addr", "", "serve the Go profiler here (e.g. 127.0.0.1:6061); off by default")
 	return cmd

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/privicore/privicore/client"
@@ -19,30 +18,22 @@ import (
 func newDeviceActionCmd(e *env, f *clientFlags, use, short string) *cobra.Command {
 	return &cobra.Command{Use: use + " DEVICE-ID", Short: short, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
+			return f.submit(e, ack{votes: true}, func(ctx context.Context, s *client.Session) (string, error) {
 				submit := map[string]func(context.Context, string) (string, error){
 					"device approve": s.ApproveDevice, "device reject": s.RejectDevice, "device remove": s.RemoveDevice,
 					"storage register": s.RegisterStorage, "storage remove": s.RemoveStorage, "storage sync": s.SyncStorage,
 				}[cmd.Parent().Name()+" "+use]
-				w := watchVotes(e)
-				out, err := s.Do(ctx, func() (string, error) { return submit(ctx, args[0]) }, w.option())
-				err = w.explain(err)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(e.stdout, out.Body)
-				return nil
+				return submit(ctx, args[0])
 			})
 		}}
 }
 
 func printDevices(e *env, ds []client.Device, storage bool) error {
-	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	header := "DEVICE\tNAME\tROLE\tSTATE\tONLINE"
 	if storage {
 		header += "\tBLOBS\tBYTES"
 	}
-	fmt.Fprintln(w, header)
+	w := newTable(e, header)
 	for _, d := range ds {
 		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%v", d.DeviceIdentifier, d.Name, d.Role, d.State, d.Online)
 		if storage {
@@ -62,15 +53,13 @@ func newDeviceListCmd(e *env, f *clientFlags) *cobra.Command {
 func newListDevicesCmd(e *env, f *clientFlags, short string, fetch func(*client.Client, context.Context) ([]client.Device, error), storage bool) *cobra.Command {
 	return &cobra.Command{Use: "list", Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			ds, err := fetch(c, e.ctx)
-			if err != nil {
-				return err
-			}
-			return printDevices(e, ds, storage)
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				ds, err := fetch(c, ctx)
+				if err != nil {
+					return err
+				}
+				return printDevices(e, ds, storage)
+			})
 		}}
 }
 
@@ -84,19 +73,17 @@ func newDeviceConfigCmd(e *env, f *clientFlags) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{Use: "config DEVICE-ID", Short: "Issue a device's configuration bundle (a new secret each time)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			b, err := c.DeviceConfiguration(e.ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if err := writeBundle(out, b); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "Bundle written to %s\n", out)
-			return nil
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				b, err := c.DeviceConfiguration(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if err := writeBundle(out, b); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "Bundle written to %s\n", out)
+				return nil
+			})
 		}}
 	cmd.Flags().StringVarP(&out, "output", "o", "bundle.json", "bundle file to write (0600)")
 	return cmd

@@ -13,6 +13,7 @@ import (
 
 	"github.com/privicore/privicore/client"
 	"github.com/privicore/privicore/internal/enginetest"
+	"github.com/privicore/privicore/internal/syncbuf"
 )
 
 // TestGetEndsWhenTheVoteFails: with a policy gating reads, an
@@ -28,7 +29,7 @@ func TestGetEndsWhenTheVoteFails(t *testing.T) {
 		"--key-out", filepath.Join(work, "s1.key"), "--bundle-out", filepath.Join(work, "s1.json"))
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var devOut lockedBuffer
+	var devOut syncbuf.Buffer
 	devDone := make(chan error, 1)
 	go func() {
 		env := map[string]string{"PRIVICORE_CONFIG_DIR": conf}
@@ -52,7 +53,7 @@ func TestGetEndsWhenTheVoteFails(t *testing.T) {
 	must("policy", "register", "--name", "reads", "--template", "data-protection", "--event", "dt-request")
 	must("policy", "activate", "reads")
 
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	got := filepath.Join(work, "got.txt")
 	env := map[string]string{"PRIVICORE_CONFIG_DIR": conf}
 	done := make(chan error, 1)
@@ -94,7 +95,7 @@ func TestGetEndsWhenTheVoteFails(t *testing.T) {
 // while a vote is open says which vote it left; one whose vote ended, or
 // that failed otherwise, keeps its error as is.
 func TestVoteWatchNamesTheOpenVote(t *testing.T) {
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	e := &env{stderr: &stderr}
 	w := watchVotes(e)
 	until := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)

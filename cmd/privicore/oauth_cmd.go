@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -39,56 +37,45 @@ func addOAuthCommands(root *cobra.Command, e *env, f *clientFlags, withServer fu
 
 	config := &cobra.Command{Use: "config APP-ID", Short: "Print the client id and secret (works once)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			cfg, err := c.OAuthConfiguration(e.ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return printIndented(e, cfg)
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				cfg, err := c.OAuthConfiguration(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return printIndented(e, cfg)
+			})
 		}}
 
 	list := &cobra.Command{Use: "list", Short: "List your applications", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			apps, err := c.OAuthApplications(e.ctx)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "APPLICATION\tNAME\tSCOPES\tREDIRECT URI")
-			for _, a := range apps {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.ApplicationID, a.Name, strings.Join(a.Scopes, ","), a.RedirectURI)
-			}
-			return w.Flush()
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				apps, err := c.OAuthApplications(ctx)
+				if err != nil {
+					return err
+				}
+				w := newTable(e, "APPLICATION\tNAME\tSCOPES\tREDIRECT URI")
+				for _, a := range apps {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.ApplicationID, a.Name, strings.Join(a.Scopes, ","), a.RedirectURI)
+				}
+				return w.Flush()
+			})
 		}}
 
 	scope := &cobra.Command{Use: "scope APP-ID", Short: "Print an application's scopes", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				sc, err := c.OAuthApplicationScope(ctx, args[0])
+				if err == nil {
+					fmt.Fprintln(e.stdout, strings.Join(sc, " "))
+				}
 				return err
-			}
-			sc, err := c.OAuthApplicationScope(e.ctx, args[0])
-			if err == nil {
-				fmt.Fprintln(e.stdout, strings.Join(sc, " "))
-			}
-			return err
+			})
 		}}
 
 	revoke := &cobra.Command{Use: "revoke APP-ID", Short: "Remove an application: every token it holds dies at once", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-				_, err := s.Do(ctx, func() (string, error) { return s.RemoveOAuthApplication(ctx, args[0]) })
-				if err == nil {
-					fmt.Fprintln(e.stdout, "Revoked.")
-				}
-				return err
+			return f.submit(e, ack{say: "Revoked."}, func(ctx context.Context, s *client.Session) (string, error) {
+				return s.RemoveOAuthApplication(ctx, args[0])
 			})
 		}}
 
@@ -158,14 +145,4 @@ func (f *clientFlags) resolveServer(e *env) string {
 		c = &config{}
 	}
 	return f.resolve(e, c)
-}
-
-// printIndented writes v as indented JSON.
-func printIndented(e *env, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(e.stdout, string(b))
-	return err
 }

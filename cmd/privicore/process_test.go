@@ -20,6 +20,7 @@ import (
 
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/sqlstore"
+	"github.com/privicore/privicore/internal/syncbuf"
 )
 
 // binary is the privicore binary the process tests run: this test binary,
@@ -405,10 +406,10 @@ func TestServeTakesSettingsFromTheEnvironment(t *testing.T) {
 	}
 	serve := func() (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
-		var out bytes.Buffer
+		var out syncbuf.Buffer
 		done := make(chan error, 1)
 		go func() {
-			done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), &syncWriter{w: &out}, io.Discard)
+			done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), &out, io.Discard)
 		}()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -482,16 +483,4 @@ func TestServeRefusesBadEnvironmentValues(t *testing.T) {
 			t.Errorf("the error does not name %s: %v", name, err)
 		}
 	}
-}
-
-// syncWriter serializes writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

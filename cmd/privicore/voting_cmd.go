@@ -3,20 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/privicore/privicore/client"
 	"github.com/privicore/privicore/internal/daemon/authenticator"
-	"github.com/privicore/privicore/internal/daemon/storagedevice"
-	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/protocol"
 )
 
@@ -40,20 +36,9 @@ func addVotingCommands(root *cobra.Command, e *env, f *clientFlags, withServer f
 	root.AddCommand(auth, newVotingConfigCmd(e, f, withServer), newPolicyCmd(e, f, withServer), newVoteCmd(e, f, withServer))
 }
 
-// await submits a command in a session, waits for its ack and prints the body.
-func (f *clientFlags) await(e *env, submit func(context.Context, *client.Session) (string, error)) error {
-	return f.withSession(e, func(ctx context.Context, s *client.Session) error {
-		out, err := s.Do(ctx, func() (string, error) { return submit(ctx, s) })
-		if err == nil {
-			fmt.Fprintln(e.stdout, out.Body)
-		}
-		return err
-	})
-}
-
 // newAuthenticatorCmd runs the authenticator device.
 func newAuthenticatorCmd(e *env) *cobra.Command {
-	var bundlePath, keyPath string
+	var files deviceFiles
 	var approveAll, denyAll bool
 	cmd := &cobra.Command{Use: "authenticator", Short: "Run an authenticator device (answers ballots), or manage authenticators",
 		Args: cobra.NoArgs,
@@ -61,11 +46,7 @@ func newAuthenticatorCmd(e *env) *cobra.Command {
 			if approveAll && denyAll {
 				return errors.New("give --approve-all or --deny-all, not both")
 			}
-			b, err := storagedevice.ReadBundle(bundlePath)
-			if err != nil {
-				return err
-			}
-			priv, err := keys.ReadPrivateKeyFile(keyPath)
+			b, priv, err := files.read()
 			if err != nil {
 				return err
 			}
@@ -113,8 +94,7 @@ func newAuthenticatorCmd(e *env) *cobra.Command {
 			a.Close()
 			return nil
 		}}
-	cmd.Flags().StringVar(&bundlePath, "config", "bundle.json", "configuration bundle")
-	cmd.Flags().StringVar(&keyPath, "key", "device.key", "the device's private key file (0600)")
+	files.add(cmd)
 	cmd.Flags().BoolVar(&approveAll, "approve-all", false, "answer yes to every ballot (automation, tests)")
 	cmd.Flags().BoolVar(&denyAll, "deny-all", false, "answer no to every ballot")
 	return cmd
@@ -169,24 +149,21 @@ func newVotingConfigCmd(e *env, f *clientFlags, withServer func(*cobra.Command) 
 	flags(update)
 	list := &cobra.Command{Use: "list", Short: "List voting configurations", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			list, err := c.VotingConfigurations(e.ctx)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tNAME\tSTRATEGY\tPERCENT\tTIME LIMIT\tDEVICES")
-			for _, c := range list {
-				devs := "all"
-				if len(c.DeviceIdentifiers) > 0 {
-					devs = strings.Join(c.DeviceIdentifiers, ",")
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				list, err := c.VotingConfigurations(ctx)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%ds\t%s\n", c.ID, c.Name, c.Strategy, c.PercentageRequired, c.TimeLimit, devs)
-			}
-			return w.Flush()
+				w := newTable(e, "ID\tNAME\tSTRATEGY\tPERCENT\tTIME LIMIT\tDEVICES")
+				for _, c := range list {
+					devs := "all"
+					if len(c.DeviceIdentifiers) > 0 {
+						devs = strings.Join(c.DeviceIdentifiers, ",")
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%ds\t%s\n", c.ID, c.Name, c.Strategy, c.PercentageRequired, c.TimeLimit, devs)
+				}
+				return w.Flush()
+			})
 		}}
 	var quorum, attempts, percentage int
 	var strategy string
@@ -237,32 +214,14 @@ func newPolicyCmd(e *env, f *clientFlags, withServer func(*cobra.Command) *cobra
 	cmd := &cobra.Command{Use: "policy", Short: "Policies: operations your authenticators vote on"}
 	templates := &cobra.Command{Use: "templates", Short: "List the policy templates and their events", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			cat, err := c.PolicyTemplates(e.ctx)
-			if err != nil {
-				return err
-			}
-			ids := make([]string, 0, len(cat))
-			for id := range cat {
-				ids = append(ids, id)
-			}
-			sort.Strings(ids)
-			for _, id := range ids {
-				t := cat[id]
-				fmt.Fprintf(e.stdout, "%s — %s\n", id, t.Description)
-				evs := make([]string, 0, len(t.Events))
-				for evID, ev := range t.Events {
-					for name := range ev {
-						evs = append(evs, fmt.Sprintf("  %-14s %s", evID, name))
-					}
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				cat, err := c.PolicyTemplates(ctx)
+				if err != nil {
+					return err
 				}
-				sort.Strings(evs)
-				fmt.Fprintln(e.stdout, strings.Join(evs, "\n"))
-			}
-			return nil
+				printTemplates(e, cat)
+				return nil
+			})
 		}}
 	var p client.Policy
 	var message string
@@ -289,35 +248,28 @@ func newPolicyCmd(e *env, f *clientFlags, withServer func(*cobra.Command) *cobra
 	var which string
 	list := &cobra.Command{Use: "list", Short: "List policies", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			ps, err := c.Policies(e.ctx, which)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tNAME\tTEMPLATE\tEVENTS\tACTIVE")
-			for _, p := range ps {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\n", p.ID, p.Name, p.PolicyTemplateID, strings.Join(p.Events, ","), p.Active)
-			}
-			return w.Flush()
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				ps, err := c.Policies(ctx, which)
+				if err != nil {
+					return err
+				}
+				w := newTable(e, "ID\tNAME\tTEMPLATE\tEVENTS\tACTIVE")
+				for _, p := range ps {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\n", p.ID, p.Name, p.PolicyTemplateID, strings.Join(p.Events, ","), p.Active)
+				}
+				return w.Flush()
+			})
 		}}
 	list.Flags().StringVar(&which, "show", "registered", "registered (all), active or inactive")
 	show := &cobra.Command{Use: "show POLICY", Short: "Print a policy (id or name) with its configuration, as JSON", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			p, err := c.Policy(e.ctx, args[0])
-			if err != nil {
-				return err
-			}
-			enc := json.NewEncoder(e.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(p)
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				p, err := c.Policy(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return printIndented(e, p)
+			})
 		}}
 	cmd.AddCommand(withServer(templates), withServer(register), withServer(list), withServer(show))
 	for _, action := range []string{"activate", "deactivate", "delete"} {
@@ -361,23 +313,14 @@ func newVoteCmd(e *env, f *clientFlags, withServer func(*cobra.Command) *cobra.C
 	create.Flags().BoolVar(&wait, "wait", false, "wait for the outcome (exit status 1 unless approved)")
 	status := &cobra.Command{Use: "status POOL-ID", Short: "Show a pool", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := f.loggedIn(e)
-			if err != nil {
-				return err
-			}
-			p, err := c.PoolStatus(e.ctx, args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "pool %s: %s (attempt %d of %d, %s, quorum %d)\n", p.PoolID, p.State, p.Attempt, p.MaxAttempts, p.Strategy, p.QuorumSize)
-			if p.State == "open" {
-				fmt.Fprintf(e.stdout, "  %ds left\n", p.SecondsLeft)
-			}
-			for _, a := range p.Answers {
-				fmt.Fprintf(e.stdout, "  %s: %s\n", a.DeviceIdentifier, a.Vote)
-			}
-			fmt.Fprintf(e.stdout, "  %d of %d answered\n", len(p.Answers), len(p.Eligible))
-			return nil
+			return f.withClient(e, func(ctx context.Context, c *client.Client) error {
+				p, err := c.PoolStatus(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				printPool(e, p)
+				return nil
+			})
 		}}
 	cancel := &cobra.Command{Use: "cancel POOL-ID", Short: "Cancel an open pool", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -385,4 +328,37 @@ func newVoteCmd(e *env, f *clientFlags, withServer func(*cobra.Command) *cobra.C
 		}}
 	cmd.AddCommand(withServer(create), withServer(status), withServer(cancel))
 	return cmd
+}
+
+// printTemplates prints the policy templates and their events, sorted.
+func printTemplates(e *env, cat map[string]client.PolicyTemplate) {
+	ids := make([]string, 0, len(cat))
+	for id := range cat {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		t := cat[id]
+		fmt.Fprintf(e.stdout, "%s — %s\n", id, t.Description)
+		evs := make([]string, 0, len(t.Events))
+		for evID, ev := range t.Events {
+			for name := range ev {
+				evs = append(evs, fmt.Sprintf("  %-14s %s", evID, name))
+			}
+		}
+		sort.Strings(evs)
+		fmt.Fprintln(e.stdout, strings.Join(evs, "\n"))
+	}
+}
+
+// printPool prints a pool's state and answers.
+func printPool(e *env, p client.PoolStatus) {
+	fmt.Fprintf(e.stdout, "pool %s: %s (attempt %d of %d, %s, quorum %d)\n", p.PoolID, p.State, p.Attempt, p.MaxAttempts, p.Strategy, p.QuorumSize)
+	if p.State == "open" {
+		fmt.Fprintf(e.stdout, "  %ds left\n", p.SecondsLeft)
+	}
+	for _, a := range p.Answers {
+		fmt.Fprintf(e.stdout, "  %s: %s\n", a.DeviceIdentifier, a.Vote)
+	}
+	fmt.Fprintf(e.stdout, "  %d of %d answered\n", len(p.Answers), len(p.Eligible))
 }

@@ -1,34 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/privicore/privicore/internal/enginetest"
+	"github.com/privicore/privicore/internal/syncbuf"
 )
-
-// lockedBuffer collects a running command's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // activeCLIUser registers username with the CLI against url, logs in and
 // registers a key (kept in dir), with its CLI configuration in conf; it
@@ -66,7 +47,7 @@ func TestVotingCommands(t *testing.T) {
 	// The device, answering yes to everything.
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var devOut lockedBuffer
+	var devOut syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		env := map[string]string{"PRIVICORE_CONFIG_DIR": conf}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/enginetest"
+	"github.com/privicore/privicore/internal/wsproxy/wstest"
 )
 
 // rawWS is a WebSocket client written by hand over a real TCP connection,
@@ -60,27 +61,7 @@ func rawDial(t *testing.T, url string) (int, *rawWS) {
 // payload bytes, masked (with a fixed key) or not, followed by body.
 func (w *rawWS) frame(opcode byte, masked bool, length uint64, body []byte) {
 	w.t.Helper()
-	b := []byte{0x80 | opcode, 0}
-	switch {
-	case length < 126:
-		b[1] = byte(length)
-	case length <= 0xffff:
-		b[1] = 126
-		b = binary.BigEndian.AppendUint16(b, uint16(length))
-	default:
-		b[1] = 127
-		b = binary.BigEndian.AppendUint64(b, length)
-	}
-	key := [4]byte{0x12, 0x34, 0x56, 0x78}
-	body = append([]byte(nil), body...)
-	if masked {
-		b[1] |= 0x80
-		b = append(b, key[:]...)
-		for i := range body {
-			body[i] ^= key[i%4]
-		}
-	}
-	if _, err := w.nc.Write(append(b, body...)); err != nil {
+	if _, err := w.nc.Write(wstest.Frame(opcode, masked, length, body)); err != nil {
 		w.t.Fatalf("write frame: %v", err)
 	}
 }

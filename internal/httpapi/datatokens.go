@@ -35,21 +35,13 @@ func (s *Server) listStorageDevices(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) syncStorageDevice(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	id := deviceID(p)
-	if err := checkDeviceID(id); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	c, err := s.Commands.Submit(r.Context(), authFrom(r).Profile.ID, fanout.CmdSync, fanout.SyncPayload(id))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		id := deviceID(p)
+		if err := checkDeviceID(id); err != nil {
+			return nil, err
+		}
+		return s.Commands.Submit(r.Context(), authFrom(r).Profile.ID, fanout.CmdSync, fanout.SyncPayload(id))
+	})
 }
 
 // ---- §8 data tokens ----
@@ -91,16 +83,9 @@ func (s *Server) retrieveTemporaryDataToken(w http.ResponseWriter, r *http.Reque
 }
 
 func (s *Server) exchangeDataForToken(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	c, err := s.DataTokens.Exchange(r.Context(), authFrom(r).Profile.ID, p.String("temporaryTokenSpace", "temporaryToken", "token"), p.String("data"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		return s.DataTokens.Exchange(r.Context(), authFrom(r).Profile.ID, p.String("temporaryTokenSpace", "temporaryToken", "token"), p.String("data"))
+	})
 }
 
 func (s *Server) configureFileMeta(w http.ResponseWriter, r *http.Request) {
@@ -219,21 +204,13 @@ func (s *Server) listDataTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateData(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	meta, _, err := p.Object("meta")
-	if err != nil {
-		s.fail(w, r, privicore.Invalid("meta", err.Error()))
-		return
-	}
-	c, err := s.DataTokens.Update(r.Context(), authFrom(r).Profile.ID, p.String("dataToken", "token"), p.String("data"), meta)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		meta, _, err := p.Object("meta")
+		if err != nil {
+			return nil, privicore.Invalid("meta", err.Error())
+		}
+		return s.DataTokens.Update(r.Context(), authFrom(r).Profile.ID, p.String("dataToken", "token"), p.String("data"), meta)
+	})
 }
 
 func (s *Server) updateDataToken(w http.ResponseWriter, r *http.Request) {
@@ -257,16 +234,9 @@ func (s *Server) updateDataToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteData(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	c, err := s.DataTokens.Delete(r.Context(), authFrom(r).Profile.ID, p.String("token", "dataToken"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		return s.DataTokens.Delete(r.Context(), authFrom(r).Profile.ID, p.String("token", "dataToken"))
+	})
 }
 
 func (s *Server) transactionStatistics(w http.ResponseWriter, r *http.Request) {

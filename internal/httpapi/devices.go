@@ -126,16 +126,9 @@ func (s *Server) configureDeviceMeta(w http.ResponseWriter, r *http.Request) {
 // device: approve, reject, remove, and role changes.
 func (s *Server) deviceCommand(typ, role string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := s.bind(w, r)
-		if !ok {
-			return
-		}
-		c, err := s.Devices.Submit(r.Context(), authFrom(r).Profile.ID, typ, deviceID(p), role)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		writeAccepted(w, c)
+		s.accept(w, r, func(p *params) (*privicore.Command, error) {
+			return s.Devices.Submit(r.Context(), authFrom(r).Profile.ID, typ, deviceID(p), role)
+		})
 	}
 }
 

@@ -114,17 +114,10 @@ func (s *Server) retrieveProfileID(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	c, err := s.Profiles.ChangePassword(r.Context(), authFrom(r),
-		p.String("currentPassword", "current_password"), p.String("newPassword", "new_password"), clientAddr(r))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		return s.Profiles.ChangePassword(r.Context(), authFrom(r),
+			p.String("currentPassword", "current_password"), p.String("newPassword", "new_password"), clientAddr(r))
+	})
 }
 
 func (s *Server) generateQRToken(w http.ResponseWriter, r *http.Request) {
@@ -200,16 +193,9 @@ func (s *Server) retrieveTempToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) requestAuthorizationToken(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	c, err := s.Profiles.RequestAuthorizationToken(r.Context(), r.Header.Get(authHeader), p.Strings("scope"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		return s.Profiles.RequestAuthorizationToken(r.Context(), r.Header.Get(authHeader), p.Strings("scope"))
+	})
 }
 
 func (s *Server) retrieveAuthorizationToken(w http.ResponseWriter, r *http.Request) {

@@ -15,16 +15,9 @@ import (
 // token; the application's endpoints authenticate with HTTP Basic.
 
 func (s *Server) registerOAuthApplication(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	c, err := s.OAuth.Register(r.Context(), authFrom(r), p.String("name"), p.String("redirectUri", "redirect_uri"), p.Strings("scopes"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		return s.OAuth.Register(r.Context(), authFrom(r), p.String("name"), p.String("redirectUri", "redirect_uri"), p.Strings("scopes"))
+	})
 }
 
 func (s *Server) retrieveOAuthConfiguration(w http.ResponseWriter, r *http.Request) {
@@ -57,29 +50,15 @@ func (s *Server) listOAuthApplications(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeOAuthApplication(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	c, err := s.OAuth.Remove(r.Context(), authFrom(r), p.String("applicationId"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		return s.OAuth.Remove(r.Context(), authFrom(r), p.String("applicationId"))
+	})
 }
 
 func (s *Server) requestAuthorizationCode(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	c, err := s.OAuth.RequestCode(r.Context(), authFrom(r), p.String("client_id", "clientId"), p.String("nonce"), p.Strings("scope"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		return s.OAuth.RequestCode(r.Context(), authFrom(r), p.String("client_id", "clientId"), p.String("nonce"), p.Strings("scope"))
+	})
 }
 
 // applicationScopeByID is the profile's view: the application's scopes.
@@ -126,16 +105,24 @@ func (s *Server) client(r *http.Request) (*privicore.OAuthApplication, string, e
 	return nil, "", errNoBasic
 }
 
-func (s *Server) retrieveAuthorizationCode(w http.ResponseWriter, r *http.Request) {
-	app, _, err := s.client(r)
-	if err == nil && app == nil {
-		err = errNoBasic // this step needs the client's own credentials
+// clientBody authenticates the calling application (client; a bare token
+// only if bareOK) and binds the request's parameters. When ok is false it
+// has answered the request.
+func (s *Server) clientBody(w http.ResponseWriter, r *http.Request, bareOK bool) (app *privicore.OAuthApplication, bare string, p *params, ok bool) {
+	app, bare, err := s.client(r)
+	if err == nil && app == nil && !bareOK {
+		err = errNoBasic
 	}
 	if err != nil {
 		s.fail(w, r, err)
-		return
+		return nil, "", nil, false
 	}
-	p, ok := s.bind(w, r)
+	p, ok = s.bind(w, r)
+	return app, bare, p, ok
+}
+
+func (s *Server) retrieveAuthorizationCode(w http.ResponseWriter, r *http.Request) {
+	app, _, p, ok := s.clientBody(w, r, false) // this step needs the client's own credentials
 	if !ok {
 		return
 	}
@@ -148,12 +135,7 @@ func (s *Server) retrieveAuthorizationCode(w http.ResponseWriter, r *http.Reques
 }
 
 func (s *Server) obtainAccessToken(w http.ResponseWriter, r *http.Request) {
-	app, bare, err := s.client(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	p, ok := s.bind(w, r)
+	app, bare, p, ok := s.clientBody(w, r, true)
 	if !ok {
 		return
 	}
@@ -175,12 +157,7 @@ func (s *Server) obtainAccessToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) refreshAccessToken(w http.ResponseWriter, r *http.Request) {
-	app, access, err := s.client(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	p, ok := s.bind(w, r)
+	app, access, p, ok := s.clientBody(w, r, true)
 	if !ok {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/enginetest"
+	"github.com/privicore/privicore/internal/syncbuf"
 )
 
 // basic posts body (JSON) with an Authorization header.
@@ -178,7 +179,7 @@ func TestOAuthApplicationManagement(t *testing.T) {
 }
 
 func TestOAuthCodeFlowAndScopes(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	e := enginetest.Start(t, func(c *engine.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

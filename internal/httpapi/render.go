@@ -91,3 +91,19 @@ func writeAccepted(w http.ResponseWriter, c *privicore.Command) {
 	w.Header().Set("X-DPT-CAB-ID", c.ID)
 	writeJSON(w, http.StatusAccepted, commandAccepted{CommandID: c.ID, Message: "Command accepted."})
 }
+
+// accept answers a request that records one command: it binds the
+// request's parameters, has submit check them and record the command, and
+// answers 202 with it, or the error.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, submit func(p *params) (*privicore.Command, error)) {
+	p, ok := s.bind(w, r)
+	if !ok {
+		return
+	}
+	c, err := submit(p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeAccepted(w, c)
+}

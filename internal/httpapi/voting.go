@@ -210,23 +210,15 @@ func (s *Server) listPolicyTemplates(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) registerPolicy(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	cfg, _, err := p.Object("configuration")
-	if err != nil {
-		s.fail(w, r, privicore.Invalid("configuration", err.Error()))
-		return
-	}
-	c, err := s.Voting.RegisterPolicy(r.Context(), authFrom(r).Profile.ID, voting.PolicyInput{Name: p.String("name"),
-		TemplateID: p.String("policyTemplateId"), EventIDs: p.Strings("applyingEventIds"), Configuration: cfg,
-		VotingConfig: p.String("configurationId", "votingConfigurationId")})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		cfg, _, err := p.Object("configuration")
+		if err != nil {
+			return nil, privicore.Invalid("configuration", err.Error())
+		}
+		return s.Voting.RegisterPolicy(r.Context(), authFrom(r).Profile.ID, voting.PolicyInput{Name: p.String("name"),
+			TemplateID: p.String("policyTemplateId"), EventIDs: p.Strings("applyingEventIds"), Configuration: cfg,
+			VotingConfig: p.String("configurationId", "votingConfigurationId")})
+	})
 }
 
 func policyOf(p *privicore.Policy) api.Policy {
@@ -262,16 +254,9 @@ func (s *Server) listPolicies(active *bool) http.HandlerFunc {
 // changePolicy handles activate, deactivate and delete.
 func (s *Server) changePolicy(typ string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := s.bind(w, r)
-		if !ok {
-			return
-		}
-		c, err := s.Voting.ChangePolicy(r.Context(), authFrom(r).Profile.ID, typ, p.String("policyId", "name"))
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		writeAccepted(w, c)
+		s.accept(w, r, func(p *params) (*privicore.Command, error) {
+			return s.Voting.ChangePolicy(r.Context(), authFrom(r).Profile.ID, typ, p.String("policyId", "name"))
+		})
 	}
 }
 
@@ -317,14 +302,7 @@ func (s *Server) poolStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelPool(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.bind(w, r)
-	if !ok {
-		return
-	}
-	c, err := s.Voting.CancelVote(r.Context(), authFrom(r).Profile.ID, p.String("poolId"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeAccepted(w, c)
+	s.accept(w, r, func(p *params) (*privicore.Command, error) {
+		return s.Voting.CancelVote(r.Context(), authFrom(r).Profile.ID, p.String("poolId"))
+	})
 }

@@ -2,7 +2,6 @@ package wsproxy
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/wsproxy/wstest"
 )
 
 // pausingVerifier verifies like tokens but, at its pauseOn-th call, stops
@@ -206,34 +206,14 @@ func channelOf(t *testing.T, h *Hub) string {
 	return ""
 }
 
-// header builds a client frame header: fin, opcode, masked, length.
-func header(opcode byte, masked bool, length uint64) []byte {
-	b := []byte{0x80 | opcode, 0}
-	switch {
-	case length < 126:
-		b[1] = byte(length)
-	case length <= 0xffff:
-		b[1] = 126
-		b = binary.BigEndian.AppendUint16(b, uint16(length))
-	default:
-		b[1] = 127
-		b = binary.BigEndian.AppendUint64(b, length)
-	}
-	if masked {
-		b[1] |= 0x80
-		b = append(b, 1, 2, 3, 4)
-	}
-	return b
-}
-
 func TestFrameGuardFollowsFramesSplitAnywhere(t *testing.T) {
 	var stream []byte
-	stream = append(stream, header(1, true, 5)...)
+	stream = append(stream, wstest.Header(1, true, 5)...)
 	stream = append(stream, "hello"...)
-	stream = append(stream, header(9, true, 0)...) // ping
-	stream = append(stream, header(2, true, 300)...)
+	stream = append(stream, wstest.Header(9, true, 0)...) // ping
+	stream = append(stream, wstest.Header(2, true, 300)...)
 	stream = append(stream, make([]byte, 300)...)
-	stream = append(stream, header(0, true, 1000)...) // continuation at the limit
+	stream = append(stream, wstest.Header(0, true, 1000)...) // continuation at the limit
 	stream = append(stream, make([]byte, 1000)...)
 	for _, chunk := range []int{1, 2, 3, 7, len(stream)} {
 		g := frameGuard{limit: 1000}
@@ -253,18 +233,18 @@ func TestFrameGuardFollowsFramesSplitAnywhere(t *testing.T) {
 		want error
 		pass int // bytes of the header let through
 	}{
-		{"unmasked", header(1, false, 2), errUnmaskedFrame, 1},
-		{"2^62", header(1, true, 1<<62), errFrameTooBig, 9},
-		{"2^63", header(2, true, 1<<63), errFrameTooBig, 9},
-		{"limit+1", header(1, true, 1001), errFrameTooBig, 3},
-		{"small over a low limit", header(1, true, 100), errFrameTooBig, 1},
+		{"unmasked", wstest.Header(1, false, 2), errUnmaskedFrame, 1},
+		{"2^62", wstest.Header(1, true, 1<<62), errFrameTooBig, 9},
+		{"2^63", wstest.Header(2, true, 1<<63), errFrameTooBig, 9},
+		{"limit+1", wstest.Header(1, true, 1001), errFrameTooBig, 3},
+		{"small over a low limit", wstest.Header(1, true, 100), errFrameTooBig, 1},
 	} {
 		limit := int64(1000)
 		if tc.name == "small over a low limit" {
 			limit = 10
 		}
 		g := frameGuard{limit: limit}
-		p := append(header(1, true, 0), tc.hdr...) // an empty frame first
+		p := append(wstest.Header(1, true, 0), tc.hdr...) // an empty frame first
 		n, err := g.scan(p)
 		if !errors.Is(err, tc.want) || n != 6+tc.pass {
 			t.Fatalf("%s: %d %v, want %d %v", tc.name, n, err, 6+tc.pass, tc.want)
