@@ -282,6 +282,7 @@ func TestExchangeRejections(t *testing.T) {
 // An exchange that too few devices wrote (--min-acks) is rejected, and the
 // devices that did write it remove the blob again.
 func TestTooFewWritesRejectAndRemoveTheBlob(t *testing.T) {
+	t.Parallel() // it mostly waits (a deadline, the outbox's period): let it overlap the others
 	e := enginetest.Start(t, func(c *engine.Config) { c.MinAcks = 2 })
 	a := newAPI(t, e)
 	u := a.activeUser("minacks")
@@ -303,6 +304,7 @@ func TestTooFewWritesRejectAndRemoveTheBlob(t *testing.T) {
 // in the dead process's memory) is rejected storage.write_failed once the
 // engine finds it, never left pending; the reservation stays open.
 func TestExchangeWhosePayloadWasLostIsRejected(t *testing.T) {
+	t.Parallel() // it mostly waits (a deadline, the outbox's period): let it overlap the others
 	e := enginetest.Start(t)
 	a := newAPI(t, e)
 	u := a.activeUser("lost")

@@ -19,6 +19,7 @@ import (
 // devices connect there, presence is probed, stores and reads work, and a
 // device that was away catches up.
 func TestExternalNATS(t *testing.T) {
+	t.Parallel() // it mostly waits (a deadline, the outbox's period): let it overlap the others
 	srv := externalNATS(t, &server.Options{})
 	e := enginetest.Start(t, func(c *engine.Config) { c.NATSURL = srv.ClientURL() })
 	a := newAPI(t, e)
@@ -82,6 +83,7 @@ func waitSeenOnline(a *api, u *user, names ...string) {
 // engine's database and confined to their own subjects; with a system
 // account connection the engine closes a removed device's connection.
 func TestExternalNATSAuthCallout(t *testing.T) {
+	t.Parallel() // it mostly waits (a deadline, the outbox's period): let it overlap the others
 	issuer, _ := nkeys.CreateAccount()
 	seed, _ := issuer.Seed()
 	pub, _ := issuer.PublicKey()

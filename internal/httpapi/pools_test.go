@@ -128,6 +128,7 @@ func expire(t *testing.T, e *enginetest.Engine, poolID string) {
 }
 
 func TestVotingStrategiesOverRealAuthenticators(t *testing.T) {
+	t.Parallel() // it mostly waits (a deadline, the outbox's period): let it overlap the others
 	e := enginetest.Start(t)
 	a := newAPI(t, e)
 	u := a.activeUser("pools")

@@ -210,6 +210,7 @@ func TestReauthorizeRevokeAndExpiry(t *testing.T) {
 }
 
 func TestTokenExpires(t *testing.T) {
+	t.Parallel() // it mostly waits (a deadline, the outbox's period): let it overlap the others
 	e := enginetest.Start(t, func(c *engine.Config) { c.TokenTTL = 2 * time.Second })
 	a := newAPI(t, e)
 	u := a.register("short")

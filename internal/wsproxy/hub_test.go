@@ -342,16 +342,29 @@ func TestCloseEndsConnectionsAndGoroutines(t *testing.T) {
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	cs := []*client{joined(t, url, "ta"), joined(t, url, "ta"), dial(t, url)}
-	h.Close()
+	// The clients read while the hub closes, so that they answer its close
+	// handshake (an unread socket would hold Close for coder/websocket's
+	// handshake wait).
+	errs := make(chan error, len(cs))
 	for _, c := range cs {
-		if _, err := c.read(5 * time.Second); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, _, err := c.c.Read(ctx)
+			errs <- err
+		}()
+	}
+	h.Close()
+	for range cs {
+		if err := <-errs; websocket.CloseStatus(err) != websocket.StatusGoingAway {
 			t.Fatalf("after Close: %v", err)
 		}
+	}
+	for _, c := range cs {
 		c.c.CloseNow()
 	}
 	srv.Close()
-	// The server side's close handshake (coder/websocket) may wait up to 5 s:
-	// the deadline is a guard well past it.
+	// The deadline is a guard only.
 	for deadline := time.Now().Add(30 * time.Second); runtime.NumGoroutine() > before+2; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<16)
