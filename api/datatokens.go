@@ -1,5 +1,3 @@
-// Package api holds the wire JSON shapes that the engine sends and the
-// client SDK reads: one definition each, one file per area.
 package api
 
 import "time"
