@@ -1,6 +1,3 @@
-// Package api holds the JSON shapes of privicore's HTTP API that the
-// engine writes and the client SDK (package client) reads, one file per
-// area, so each shape is declared once.
 package api
 
 import "time"
