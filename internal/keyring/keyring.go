@@ -20,6 +20,8 @@
 //     the key it generated itself.
 //   - A replica whose KEK does not open the stored keys refuses to start
 //     (ErrWrongKEK): it would otherwise serve under other keys.
+//   - Without a KEK on a database that holds sealed keys, Open refuses
+//     (ErrKEKRequired) rather than make key files of other keys.
 //   - Moving an existing engine to a KEK: when the database holds no key yet
 //     but the data dir has engine.key or master.key, those are sealed into
 //     the database (so what was stored stays readable), and the log says the
@@ -32,7 +34,9 @@ import (
 	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,6 +70,11 @@ const adPrefix = "privicore engine key v1\x00"
 // stored in the database.
 var ErrWrongKEK = errors.New("the KEK does not open the engine keys stored in the database: every replica needs the same --kek-file")
 
+// ErrKEKRequired is returned by Open without a KEK when the database holds
+// sealed keys: key files would be other keys, and what was stored
+// unreadable.
+var ErrKEKRequired = errors.New("the database keeps the engine keys sealed under a KEK: start the engine with the same --kek-file as before")
+
 // Store keeps sealed keys. internal/sqlstore's DB implements it.
 type Store interface {
 	// AddSealedKey stores sealed under name unless a key of that name is
@@ -82,8 +91,16 @@ type Keys struct {
 	Master []byte           // the master key, 32 bytes
 }
 
+// MasterID is a fingerprint of the master key that is safe to log: two
+// engines showing the same MasterID read each other's stored payloads.
+func (k Keys) MasterID() string {
+	sum := sha256.Sum256(append([]byte("privicore master key id\x00"), k.Master...))
+	return hex.EncodeToString(sum[:8])
+}
+
 // Open returns the engine's keys. With kek nil they are the data dir's key
-// files (created when missing); with a KEK they are the keys sealed in store
+// files (created when missing; store, if not nil, must hold no sealed key);
+// with a KEK they are the keys sealed in store
 // (created, or imported from the data dir's files, when missing), and an
 // error wrapping ErrWrongKEK when kek does not open them. logger says what
 // was created or imported.
@@ -92,6 +109,13 @@ func Open(ctx context.Context, store Store, kek []byte, dataDir string, logger *
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if kek == nil {
+		if store != nil {
+			if _, found, err := store.SealedKey(ctx, EngineKeyName); err != nil {
+				return Keys{}, err
+			} else if found {
+				return Keys{}, ErrKEKRequired
+			}
+		}
 		return openFiles(dataDir, logger)
 	}
 	if len(kek) != KEKSize {

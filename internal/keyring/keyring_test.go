@@ -262,3 +262,16 @@ func TestStoredKeysAreSealed(t *testing.T) {
 		}
 	})
 }
+
+// A database holding sealed keys is not opened without a KEK: key files
+// would be other keys, and what was stored unreadable. No file is made.
+func TestSealedKeysNeedTheKEK(t *testing.T) {
+	onBoth(t, func(t *testing.T, d database) {
+		openKeys(t, d.open(t), newKEK(t), dataDir(t))
+		dir := dataDir(t)
+		if _, err := keyring.Open(context.Background(), d.open(t), nil, dir, nil); !errors.Is(err, keyring.ErrKEKRequired) {
+			t.Fatalf("no KEK on sealed keys: %v, want ErrKEKRequired", err)
+		}
+		noKeyFiles(t, dir)
+	})
+}
