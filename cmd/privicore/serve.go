@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/privicore/privicore/internal/engine"
+	"github.com/privicore/privicore/internal/keyring"
 	"github.com/privicore/privicore/internal/wsproxy"
 )
 
@@ -22,6 +23,7 @@ func newServeCmd(e *env) *cobra.Command {
 	var pprofAddr string
 	var logLevel string
 	var calloutKey string
+	var kekFile string
 	var envErrs []error // PRIVICORE_* values that do not parse: serve refuses to start
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -52,6 +54,13 @@ func newServeCmd(e *env) *cobra.Command {
 				}
 				cfg.NATSCalloutSeed = strings.TrimSpace(string(seed))
 			}
+			if kekFile != "" {
+				kek, err := keyring.ReadKEKFile(kekFile)
+				if err != nil {
+					return fmt.Errorf("--kek-file: %w", err)
+				}
+				cfg.KEK = kek
+			}
 			eng, err := startEngine(e, cfg, pprofAddr)
 			if err != nil {
 				return err
@@ -73,6 +82,8 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.WSAddr, "ws-addr", envOr(e, "PRIVICORE_WS_ADDR", engine.DefaultWSAddr), `WebSocket proxy listen address, "-" for none; it is also at /ws on --addr (env PRIVICORE_WS_ADDR)`)
 	f.StringVar(&cfg.DataDir, "data-dir", envOr(e, "PRIVICORE_DATA_DIR", engine.DefaultDataDir), "directory for the database and key files (env PRIVICORE_DATA_DIR)")
 	f.StringVar(&cfg.Database, "database", envOr(e, "PRIVICORE_DATABASE", ""), "database: a SQLite file path (default privicore.db in --data-dir) or a postgres:// URL (env PRIVICORE_DATABASE)")
+	f.StringVar(&kekFile, "kek-file", envOr(e, "PRIVICORE_KEK_FILE", ""), "a file holding the key-encryption key (make one with `privicore kek generate FILE`): the engine key and the master key are then kept in the database, sealed under it; "+
+		"required with PostgreSQL, every replica given the same file; optional with SQLite, where the keys are otherwise files in --data-dir (env PRIVICORE_KEK_FILE)")
 	f.StringVar(&cfg.BusAddr, "bus-addr", envOr(e, "PRIVICORE_BUS_ADDR", engine.DefaultBusAddr), "device bus (embedded NATS) listen address (env PRIVICORE_BUS_ADDR)")
 	f.StringVar(&cfg.NATSURL, "nats-url", envOr(e, "PRIVICORE_NATS_URL", ""), "use this external NATS instead of the embedded one (env PRIVICORE_NATS_URL)")
 	f.StringVar(&calloutKey, "nats-callout-key", envOr(e, "PRIVICORE_NATS_CALLOUT_KEY", ""), "with --nats-url: a file holding the auth callout issuer's account seed (SA…); the engine then authenticates devices for that server (env PRIVICORE_NATS_CALLOUT_KEY)")

@@ -23,6 +23,7 @@ import (
 	"github.com/privicore/privicore/internal/device"
 	"github.com/privicore/privicore/internal/fanout"
 	"github.com/privicore/privicore/internal/httpapi"
+	"github.com/privicore/privicore/internal/keyring"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/layer2"
 	"github.com/privicore/privicore/internal/oauth"
@@ -55,6 +56,12 @@ type Config struct {
 	WSAddr   string // separate WebSocket proxy listener; default DefaultWSAddr; "-" for none (it is also at /ws on Addr)
 	DataDir  string // database and key files; default DefaultDataDir
 	Database string // database DSN; default the SQLite file privicore.db in DataDir
+	// KEK is the key-encryption key (keyring.KEKSize bytes, from
+	// keyring.ReadKEKFile): with it, the engine key and the master key live
+	// in the database, sealed under it, and every replica on that database
+	// must have the same KEK. Without it they are files in DataDir. It is
+	// required with PostgreSQL (ErrNeedKEK), optional with SQLite.
+	KEK []byte
 
 	TokenTTL time.Duration // authorization token lifetime; default DefaultTokenTTL
 	// CommandRetention is how long finished commands are kept; older ones
@@ -158,8 +165,14 @@ type Engine struct {
 	closeOnce sync.Once
 }
 
-// New opens the data dir and database, creates the engine key on first
-// start, and resumes pending commands. Call Listen, then Serve.
+// ErrNeedKEK is New's error for PostgreSQL without Config.KEK: replicas on
+// one database share their keys through it, sealed under a KEK (keyring).
+var ErrNeedKEK = errors.New("PostgreSQL keeps the engine key and the master key in the database, sealed under a key-encryption key: " +
+	"make one with `privicore kek generate FILE` and give every engine --kek-file FILE (or PRIVICORE_KEK_FILE)")
+
+// New opens the data dir and database, opens the engine's keys (keyring:
+// created on first start), and resumes pending commands. Call Listen, then
+// Serve.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.defaults()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -168,17 +181,20 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := keys.CheckPrivateDir(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	priv, created, err := keys.LoadOrCreatePrivateKeyFile(filepath.Join(cfg.DataDir, "engine.key"))
-	if err != nil {
-		return nil, fmt.Errorf("engine key: %w", err)
-	}
-	if created {
-		cfg.Logger.Info("created the engine key", "file", filepath.Join(cfg.DataDir, "engine.key"))
+	if cfg.KEK == nil && sqlstore.IsPostgres(cfg.Database) {
+		return nil, ErrNeedKEK
 	}
 	store, err := sqlstore.Open(ctx, cfg.Database)
 	if err != nil {
 		return nil, err
 	}
+	secrets, err := keyring.Open(ctx, store, cfg.KEK, cfg.DataDir, cfg.Logger)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	priv := secrets.Engine
+	cfg.Logger.Info("engine keys opened", "in_database", cfg.KEK != nil, "master_key_id", secrets.MasterID())
 	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), stopBg: make(chan struct{})}
 
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
@@ -196,14 +212,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
 		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams}, e.Devices, e.Hub.CloseToken)
-	master, err := keys.LoadOrCreateSecretFile(filepath.Join(cfg.DataDir, "master.key"), 32)
-	if err != nil {
-		e.Hub.Close()
-		e.Bus.Close()
-		store.Close()
-		return nil, fmt.Errorf("master key: %w", err)
-	}
-	sealer := layer2.New(master)
+	sealer := layer2.New(secrets.Master)
 	e.Storage = fanout.New(store, e.Bus, e.Devices, layer2.NewValidator(sealer, store), cfg.Logger)
 	e.Storage.Handle(e.Commands)
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: e.publicURL, Logger: cfg.Logger})

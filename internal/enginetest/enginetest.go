@@ -1,11 +1,13 @@
 // Package enginetest runs a real engine in-process for tests: real SQLite
 // in a temporary data dir (or, with PRIVICORE_TEST_DATABASE=postgres, a
-// fresh database on a real PostgreSQL the tests start: internal/pgtest),
-// real HTTP and WebSocket listeners on loopback.
+// fresh database on a real PostgreSQL the tests start: internal/pgtest, its
+// engines given a KEK of their own: KEKFor), real HTTP and WebSocket
+// listeners on loopback.
 package enginetest
 
 import (
 	"context"
+	"crypto/rand"
 	"io"
 	"log/slog"
 	"os"
@@ -13,9 +15,11 @@ import (
 	"testing"
 
 	"github.com/privicore/privicore/internal/engine"
+	"github.com/privicore/privicore/internal/keyring"
 	"github.com/privicore/privicore/internal/password"
 	"github.com/privicore/privicore/internal/pgtest"
 	"github.com/privicore/privicore/internal/ratelimit"
+	"github.com/privicore/privicore/internal/sqlstore"
 )
 
 // Engine is an engine under test.
@@ -57,7 +61,25 @@ var TestPasswordParams = password.Params{Memory: 8, Time: 1, Threads: 1, KeyLen:
 var (
 	pgMu    sync.Mutex
 	pgByDir = map[string]string{} // data dir → its PostgreSQL database
+	kekByDB = map[string][]byte{} // PostgreSQL database → the KEK its engines share
 )
+
+// KEKFor returns the KEK StartWith gives the engines it starts on the
+// PostgreSQL database dsn without one: one per database, made the first
+// time, so that every engine (and a restart) on it opens the same keys.
+func KEKFor(t testing.TB, dsn string) []byte {
+	t.Helper()
+	pgMu.Lock()
+	defer pgMu.Unlock()
+	if kekByDB[dsn] == nil {
+		kek := make([]byte, keyring.KEKSize)
+		if _, err := rand.Read(kek); err != nil {
+			t.Fatal(err)
+		}
+		kekByDB[dsn] = kek
+	}
+	return kekByDB[dsn]
+}
 
 // StartWith runs an engine with cfg (Addr and WSAddr default to free
 // loopback ports), stopped when the test ends.
@@ -72,6 +94,9 @@ func StartWith(t testing.TB, cfg engine.Config) *Engine {
 		}
 		cfg.Database = pgByDir[cfg.DataDir]
 		pgMu.Unlock()
+	}
+	if cfg.KEK == nil && sqlstore.IsPostgres(cfg.Database) {
+		cfg.KEK = KEKFor(t, cfg.Database)
 	}
 	// t.TempDir() is 0755 under the usual umask; the engine refuses a data
 	// dir others can read.

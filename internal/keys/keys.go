@@ -195,15 +195,26 @@ func LoadOrCreatePrivateKeyFile(path string) (priv *ecdh.PrivateKey, created boo
 	return priv, true, nil
 }
 
+// ReadSecretFile reads a secret of size bytes kept hex encoded at path, as
+// LoadOrCreateSecretFile writes it. A file readable by group or others is
+// refused; a missing one is an error wrapping os.ErrNotExist.
+func ReadSecretFile(path string, size int) ([]byte, error) {
+	b, err := readSecretFile(path)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(secret) != size {
+		return nil, fmt.Errorf("keys: %s does not hold a %d-byte hex secret", path, size)
+	}
+	return secret, nil
+}
+
 // LoadOrCreateSecretFile reads a random secret of size bytes kept hex
 // encoded at path (0600), creating it when missing.
 func LoadOrCreateSecretFile(path string, size int) ([]byte, error) {
-	b, err := readSecretFile(path)
+	secret, err := ReadSecretFile(path, size)
 	if err == nil {
-		secret, err := hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(secret) != size {
-			return nil, fmt.Errorf("keys: %s does not hold a %d-byte hex secret", path, size)
-		}
 		return secret, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
@@ -212,7 +223,7 @@ func LoadOrCreateSecretFile(path string, size int) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	secret := make([]byte, size)
+	secret = make([]byte, size)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}

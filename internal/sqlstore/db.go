@@ -72,7 +72,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	d := &DB{writes: make(chan *writeReq, 4*maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	path := "" // the SQLite file's
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if IsPostgres(dsn) {
 		d.dialect = postgres
 		if d.db, err = sql.Open("pgx", dsn); err != nil {
 			return nil, err
@@ -140,8 +140,25 @@ func sqliteURI(path string, params url.Values) string {
 // busyTimeout is how long a statement waits for a lock.
 const busyTimeout = 10 * time.Second
 
-// migrate applies the embedded migrations not yet recorded.
+// migrationLock is the PostgreSQL advisory lock key under which migrations
+// run: replicas starting at once on a fresh database migrate one at a time.
+const migrationLock = 0x70726976 // "priv"
+
+// migrate applies the embedded migrations not yet recorded. On PostgreSQL
+// it holds migrationLock meanwhile, so that concurrent starts do not apply
+// a migration twice.
 func (d *DB) migrate(ctx context.Context) error {
+	if d.dialect == postgres {
+		conn, err := d.db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, migrationLock)
+	}
 	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return err
 	}
