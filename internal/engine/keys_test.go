@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -21,8 +20,8 @@ import (
 
 func newKEK(t *testing.T) []byte {
 	t.Helper()
-	k := make([]byte, keyring.KEKSize)
-	if _, err := rand.Read(k); err != nil {
+	k, err := keyring.NewKEK()
+	if err != nil {
 		t.Fatal(err)
 	}
 	return k

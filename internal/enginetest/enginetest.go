@@ -7,7 +7,6 @@ package enginetest
 
 import (
 	"context"
-	"crypto/rand"
 	"io"
 	"log/slog"
 	"os"
@@ -72,8 +71,8 @@ func KEKFor(t testing.TB, dsn string) []byte {
 	pgMu.Lock()
 	defer pgMu.Unlock()
 	if kekByDB[dsn] == nil {
-		kek := make([]byte, keyring.KEKSize)
-		if _, err := rand.Read(kek); err != nil {
+		kek, err := keyring.NewKEK()
+		if err != nil {
 			t.Fatal(err)
 		}
 		kekByDB[dsn] = kek

@@ -14,12 +14,21 @@ import (
 // is the operator's to keep (and to give every replica); it must be
 // readable by its owner alone.
 
+// NewKEK returns KEKSize random bytes: a new KEK.
+func NewKEK() ([]byte, error) {
+	kek := make([]byte, KEKSize)
+	if _, err := rand.Read(kek); err != nil {
+		return nil, err
+	}
+	return kek, nil
+}
+
 // GenerateKEKFile writes a new KEK to path with mode 0600. It refuses to
 // overwrite an existing file: that KEK may be the one sealing a database's
 // keys.
 func GenerateKEKFile(path string) error {
-	kek := make([]byte, KEKSize)
-	if _, err := rand.Read(kek); err != nil {
+	kek, err := NewKEK()
+	if err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -3,7 +3,6 @@ package keyring_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -47,8 +46,8 @@ func onBoth(t *testing.T, fn func(t *testing.T, d database)) {
 
 func newKEK(t *testing.T) []byte {
 	t.Helper()
-	k := make([]byte, keyring.KEKSize)
-	if _, err := rand.Read(k); err != nil {
+	k, err := keyring.NewKEK()
+	if err != nil {
 		t.Fatal(err)
 	}
 	return k
