@@ -38,13 +38,7 @@ func (b *Bus) ServeAnswers(answer func(deviceID string, a *protocol.Answer, repl
 	})
 }
 
-// ServeHellos calls hello with the id of every device that announces a
-// (re)connection. stop ends the subscription.
-func (b *Bus) ServeHellos(hello func(deviceID string)) (stop func(), err error) {
-	return b.serve(protocol.OpHello, func(_ *nats.Msg, deviceID string) { hello(deviceID) })
-}
-
-// serve subscribes to what any device sends on op.
+// serve subscribes to what any device sends on op (answers, hellos).
 func (b *Bus) serve(op string, h func(m *nats.Msg, deviceID string)) (func(), error) {
 	sub, err := b.nc.Subscribe(protocol.FromAny(b.cfg.Prefix, op), func(m *nats.Msg) {
 		h(m, protocol.SubjectDevice(b.cfg.Prefix, m.Subject))

@@ -29,13 +29,8 @@ func (b *Bus) Request(ctx context.Context, deviceID, op string, header map[strin
 
 // OnHello calls hello with the device id of every hello a device sends
 // (protocol.OpHello, on each of its (re)connects), one at a time, until
-// the returned stop is called.
+// the returned stop is called. Fanout delivers a device's outbox on it;
+// the voting pools resend its open ballots.
 func (b *Bus) OnHello(hello func(deviceID string)) (stop func(), err error) {
-	sub, err := b.nc.Subscribe(protocol.FromAny(b.cfg.Prefix, protocol.OpHello), func(m *nats.Msg) {
-		hello(protocol.SubjectDevice(b.cfg.Prefix, m.Subject))
-	})
-	if err != nil {
-		return nil, err
-	}
-	return func() { sub.Unsubscribe() }, nil
+	return b.serve(protocol.OpHello, func(_ *nats.Msg, deviceID string) { hello(deviceID) })
 }

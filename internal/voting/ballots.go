@@ -26,9 +26,9 @@ type Wire interface {
 	// on protocol.OpVote), one at a time; reply sends the device its
 	// receipt. a is nil when the message is no answer. stop ends it.
 	ServeAnswers(answer func(deviceID string, a *protocol.Answer, reply func(protocol.Receipt))) (stop func(), err error)
-	// ServeHellos calls hello with the id of every device that (re)connects
+	// OnHello calls hello with the id of every device that (re)connects
 	// (protocol.OpHello). stop ends it.
-	ServeHellos(hello func(deviceID string)) (stop func(), err error)
+	OnHello(hello func(deviceID string)) (stop func(), err error)
 }
 
 // sendBallots sends the current attempt's ballot to every eligible device

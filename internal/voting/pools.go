@@ -42,7 +42,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	s.unsubscribe = append(s.unsubscribe, stopAnswers)
-	stopHellos, err := s.wire.ServeHellos(s.onHello)
+	stopHellos, err := s.wire.OnHello(s.onHello)
 	if err != nil {
 		return err
 	}
