@@ -84,3 +84,14 @@ type Submitted struct {
 
 // Sub pairs a submission's results.
 func Sub(c *privicore.Command, err error) Submitted { return Submitted{c, err} }
+
+// Eventually waits until cond holds and fails the test if it does not
+// within Wait (a guard against a hang, not a measurement).
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(Wait); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never, within %s: %s", Wait, what)
+		}
+	}
+}

@@ -191,15 +191,7 @@ func uploadSecret(t *testing.T, stream string) string {
 }
 
 // eventually waits for cond.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("never: %s", what)
-}
+var eventually = commandtest.Eventually
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 

@@ -372,12 +372,4 @@ func ids(ds ...*storageDevice) []string {
 }
 
 // eventually waits for cond; the deadline is only a guard against a hang.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not after 20s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = commandtest.Eventually

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/daemon/storagedevice"
 	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/enginetest"
@@ -92,60 +93,24 @@ func TestNATSClusterAuthCallout(t *testing.T) {
 
 	// Its node goes down: it reconnects to another, and reads go on.
 	nodes[deviceNode].Shutdown()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if n := nodeOnline(nodes, deviceNode, b.ClientID); n >= 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the device did not reconnect to another node")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		if got, _ := a.retrieve(s, u.Token, dtk); bytes.Equal(got, wire) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("read after the device's node went down failed")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	commandtest.Eventually(t, "the device reconnects to another node", func() bool { return nodeOnline(nodes, deviceNode, b.ClientID) >= 0 })
+	readsBack := func() bool { got, _ := a.retrieve(s, u.Token, dtk); return bytes.Equal(got, wire) }
+	commandtest.Eventually(t, "a read after the device's node went down", readsBack)
 
 	// The engine's node goes down too: the engine reconnects to the last
 	// node with its auth callout, and so does the device; reads go on.
 	nodes[engineNode].Shutdown()
 	last := 3 - deviceNode - engineNode
-	deadline = time.Now().Add(20 * time.Second)
-	for nodeOnline(nodes[last:last+1], -1, "privicore") < 0 || nodeOnline(nodes[last:last+1], -1, b.ClientID) < 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the engine and the device did not reconnect to the last node")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		if got, _ := a.retrieve(s, u.Token, dtk); bytes.Equal(got, wire) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("read after the engine's node went down failed")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	commandtest.Eventually(t, "the engine and the device reconnect to the last node", func() bool {
+		return nodeOnline(nodes[last:last+1], -1, "privicore") >= 0 && nodeOnline(nodes[last:last+1], -1, b.ClientID) >= 0
+	})
+	commandtest.Eventually(t, "a read after the engine's node went down", readsBack)
 
 	// Removed, its connection is closed on whichever node it is (through
 	// the system account; its grant would have lasted minutes) and it is
 	// refused on every node.
 	a.succeed(accepted(t, a.postJSON("/device/remove", u.Token, map[string]string{"deviceIdentifier": id})))
-	deadline = time.Now().Add(20 * time.Second)
-	for nodeOnline(nodes[last:last+1], -1, b.ClientID) >= 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a removed device is still connected")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	commandtest.Eventually(t, "a removed device's connection is closed", func() bool { return nodeOnline(nodes[last:last+1], -1, b.ClientID) < 0 })
 	if _, err := connect(t, &privicore.Bundle{ClientID: b.ClientID, ClientSecret: b.ClientSecret, BusURL: nodes[last].ClientURL(), DeviceIdentifier: id}, nil); err == nil {
 		t.Fatal("a removed device connected")
 	}

@@ -185,13 +185,7 @@ func always(d authenticator.Decision) func(protocol.Ballot) authenticator.Decisi
 // eventually waits (a generous guard, not a speed check) until ok holds.
 func (r *rig) eventually(what string, ok func() bool) {
 	r.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("never: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	commandtest.Eventually(r.t, what, ok)
 }
 
 // outcome waits for the command to finish and returns it.
