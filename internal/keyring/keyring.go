@@ -30,8 +30,6 @@ package keyring
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/sha256"
@@ -121,12 +119,8 @@ func Open(ctx context.Context, store Store, kek []byte, dataDir string, logger *
 	if len(kek) != KEKSize {
 		return Keys{}, fmt.Errorf("keyring: a KEK is %d bytes, got %d", KEKSize, len(kek))
 	}
-	aead, err := newAEAD(kek)
-	if err != nil {
-		return Keys{}, err
-	}
 	enginePath := filepath.Join(dataDir, EngineKeyFile)
-	engineRaw, err := openSealed(ctx, store, aead, EngineKeyName, enginePath, logger, func() ([]byte, error) {
+	engineRaw, err := openSealed(ctx, store, kek, EngineKeyName, enginePath, logger, func() ([]byte, error) {
 		priv, err := keys.ReadPrivateKeyFile(enginePath)
 		if err != nil {
 			return nil, err
@@ -147,7 +141,7 @@ func Open(ctx context.Context, store Store, kek []byte, dataDir string, logger *
 		return Keys{}, fmt.Errorf("engine key: the stored key is not an X25519 key: %w", err)
 	}
 	masterPath := filepath.Join(dataDir, MasterKeyFile)
-	master, err := openSealed(ctx, store, aead, MasterKeyName, masterPath, logger, func() ([]byte, error) {
+	master, err := openSealed(ctx, store, kek, MasterKeyName, masterPath, logger, func() ([]byte, error) {
 		return keys.ReadSecretFile(masterPath, masterSize)
 	}, func() ([]byte, error) {
 		b := make([]byte, masterSize)
@@ -185,7 +179,7 @@ func openFiles(dataDir string, logger *slog.Logger) (Keys, error) {
 // file exists (an engine moving to a KEK), else a fresh one from generate;
 // then it reads back what is stored, which another replica may have
 // written first.
-func openSealed(ctx context.Context, store Store, aead cipher.AEAD, name, path string, logger *slog.Logger,
+func openSealed(ctx context.Context, store Store, kek []byte, name, path string, logger *slog.Logger,
 	readFile, generate func() ([]byte, error)) ([]byte, error) {
 	sealed, found, err := store.SealedKey(ctx, name)
 	if err != nil {
@@ -196,7 +190,11 @@ func openSealed(ctx context.Context, store Store, aead cipher.AEAD, name, path s
 		if err != nil {
 			return nil, err
 		}
-		if err := store.AddSealedKey(ctx, name, seal(aead, name, plain), time.Now()); err != nil {
+		mine, err := keys.SealAD(kek, plain, ad(name))
+		if err != nil {
+			return nil, err
+		}
+		if err := store.AddSealedKey(ctx, name, mine, time.Now()); err != nil {
 			return nil, err
 		}
 		if sealed, found, err = store.SealedKey(ctx, name); err != nil {
@@ -205,11 +203,11 @@ func openSealed(ctx context.Context, store Store, aead cipher.AEAD, name, path s
 		if !found {
 			return nil, errors.New("keyring: the key stored a moment ago is gone")
 		}
-		mine, err := unseal(aead, name, sealed)
+		stored, err := keys.OpenAD(kek, sealed, ad(name))
 		switch {
 		case err != nil:
 			// Another replica stored it first, under another KEK.
-		case subtle.ConstantTimeCompare(mine, plain) != 1:
+		case subtle.ConstantTimeCompare(stored, plain) != 1:
 			logger.Info("another replica created the key first; using it", "key", name)
 		case imported:
 			logger.Info("sealed the key file into the database; the file is no longer read and may be removed", "key", name, "file", path)
@@ -217,7 +215,7 @@ func openSealed(ctx context.Context, store Store, aead cipher.AEAD, name, path s
 			logger.Info("created the key in the database, sealed under the KEK", "key", name)
 		}
 	}
-	plain, err := unseal(aead, name, sealed)
+	plain, err := keys.OpenAD(kek, sealed, ad(name))
 	if err != nil {
 		return nil, ErrWrongKEK
 	}
@@ -241,29 +239,6 @@ func initial(path string, readFile, generate func() ([]byte, error)) (plain []by
 	return plain, false, err
 }
 
-func newAEAD(kek []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(kek)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
-
-// seal is nonce ‖ AES-256-GCM(plain), with the key's name bound in the
-// associated data.
-func seal(aead cipher.AEAD, name string, plain []byte) []byte {
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		panic(err) // crypto/rand does not fail
-	}
-	return aead.Seal(nonce, nonce, plain, []byte(adPrefix+name))
-}
-
-// unseal opens what seal made under the same KEK and name.
-func unseal(aead cipher.AEAD, name string, sealed []byte) ([]byte, error) {
-	n := aead.NonceSize()
-	if len(sealed) < n+aead.Overhead() {
-		return nil, errors.New("keyring: sealed key too short")
-	}
-	return aead.Open(nil, sealed[:n], sealed[n:], []byte(adPrefix+name))
-}
+// ad is the associated data a key named name is sealed with: the format
+// version and the name, so a sealed key cannot be passed off as another.
+func ad(name string) []byte { return []byte(adPrefix + name) }

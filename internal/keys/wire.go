@@ -38,7 +38,15 @@ func gcm(key []byte) (cipher.AEAD, error) {
 }
 
 // Seal encrypts plaintext under key with a random IV, in the wire format.
-func Seal(key, plaintext []byte) ([]byte, error) {
+func Seal(key, plaintext []byte) ([]byte, error) { return SealAD(key, plaintext, nil) }
+
+// Open decrypts a wire-format payload; a tampered one fails.
+func Open(key, wire []byte) ([]byte, error) { return OpenAD(key, wire, nil) }
+
+// SealAD is Seal with associated data ad bound to the ciphertext: OpenAD
+// opens it only with the same ad. The engine's own layers use it (layer 2,
+// the sealed engine keys) with ad naming what was sealed.
+func SealAD(key, plaintext, ad []byte) ([]byte, error) {
 	aead, err := gcm(key)
 	if err != nil {
 		return nil, err
@@ -47,11 +55,12 @@ func Seal(key, plaintext []byte) ([]byte, error) {
 	if _, err := rand.Read(out); err != nil {
 		return nil, err
 	}
-	return aead.Seal(out, out[:IVSize], plaintext, nil), nil
+	return aead.Seal(out, out[:IVSize], plaintext, ad), nil
 }
 
-// Open decrypts a wire-format payload; a tampered one fails.
-func Open(key, wire []byte) ([]byte, error) {
+// OpenAD decrypts what SealAD sealed with the same ad; a tampered payload,
+// or another ad, fails.
+func OpenAD(key, wire, ad []byte) ([]byte, error) {
 	if err := CheckWire(wire); err != nil {
 		return nil, err
 	}
@@ -59,5 +68,5 @@ func Open(key, wire []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return aead.Open(nil, wire[:IVSize], wire[IVSize:], nil)
+	return aead.Open(nil, wire[:IVSize], wire[IVSize:], ad)
 }

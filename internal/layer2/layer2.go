@@ -13,15 +13,13 @@ package layer2
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/keys"
 )
 
 // KeySize is the size of the master key and of every data key.
@@ -47,7 +45,7 @@ func (s *Sealer) SealBlob(blobID string, payload []byte) (blob, wrapped []byte, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if blob, err = seal(dataKey, payload, []byte(blobID)); err != nil {
+	if blob, err = keys.SealAD(dataKey, payload, []byte(blobID)); err != nil {
 		return nil, nil, err
 	}
 	wrapped, err = s.wrap(blobID, dataKey)
@@ -61,7 +59,7 @@ func (s *Sealer) OpenBlob(blobID string, wrapped, blob []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return open(dataKey, blob, []byte(blobID))
+	return keys.OpenAD(dataKey, blob, []byte(blobID))
 }
 
 // Stream seals the chunks of one streamed payload under one data key.
@@ -82,7 +80,7 @@ func (s *Sealer) NewStream(blobID string) (*Stream, error) {
 
 // Seal seals chunk seq (from 0).
 func (st *Stream) Seal(seq int, chunk []byte) ([]byte, error) {
-	return seal(st.dataKey, chunk, chunkAD(st.blobID, seq))
+	return keys.SealAD(st.dataKey, chunk, chunkAD(st.blobID, seq))
 }
 
 // Wrapped is the stream's data key wrapped under the master key.
@@ -94,7 +92,7 @@ func (s *Sealer) OpenChunk(blobID string, wrapped []byte, seq int, sealed []byte
 	if err != nil {
 		return nil, err
 	}
-	return open(dataKey, sealed, chunkAD(blobID, seq))
+	return keys.OpenAD(dataKey, sealed, chunkAD(blobID, seq))
 }
 
 // Blobs finds the data token whose current payload is a blob.
@@ -136,11 +134,11 @@ func (v *Validator) ValidChunk(blobID string, seq int, chunk []byte) bool {
 }
 
 func (s *Sealer) wrap(blobID string, dataKey []byte) ([]byte, error) {
-	return seal(s.master, dataKey, []byte("data-key:"+blobID))
+	return keys.SealAD(s.master, dataKey, []byte("data-key:"+blobID))
 }
 
 func (s *Sealer) unwrap(blobID string, wrapped []byte) ([]byte, error) {
-	return open(s.master, wrapped, []byte("data-key:"+blobID))
+	return keys.OpenAD(s.master, wrapped, []byte("data-key:"+blobID))
 }
 
 func newKey() ([]byte, error) {
@@ -156,36 +154,4 @@ func chunkAD(blobID string, seq int) []byte {
 	copy(ad, blobID)
 	binary.BigEndian.PutUint64(ad[len(blobID):], uint64(seq))
 	return ad
-}
-
-func aead(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
-
-// seal encrypts plaintext under key: [nonce][ciphertext+tag].
-func seal(key, plaintext, ad []byte) ([]byte, error) {
-	a, err := aead(key)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(plaintext)+a.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return a.Seal(nonce, nonce, plaintext, ad), nil
-}
-
-func open(key, sealed, ad []byte) ([]byte, error) {
-	a, err := aead(key)
-	if err != nil {
-		return nil, err
-	}
-	if len(sealed) < a.NonceSize()+a.Overhead() {
-		return nil, errors.New("sealed data too short")
-	}
-	return a.Open(nil, sealed[:a.NonceSize()], sealed[a.NonceSize():], ad)
 }
