@@ -132,25 +132,35 @@ func TestTransientFailuresAreRetriedThenRejected(t *testing.T) {
 	p, rec, _ := newProcessor(t, command.Options{Workers: 1, Sweep: 20 * time.Millisecond, MaxAttempts: 3})
 	var mu sync.Mutex
 	calls := map[string]int{}
-	p.Handle("flaky", func(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		calls[c.ID]++
-		var mode string
-		decode(c, &mode)
-		if mode == "always" || calls[c.ID] < 2 {
-			return command.Result{}, errors.New("database hiccup")
-		}
-		return command.Result{}, nil
+	// The failure is Prepare's, which runs once per attempt, outside any
+	// transaction: a write function may run twice (the store re-runs a
+	// batch in savepoints when one of its writes fails), so counting
+	// handler calls would count the store's re-runs too.
+	flaky := command.Register(p, "flaky", command.Task[struct{}, struct{}]{
+		PrepareInline: true,
+		Prepare: func(ctx context.Context, c *privicore.Command, _ struct{}, _ bool) (struct{}, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls[c.ID]++
+			var mode string
+			decode(c, &mode)
+			if mode == "always" || calls[c.ID] < 2 {
+				return struct{}{}, errors.New("device hiccup")
+			}
+			return struct{}{}, nil
+		},
+		Apply: func(ctx context.Context, q privicore.Queries, c *privicore.Command, _ struct{}) (command.Result, error) {
+			return command.Result{}, nil
+		},
 	})
 	p.Start(ctx)
 	defer p.Stop()
-	once, _ := p.Submit(ctx, "x", "flaky", "once")
+	once, _ := flaky.Submit(ctx, "x", "once", struct{}{})
 	// Its own profile: nothing is queued before it, so its first try is
 	// always inline (a transient failure there is not an attempt), and
 	// MaxAttempts tries follow on the queued path. (Behind "once", whether
 	// it ran inline depended on whether "once" had finished.)
-	always, _ := p.Submit(ctx, "y", "flaky", "always")
+	always, _ := flaky.Submit(ctx, "y", "always", struct{}{})
 	if ev := rec.wait(t, once.ID); ev.CommandStatus != privicore.CommandSucceeded {
 		t.Fatalf("retried command: %+v", ev)
 	}

@@ -86,6 +86,19 @@ func (p *Processor) worker(q chan *privicore.Command) {
 // it), then finish.
 func (p *Processor) execute(c *privicore.Command) {
 	ctx := context.Background()
+	// The sweeper's copy may be older than this command's last execution
+	// (read before it finished or counted an attempt): go by the record.
+	cur, err := p.store.FindCommand(ctx, c.ID)
+	switch {
+	case privicore.ErrorCode(err) == privicore.ENOTFOUND:
+		return // pruned
+	case err != nil:
+		p.log.Warn("reading a pending command failed", "command", c.ID, "err", err)
+		return // the sweeper brings it back
+	case cur.Status != privicore.CommandPending:
+		return // finished by an earlier execution
+	}
+	c.Attempts = cur.Attempts
 	h, known := p.handlers[c.Type]
 	if !known {
 		p.finish(ctx, c, steps{}, nil, privicore.Reject("command.unknown_type", "unknown command type"), false)

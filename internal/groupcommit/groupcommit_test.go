@@ -14,6 +14,7 @@ func TestBatchesWhatIsQueuedAndDrainsOnStop(t *testing.T) {
 	var mu sync.Mutex
 	var batches [][]int
 	release := make(chan struct{})
+	busy := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		Run(in, stop, 4, func(b []int) {
@@ -22,15 +23,14 @@ func TestBatchesWhatIsQueuedAndDrainsOnStop(t *testing.T) {
 			first := len(batches) == 1
 			mu.Unlock()
 			if first {
+				close(busy)
 				<-release // the writer is busy: the next requests queue up
 			}
 		})
 		close(done)
 	}()
 	in <- 0
-	for len(in) > 0 {
-		runtime.Gosched()
-	}
+	<-busy // the first batch is being committed: what follows queues behind it
 	for i := 1; i <= 10; i++ {
 		in <- i
 	}
