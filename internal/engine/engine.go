@@ -5,6 +5,8 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
@@ -62,6 +64,12 @@ type Config struct {
 	// must have the same KEK. Without it they are files in DataDir. It is
 	// required with PostgreSQL (ErrNeedKEK), optional with SQLite.
 	KEK []byte
+	// ReplicaID names this engine among the replicas on one database: the
+	// owner of the leases it takes (commands, periodic jobs) and the
+	// source of what it publishes on the bus. Default: the host name and
+	// a random suffix, new at every start (a restarted replica is a new
+	// owner; the leases of the old one expire).
+	ReplicaID string
 
 	TokenTTL time.Duration // authorization token lifetime; default DefaultTokenTTL
 	// CommandRetention is how long finished commands are kept; older ones
@@ -139,7 +147,29 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.ReplicaID == "" {
+		c.ReplicaID = newReplicaID()
+	}
 }
+
+// newReplicaID is a default Config.ReplicaID: host-xxxxxxxx.
+func newReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "engine"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// ReplicaID is the engine's Config.ReplicaID (or its default).
+func (e *Engine) ReplicaID() string { return e.cfg.ReplicaID }
+
+// Shared reports whether other replicas may run on the engine's database:
+// true on PostgreSQL (replicas then coordinate through the database and
+// the bus), false on SQLite (one engine owns the file).
+func (e *Engine) Shared() bool { return sqlstore.IsPostgres(e.cfg.Database) }
 
 // Engine is a running engine.
 type Engine struct {
@@ -194,7 +224,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	priv := secrets.Engine
-	cfg.Logger.Info("engine keys opened", "in_database", cfg.KEK != nil, "master_key_id", secrets.MasterID())
+	cfg.Logger.Info("engine keys opened", "in_database", cfg.KEK != nil, "master_key_id", secrets.MasterID(), "replica", cfg.ReplicaID)
 	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), stopBg: make(chan struct{})}
 
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,

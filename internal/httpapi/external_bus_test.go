@@ -137,17 +137,7 @@ func TestExternalNATSAuthCallout(t *testing.T) {
 // externalNATS runs a NATS server of its own on loopback, stopped with the test.
 func externalNATS(t *testing.T, opts *server.Options) *server.Server {
 	t.Helper()
-	opts.Host, opts.Port, opts.NoSigs, opts.NoLog = "127.0.0.1", -1, true, true
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(5 * time.Second) {
-		t.Fatal("the external NATS did not start")
-	}
-	t.Cleanup(srv.Shutdown)
-	return srv
+	return enginetest.NATSServer(t, opts)
 }
 
 // d1Ident returns the identifier of u's device named name.
