@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(e), newDevCmd(e), newBenchCmd(e), newKEKCmd(e))
+	root.AddCommand(newServeCmd(e), newDevCmd(e), newBenchCmd(e), newKEKCmd(e), newCalloutKeyCmd(e))
 	addClientCommands(root, e)
 	return root.ExecuteContext(ctx)
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"runtime"
 	"strings"
+
+	"github.com/privicore/privicore/internal/keys"
 )
 
 // A KEK file holds KEKSize random bytes in standard base64 on one line. It
@@ -31,24 +33,11 @@ func GenerateKEKFile(path string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err = keys.WriteSecretFile(path, []byte(base64.StdEncoding.EncodeToString(kek)+"\n"))
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("%s exists already; a KEK file is never overwritten (it may be the one sealing a database's keys): choose another path", path)
 	}
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(kek) + "\n"); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
+	return err
 }
 
 // ReadKEKFile reads the KEK at path. A file that its group or others may

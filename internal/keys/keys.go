@@ -103,11 +103,13 @@ func ParsePrivate(s string) (*ecdh.PrivateKey, error) {
 // WritePrivateKeyFile writes priv to a new file with mode 0600; it never
 // overwrites an existing file.
 func WritePrivateKeyFile(path string, priv *ecdh.PrivateKey) error {
-	return writeSecretFile(path, []byte(EncodePrivate(priv)+"\n"))
+	return WriteSecretFile(path, []byte(EncodePrivate(priv)+"\n"))
 }
 
-// writeSecretFile creates path (0600, exclusive), writes data and fsyncs.
-func writeSecretFile(path string, data []byte) error {
+// WriteSecretFile creates path (mode 0600; never over an existing file),
+// writes data and fsyncs it; on a failure nothing is left behind. The
+// error wraps os.ErrExist when path exists.
+func WriteSecretFile(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -227,7 +229,7 @@ func LoadOrCreateSecretFile(path string, size int) ([]byte, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
-	if err := writeSecretFile(path, []byte(hex.EncodeToString(secret)+"\n")); err != nil {
+	if err := WriteSecretFile(path, []byte(hex.EncodeToString(secret)+"\n")); err != nil {
 		return nil, err
 	}
 	return secret, nil
