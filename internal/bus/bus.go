@@ -59,6 +59,12 @@ type Config struct {
 	// removed device's connections at once (see kick); without it they end
 	// when their grant does.
 	SystemURL string
+	// DeviceURL is the bus URL (comma-separated for several nodes) that
+	// devices are given in their bundles, when they reach the bus by
+	// another address than the engine does (a load balancer, a container
+	// network, an embedded server listening on 0.0.0.0). Default: NATSURL
+	// without its credentials, or the embedded server's address.
+	DeviceURL string
 	Logger    *slog.Logger
 }
 
@@ -217,7 +223,12 @@ func deviceURL(raw string) string {
 }
 
 // URL is where devices connect (it goes into their configuration bundle).
-func (b *Bus) URL() string { return b.url }
+func (b *Bus) URL() string {
+	if b.cfg.DeviceURL != "" {
+		return b.cfg.DeviceURL
+	}
+	return b.url
+}
 
 // Prefix is the subject prefix.
 func (b *Bus) Prefix() string { return b.cfg.Prefix }

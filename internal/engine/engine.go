@@ -99,6 +99,10 @@ type Config struct {
 	// NATSSystemURL, with NATSURL, connects to the server's system account
 	// so that a removed device's connections are closed at once.
 	NATSSystemURL string
+	// DeviceBusURL is the bus URL devices are given in their bundles
+	// (bus.Config.DeviceURL); default: NATSURL without credentials, or the
+	// embedded server's address.
+	DeviceBusURL string
 
 	MinAcks   int    // storage devices that must write an exchange durably; default DefaultMinAcks
 	PublicURL string // base of the URLs the engine hands out; default http://<Addr>
@@ -232,7 +236,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate})
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
-		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, Logger: cfg.Logger}, device.NewAuthenticator(store))
+		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, DeviceURL: cfg.DeviceBusURL, Logger: cfg.Logger}, device.NewAuthenticator(store))
 	if err != nil {
 		e.Hub.Close()
 		store.Close()

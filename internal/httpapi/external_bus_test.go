@@ -159,3 +159,16 @@ func (a *api) devicesOnline(u *user) map[string]bool {
 	}
 	return out
 }
+
+// TestBundleCarriesTheDeviceBusURL: with DeviceBusURL (serve's
+// --device-bus-url) the bundles name the bus by the address devices reach
+// it at, not by the engine's own.
+func TestBundleCarriesTheDeviceBusURL(t *testing.T) {
+	const public = "nats://bus-1.example:4222,nats://bus-2.example:4222"
+	e := enginetest.Start(t, func(c *engine.Config) { c.DeviceBusURL = public })
+	a := newAPI(t, e)
+	u := a.activeUser("busurl")
+	if got := a.bundle(u.Token, a.approvedDevice(u, "s1")).BusURL; got != public {
+		t.Fatalf("the bundle's bus URL is %q, want %q", got, public)
+	}
+}
