@@ -36,6 +36,7 @@ stop() {
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "${PG_DATA:-}" ]; then as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true; fi
+  exit 0
 }
 trap stop EXIT INT TERM
 
