@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/pgtest"
 	"github.com/privicore/privicore/internal/sqlstore"
 	"github.com/privicore/privicore/internal/syncbuf"
 )
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv(asMainEnv, "1")
-	os.Exit(m.Run())
+	pgtest.Main(m) // runs the tests, then stops the PostgreSQL the cluster test started
 }
 
 // freeAddr returns a loopback address nobody listens on.
@@ -78,8 +79,15 @@ func startServeBus(t testing.TB, dataDir, busAddr string) *engineProcess {
 	t.Helper()
 	addr := freeAddr(t)
 	os.Chmod(dataDir, 0o700) // the engine refuses a data dir others can read (t.TempDir is 0755)
-	cmd := exec.Command(binary, "serve", "--addr", addr, "--ws-addr", "-", "--bus-addr", busAddr, "--data-dir", dataDir,
+	return runEngine(t, addr, "serve", "--addr", addr, "--ws-addr", "-", "--bus-addr", busAddr, "--data-dir", dataDir,
 		"--auth-register-per-addr", "-1") // the load tests register many profiles from one address
+}
+
+// runEngine runs the binary with args (a serve listening on addr) and
+// waits until it answers /health; it is killed when the test ends.
+func runEngine(t testing.TB, addr string, args ...string) *engineProcess {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "PRIVICORE_LOG_LEVEL=debug")
 	p := &engineProcess{cmd: cmd, url: "http://" + addr, out: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	pr, pw := io.Pipe()

@@ -72,3 +72,31 @@ func NATSServer(t testing.TB, opts *server.Options) *server.Server {
 	t.Cleanup(srv.Shutdown)
 	return srv
 }
+
+// NATSCluster runs n NATS servers on loopback routed into one cluster,
+// each configured by opts (called once per node), stopped with the test.
+// It returns when every node has a route to every other.
+func NATSCluster(t testing.TB, n int, opts func() *server.Options) []*server.Server {
+	t.Helper()
+	var nodes []*server.Server
+	var routes []string
+	for i := range n {
+		o := opts()
+		o.ServerName = "node" + string(rune('1'+i))
+		o.Cluster = server.ClusterOpts{Name: "privicore-test", Host: "127.0.0.1", Port: -1}
+		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		srv := NATSServer(t, o)
+		routes = append(routes, "nats://"+srv.ClusterAddr().String())
+		nodes = append(nodes, srv)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, srv := range nodes {
+		for srv.NumRemotes() < n-1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster not formed: %s has %d remotes", srv.Name(), srv.NumRemotes())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nodes
+}

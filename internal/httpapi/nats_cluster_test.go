@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
@@ -30,7 +29,7 @@ func TestNATSClusterAuthCallout(t *testing.T) {
 	issuer, _ := nkeys.CreateAccount()
 	seed, _ := issuer.Seed()
 	pub, _ := issuer.PublicKey()
-	nodes := natsCluster(t, 3, func() *server.Options {
+	nodes := enginetest.NATSCluster(t, 3, func() *server.Options {
 		sys := server.NewAccount("SYS")
 		return &server.Options{Accounts: []*server.Account{sys}, SystemAccount: "SYS",
 			Users:       []*server.User{{Username: "privicore", Password: "engine-pw"}, {Username: "sys", Password: "sys-pw", Account: sys}},
@@ -114,34 +113,6 @@ func TestNATSClusterAuthCallout(t *testing.T) {
 	if _, err := connect(t, &privicore.Bundle{ClientID: b.ClientID, ClientSecret: b.ClientSecret, BusURL: nodes[last].ClientURL(), DeviceIdentifier: id}, nil); err == nil {
 		t.Fatal("a removed device connected")
 	}
-}
-
-// natsCluster runs n NATS servers on loopback routed into one cluster,
-// each configured by opts (called once per node), stopped with the test.
-// It returns when every node has a route to every other.
-func natsCluster(t *testing.T, n int, opts func() *server.Options) []*server.Server {
-	t.Helper()
-	var nodes []*server.Server
-	var routes []string
-	for i := range n {
-		o := opts()
-		o.ServerName = "node" + string(rune('1'+i))
-		o.Cluster = server.ClusterOpts{Name: "privicore-test", Host: "127.0.0.1", Port: -1}
-		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
-		srv := externalNATS(t, o)
-		routes = append(routes, "nats://"+srv.ClusterAddr().String())
-		nodes = append(nodes, srv)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, srv := range nodes {
-		for srv.NumRemotes() < n-1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster not formed: %s has %d remotes", srv.Name(), srv.NumRemotes())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	return nodes
 }
 
 // nodeOf is the index of the node the bus user is connected to.

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/privicore/privicore/client"
+	"github.com/privicore/privicore/internal/commandtest"
+	"github.com/privicore/privicore/internal/enginetest"
+	"github.com/privicore/privicore/internal/pgtest"
+	"github.com/privicore/privicore/internal/syncbuf"
+)
+
+// cluster is a deployment of three replicas as an operator runs one, in
+// processes: PostgreSQL (internal/pgtest), three `privicore serve` on it,
+// and a three-node NATS cluster with JetStream whose auth callout is the
+// engines (embedded servers in cluster mode, in the test process).
+type cluster struct {
+	t        *testing.T
+	dsn      string
+	replicas []*engineProcess
+	urls     []string
+	nodes    []*server.Server
+}
+
+// startCluster starts the cluster; it ends with the test.
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dsn: pgtest.DSN(t)}
+	secrets := t.TempDir()
+	kek, seed := filepath.Join(secrets, "kek"), filepath.Join(secrets, "callout.seed")
+	if out, err := cli(t, secrets, "", "kek", "generate", kek); err != nil {
+		t.Fatalf("kek generate: %v: %s", err, out)
+	}
+	cmd := exec.Command(binary, "callout-key", "generate", seed)
+	pub, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("callout-key generate: %v", err)
+	}
+	issuer := strings.TrimSpace(string(pub))
+	c.nodes = enginetest.NATSCluster(t, 3, func() *server.Options {
+		sys := server.NewAccount("SYS")
+		return &server.Options{Accounts: []*server.Account{sys}, SystemAccount: "SYS", JetStream: true, StoreDir: t.TempDir(),
+			Users:       []*server.User{{Username: "privicore", Password: "engine-pw"}, {Username: "sys", Password: "sys-pw", Account: sys}},
+			AuthCallout: &server.AuthCallout{Issuer: issuer, AuthUsers: []string{"privicore", "sys"}}}
+	})
+	var urls, sys []string
+	for _, n := range c.nodes {
+		urls = append(urls, strings.Replace(n.ClientURL(), "nats://", "nats://privicore:engine-pw@", 1))
+		sys = append(sys, strings.Replace(n.ClientURL(), "nats://", "nats://sys:sys-pw@", 1))
+	}
+	for range 3 {
+		dir := t.TempDir()
+		os.Chmod(dir, 0o700)
+		addr := freeAddr(t)
+		p := runEngine(t, addr, "serve", "--addr", addr, "--ws-addr", "-", "--data-dir", dir, "--database", c.dsn, "--kek-file", kek,
+			"--nats-url", strings.Join(urls, ","), "--nats-system-url", strings.Join(sys, ","), "--nats-callout-key", seed,
+			"--auth-register-per-addr", "-1", "--max-conns-per-addr", "-1")
+		c.replicas = append(c.replicas, p)
+		c.urls = append(c.urls, p.url)
+	}
+	return c
+}
+
+// daemon runs a long-lived privicore process (a device), stopped with the
+// test; its output goes to out.
+func daemon(t *testing.T, out *syncbuf.Buffer, conf string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "PRIVICORE_CONFIG_DIR="+conf)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); <-done })
+}
+
+// acceptedIDs records the id of every command a 202 answered, whichever
+// request it was.
+type acceptedIDs struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	ids  []string
+}
+
+func (a *acceptedIDs) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := a.next.RoundTrip(r)
+	if err == nil && res.StatusCode == http.StatusAccepted && res.Header.Get("X-DPT-CAB-ID") != "" {
+		a.mu.Lock()
+		a.ids = append(a.ids, res.Header.Get("X-DPT-CAB-ID"))
+		a.mu.Unlock()
+	}
+	return res, err
+}
+
+func (a *acceptedIDs) list() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.ids...)
+}
+
+// acks collects the ids of the command outcomes a session's socket
+// delivered (not those Await learned by polling).
+type acks struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func collectAcks(s *client.Session) *acks {
+	a := &acks{ids: map[string]bool{}}
+	go func() {
+		for ev := range s.Events() {
+			if ev.Type == "X-DPT-CAB-ID" && (ev.CommandStatus == 2 || ev.CommandStatus == 3) {
+				a.mu.Lock()
+				a.ids[ev.ID] = true
+				a.mu.Unlock()
+			}
+		}
+	}()
+	return a
+}
+
+func (a *acks) has(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ids[id]
+}
+
+// session logs the demo user in through api, with its socket joined on ws
+// (another replica), recording the commands accepted through it.
+func (c *cluster) session(api, ws int, rec *acceptedIDs) *client.Session {
+	c.t.Helper()
+	opts := []client.Option{client.WithWebSocketURL(strings.Replace(c.urls[ws], "http://", "ws://", 1) + "/ws")}
+	if rec != nil {
+		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: rec, Timeout: 30 * time.Second}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := client.Login(ctx, c.urls[api], "cluster", strongPassword, opts...)
+	if err != nil {
+		c.t.Fatalf("login through replica %d, socket on %d: %v", api, ws, err)
+	}
+	c.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestClusterOfThreeReplicas runs the scale-out deployment in processes:
+// PostgreSQL, a three-node NATS cluster, three engine replicas, three
+// storage devices and an authenticator, clients calling one replica with
+// their socket joined to another. A value stored through one replica is
+// read back through another; then one replica is killed with SIGKILL in
+// the middle of a store load: no accepted command is lost or applied
+// twice, every ack reaches its socket, and every stored value reads back
+// byte-exact through a surviving replica.
+func TestClusterOfThreeReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	t.Parallel() // processes, their own database and ports: runs beside the others
+	c := startCluster(t)
+	conf, work := t.TempDir(), t.TempDir()
+	must := activeCLIUser(t, c.urls[0], conf, work, "cluster")
+	var devOut syncbuf.Buffer
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("s%d", i)
+		// Each device is enrolled through another replica.
+		must("device", "enroll", "--server="+c.urls[i-1], "--role", "storage", "--approve", "--name", name,
+			"--key-out", filepath.Join(work, name+".key"), "--bundle-out", filepath.Join(work, name+".json"))
+		daemon(t, &devOut, conf, "storage-device", "--config", filepath.Join(work, name+".json"), "--key", filepath.Join(work, name+".key"),
+			"--dir", filepath.Join(work, name))
+	}
+	must("device", "enroll", "--role", "authenticator", "--approve", "--name", "phone",
+		"--key-out", filepath.Join(work, "a.key"), "--bundle-out", filepath.Join(work, "a.json"))
+	daemon(t, &devOut, conf, "authenticator", "--config", filepath.Join(work, "a.json"), "--key", filepath.Join(work, "a.key"), "--approve-all")
+	commandtest.Eventually(t, "three storage devices online, seen through replica 2", func() bool {
+		out, _ := runCLI(t, conf, "", "storage", "list", "--server="+c.urls[1])
+		return strings.Count(out, "true") == 3
+	})
+
+	// Stored through replica 1 (socket on 2), read through 3 (socket on 1).
+	ctx := context.Background()
+	key := client.NewDataKey()
+	value := []byte("one vault, three replicas")
+	dtk, err := c.session(0, 1, nil).Store(ctx, key, value, client.FileMeta{FileName: "v", Extension: "txt", Size: int64(len(value)), Path: "/"})
+	if err != nil {
+		t.Fatalf("store through replica 1: %v\n%s", err, c.replicas[0].output())
+	}
+	got, err := c.session(2, 0, nil).Retrieve(ctx, key, dtk)
+	if err != nil || !bytes.Equal(got, value) {
+		t.Fatalf("read through replica 3: %q, %v", got, err)
+	}
+
+	// The kill: workers store through every replica, their sockets joined
+	// to the two that survive; replica 3 is killed once commands are
+	// flowing through it.
+	const victim = 2
+	type worker struct {
+		rec    *acceptedIDs
+		acks   *acks
+		mu     sync.Mutex
+		stored map[string][]byte // token → value
+	}
+	var workers []*worker
+	for w := range 6 {
+		ws := w % 2 // a survivor
+		wk := &worker{rec: &acceptedIDs{next: http.DefaultTransport}, stored: map[string][]byte{}}
+		s := c.session(w%3, ws, wk.rec)
+		wk.acks = collectAcks(s)
+		workers = append(workers, wk)
+		go func() {
+			for i := 0; ; i++ {
+				v := make([]byte, 64+i%512)
+				rand.Read(v)
+				sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+				tok, err := s.Store(sctx, key, v, client.FileMeta{FileName: fmt.Sprintf("w%d-%d", w, i), Extension: "bin", Size: int64(len(v)), Path: "/"})
+				cancel()
+				if err != nil {
+					if w%3 == victim {
+						return // its replica is gone
+					}
+					continue
+				}
+				wk.mu.Lock()
+				wk.stored[tok] = v
+				done := len(wk.stored) >= 40
+				wk.mu.Unlock()
+				if done {
+					return
+				}
+			}
+		}()
+	}
+	victimWorker := workers[victim]
+	commandtest.Eventually(t, "commands accepted through the victim", func() bool { return len(victimWorker.rec.list()) >= 10 })
+	c.replicas[victim].cmd.Process.Signal(syscall.SIGKILL)
+	<-c.replicas[victim].done
+	for _, wk := range workers {
+		within(t, "the surviving workers finish their stores", 5*time.Minute, func() bool {
+			wk.mu.Lock()
+			defer wk.mu.Unlock()
+			return wk == victimWorker || len(wk.stored) >= 40
+		})
+	}
+
+	// 0 lost: every accepted command finished, through a survivor.
+	survivor := client.New(c.urls[0])
+	if _, err := survivor.Authenticate(ctx, "cluster", strongPassword); err != nil {
+		t.Fatal(err)
+	}
+	accepted := 0
+	for _, wk := range workers {
+		for _, id := range wk.rec.list() {
+			accepted++
+			within(t, "command "+id+" finished", 2*time.Minute, func() bool {
+				st, err := survivor.CommandStatus(ctx, id)
+				return err == nil && (st.CommandStatus == 2 || st.CommandStatus == 3)
+			})
+			// Every ack reaches its socket (joined to a survivor).
+			within(t, "the ack of "+id+" on its socket", 2*time.Minute, func() bool { return wk.acks.has(id) })
+		}
+	}
+	// Every stored value reads back byte-exact through a survivor.
+	reader := c.session(1, 0, nil)
+	tokens := 0
+	for _, wk := range workers {
+		wk.mu.Lock()
+		for tok, v := range wk.stored {
+			tokens++
+			got, err := reader.Retrieve(ctx, key, tok)
+			if err != nil || !bytes.Equal(got, v) {
+				t.Fatalf("token %s through replica 2: %v (%d bytes, want %d)", tok, err, len(got), len(v))
+			}
+		}
+		wk.mu.Unlock()
+	}
+	// 0 applied twice, and nothing left pending: read the database.
+	db, err := sql.Open("pgx", c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var dupReservations, pending int
+	db.QueryRow(`SELECT COUNT(*) FROM (SELECT reservation_id FROM data_tokens GROUP BY reservation_id HAVING COUNT(*) > 1) d`).Scan(&dupReservations)
+	db.QueryRow(`SELECT COUNT(*) FROM commands WHERE status = 1`).Scan(&pending)
+	if dupReservations != 0 || pending != 0 {
+		t.Fatalf("%d reservations applied more than once, %d commands pending", dupReservations, pending)
+	}
+	t.Logf("%d commands accepted (%d through the killed replica), %d tokens read back", accepted, len(victimWorker.rec.list()), tokens)
+}
+
+// within waits until cond holds, failing the test after wait (a guard
+// against a hang: the kill's recovery includes lease expiries).
+func within(t *testing.T, what string, wait time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(wait); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never, within %s: %s", wait, what)
+		}
+	}
+}
