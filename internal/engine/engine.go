@@ -187,7 +187,7 @@ type Engine struct {
 	Hub        *wsproxy.Hub
 	EngineKey  string // the engine's signed public key
 
-	events    *bus.Events // shared mode: the hub's relay; nil with SQLite
+	events *bus.Events // shared mode: the hub's relay; nil with SQLite
 
 	handler   http.Handler
 	listeners []net.Listener
