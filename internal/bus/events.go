@@ -109,7 +109,8 @@ func NewEvents(b *Bus, cfg EventsConfig) (*Events, error) {
 	e.js = js
 	st, err := e.ensureStream(cfg)
 	switch {
-	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount),
+		errors.Is(err, nats.ErrNoResponders): // no JetStream API on the server
 		log.Warn("the bus has no JetStream: events for a profile with no socket joined on any replica are dropped")
 	case err != nil:
 		return nil, fmt.Errorf("bus: event buffer: %w", err)
