@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/enginetest"
 )
 
@@ -89,21 +90,34 @@ func TestClusterEventWithNoSocketIsKeptForTheNextJoin(t *testing.T) {
 			t.Fatalf("the kept ack was delivered again, on C: %v", ev)
 		}
 	}
+	// Once the sockets are gone, events are kept again: the next join, on
+	// A, has the ack of a command run meanwhile.
+	sb.conn.CloseNow()
+	sc.conn.CloseNow()
+	commandtest.Eventually(t, "the sockets on B and C are gone", func() bool {
+		return c.Engines[1].Hub.Joined(u.ID) == 0 && c.Engines[2].Hub.Joined(u.ID) == 0
+	})
+	later := accepted(t, a.postJSON("/public-key/register-public-key", u.Token, map[string]string{"publicKey": u.Key}))
+	a.succeed(later)
+	join(t, c.Engines[0].WSURL, u.Token).awaitAck(later)
 }
 
 // TestClusterOAuthSocketHearsOnlyItsOwn: an OAuth application's socket on
 // B receives the acks of its own application's commands, submitted on A,
-// and not those of the profile's other commands.
+// and not those of the profile's other commands; an event only such a
+// socket is joined for is kept for the profile's next socket (on C), and
+// one another socket heard is not.
 func TestClusterOAuthSocketHearsOnlyItsOwn(t *testing.T) {
 	c := enginetest.StartCluster(t, 3)
 	a := newAPI(t, c.Engines[0])
 	u := a.activeUser("cluster-oauth")
 	g := a.authorize(u, a.oauthApp(u, "data-token:write"), "n-1", "data-token:write")
 	app := join(t, c.Engines[1].WSURL, g.AccessToken)
-	own := join(t, c.Engines[2].WSURL, u.Token)
 
 	other := accepted(t, a.postJSON("/public-key/register-public-key", u.Token, map[string]string{"publicKey": u.Key}))
-	own.awaitAck(other)
+	a.succeed(other)
+	own := join(t, c.Engines[2].WSURL, u.Token)
+	own.awaitAck(other) // kept: the one socket joined may not hear it
 	mine := accepted(t, a.postJSON("/data-token/reserve-token-space", g.AccessToken, map[string]any{"context": "app"}))
 	for _, ev := range app.until(isAck(mine)) {
 		if ev["id"] == other {
@@ -111,6 +125,20 @@ func TestClusterOAuthSocketHearsOnlyItsOwn(t *testing.T) {
 		}
 	}
 	own.awaitAck(mine) // the profile's own token hears everything
+
+	// An event the socket on C heard is not kept because the one on B may
+	// not hear it: neither C's socket nor a later join (on A) gets it again.
+	heard := accepted(t, a.postJSON("/public-key/register-public-key", u.Token, map[string]string{"publicKey": u.Key}))
+	own.awaitAck(heard)
+	late := join(t, c.Engines[0].WSURL, u.Token)
+	marker := accepted(t, a.postJSON("/public-key/register-public-key", u.Token, map[string]string{"publicKey": u.Key}))
+	for i, s := range []*socket{own, late} {
+		for _, ev := range s.until(isAck(marker)) {
+			if ev["id"] == heard {
+				t.Fatalf("an event heard on C was kept and delivered again (socket %d): %v", i, ev)
+			}
+		}
+	}
 }
 
 // TestClusterRevokeClosesSocketsOnEveryReplica: a revoke on A closes the
