@@ -191,6 +191,8 @@ type Engine struct {
 	Hub        *wsproxy.Hub
 	EngineKey  string // the engine's signed public key
 
+	events *bus.Events // shared mode: the hub's relay; nil with SQLite
+
 	handler   http.Handler
 	listeners []net.Listener
 	servers   []*http.Server
@@ -231,17 +233,25 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.Logger.Info("engine keys opened", "in_database", cfg.KEK != nil, "master_key_id", secrets.MasterID(), "replica", cfg.ReplicaID)
 	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), stopBg: make(chan struct{})}
 
-	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
-		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr})
-	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
-	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate})
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
 		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, DeviceURL: cfg.DeviceBusURL, Logger: cfg.Logger}, device.NewAuthenticator(store))
 	if err != nil {
-		e.Hub.Close()
 		store.Close()
 		return nil, err
 	}
+	var relay wsproxy.Relay // shared mode: the sockets' events go through the bus (events.go)
+	if e.Shared() {
+		if e.events, err = e.newEvents(); err != nil {
+			e.Bus.Close()
+			store.Close()
+			return nil, err
+		}
+		relay = e.events
+	}
+	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
+		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr, Relay: relay})
+	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
+	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate})
 	e.Devices = device.New(store, e.Commands, e.Bus, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
@@ -416,6 +426,9 @@ func (e *Engine) Close() error {
 		e.Commands.Stop()
 		e.Voting.Stop()
 		e.Storage.Stop()
+		if e.events != nil {
+			e.events.Close()
+		}
 		e.Bus.Close()
 		if cerr := e.Store.Close(); cerr != nil && err == nil {
 			err = cerr

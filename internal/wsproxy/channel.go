@@ -33,11 +33,27 @@ func (h *Hub) joinChannel(ctx context.Context, c *conn, token, correlationID str
 		h.mu.Unlock()
 		return http.StatusUnauthorized
 	}
+	var auds []string
+	if h.opts.Relay != nil { // listening before the join answers: what is published after it is heard
+		auds = audiences(g)
+		if err := h.listen(g.ProfileID, auds); err != nil {
+			h.log.Error("channel join: bus subscription failed", "profile", g.ProfileID, "err", err)
+			h.mu.Lock()
+			h.detachLocked(c)
+			h.mu.Unlock()
+			c.close(websocket.StatusInternalError, "bus unavailable")
+			return 0
+		}
+	}
 	channelID := uuid.Must(uuid.NewV7()).String()
 	ok, _ := json.Marshal(reply{CorrelationID: correlationID, Status: http.StatusOK,
 		Data: map[string]any{"channelId": channelID, "message": "Successfully joined profile channel."}})
-	if !h.attach(c, g, channelID, ok) {
+	if !h.attach(c, g, channelID, ok, auds) {
+		h.unlisten(g.ProfileID, auds)
 		return 0
+	}
+	if h.opts.Relay != nil {
+		h.drain(g.ProfileID) // what was kept before the join, then what came since
 	}
 	h.log.Debug("channel joined", "profile", g.ProfileID, "channel", channelID)
 	return http.StatusOK
@@ -66,17 +82,18 @@ func (h *Hub) reserve(c *conn, g *Grant) bool {
 	return true
 }
 
-// attach joins the reserved c to g's profile channel and queues the join
-// reply and the buffered events g may read; false if c was closed since it
-// was reserved (its token revoked, or the hub closing).
-func (h *Hub) attach(c *conn, g *Grant, channelID string, ok []byte) bool {
+// attach joins the reserved c to g's profile channel (listening on auds,
+// shared mode) and queues the join reply and the buffered events g may
+// read; false if c was closed since it was reserved (its token revoked, or
+// the hub closing).
+func (h *Hub) attach(c *conn, g *Grant, channelID string, ok []byte, auds []string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || c.isDone() || c.grant != g {
 		h.detachLocked(c)
 		return false
 	}
-	c.channelID = channelID
+	c.channelID, c.routes = channelID, auds
 	if h.joined[g.ProfileID] == nil {
 		h.joined[g.ProfileID] = map[*conn]struct{}{}
 	}
@@ -121,15 +138,18 @@ func (h *Hub) channel(c *conn) string {
 }
 
 // leave detaches c from its channel; false if it was not joined to
-// channelID.
+// channelID. In shared mode the hub has stopped listening for it when it
+// returns (later events are kept for the next join).
 func (h *Hub) leave(c *conn, channelID string) bool {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if c.grant == nil || c.channelID != channelID {
+		h.mu.Unlock()
 		return false
 	}
 	h.log.Debug("channel left", "profile", c.grant.ProfileID, "channel", channelID)
 	h.detachLocked(c)
+	h.mu.Unlock()
+	h.releaseRoutes(c)
 	return true
 }
 
@@ -164,5 +184,8 @@ func (h *Hub) detachLocked(c *conn) {
 		c.expiry.Stop()
 		c.expiry = nil
 	}
-	c.grant, c.channelID = nil, ""
+	if len(c.routes) > 0 { // unlistened by releaseRoutes, outside the lock
+		c.releaseProfile, c.release = g.ProfileID, append(c.release, c.routes...)
+	}
+	c.grant, c.channelID, c.routes = nil, "", nil
 }

@@ -28,6 +28,11 @@ type conn struct {
 	grant     *Grant // nil while not joined
 	channelID string
 	expiry    *time.Timer // closes the socket when the token expires
+	// Shared mode: the audiences c listens to while joined (relay.go), and
+	// those to unlisten once detached (releaseRoutes), of releaseProfile.
+	routes         []string
+	release        []string
+	releaseProfile string
 }
 
 // enqueue queues msg; a full queue closes the connection (slow consumer).

@@ -3,7 +3,9 @@
 // of that profile (command acks, data answers, voting) that its token may
 // read (EventScopes), and nothing else. Events raised while no socket that
 // may receive them is joined are buffered for a bounded time and delivered
-// on the next such join.
+// on the next such join. With a Relay (replicas sharing a database and a
+// bus, relay.go) this holds across replicas: events and socket closings go
+// through the bus, the buffer is the bus's.
 package wsproxy
 
 import (
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/privicore/privicore/internal/bus"
 )
 
 // TokenVerifier resolves an authorization token presented in joinChannel.
@@ -78,6 +82,12 @@ type Options struct {
 	// address that already has that many open; DefaultMaxConnsPerAddr,
 	// negative: no limit.
 	MaxConnsPerAddr int
+	// Relay, if set, carries events and socket closings between replicas
+	// (shared mode, relay.go): Publish sends every event through it, even
+	// to this hub's own sockets, and the buffer is the relay's (BufferSize
+	// and MaxBufferedProfiles are then its business). Nil: one engine,
+	// events are delivered and buffered in memory.
+	Relay Relay
 }
 
 // Hub routes events to joined sockets.
@@ -95,6 +105,12 @@ type Hub struct {
 	bufOrder []string // profiles in buffer creation order, for the profile bound
 	stop     chan struct{}
 	wg       sync.WaitGroup
+
+	// Shared mode (Options.Relay).
+	draining  map[string]*drainState // profile → its drain in progress (guarded by mu)
+	routeMu   sync.Mutex             // guards routes; taken without mu held
+	routes    map[routeKey]*route
+	stopClose func() // ends the subscription to the other replicas' CloseToken
 }
 
 type buffered struct {
@@ -141,7 +157,16 @@ func NewHub(opts Options) *Hub {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{opts: opts, log: log, conns: map[*conn]struct{}{}, perAddr: map[string]int{}, joined: map[string]map[*conn]struct{}{},
-		byToken: map[string]map[*conn]struct{}{}, buffers: map[string]*buffer{}, stop: make(chan struct{})}
+		byToken: map[string]map[*conn]struct{}{}, buffers: map[string]*buffer{}, stop: make(chan struct{}),
+		draining: map[string]*drainState{}, routes: map[routeKey]*route{}}
+	if opts.Relay != nil {
+		stop, err := opts.Relay.OnCloseToken(h.closeToken)
+		if err != nil {
+			log.Error("revocations of other replicas will not close sockets here", "err", err)
+			stop = func() {}
+		}
+		h.stopClose = stop
+	}
 	h.wg.Add(1)
 	go h.janitor()
 	return h
@@ -154,6 +179,15 @@ func (h *Hub) Publish(profileID string, data any) {
 	ev, msg, err := encode(data)
 	if err != nil {
 		h.log.Error("unencodable event", "err", err)
+		return
+	}
+	if h.opts.Relay != nil {
+		h.mu.Lock()
+		closed := h.closed
+		h.mu.Unlock()
+		if !closed {
+			h.opts.Relay.Publish(profileID, audienceOf(ev), bus.Event{Type: ev.typ, Actor: ev.actor, Data: msg})
+		}
 		return
 	}
 	h.mu.Lock()
@@ -193,8 +227,20 @@ func (h *Hub) bufferLocked(profileID string, e buffered) {
 // CloseToken closes every socket joined (or joining) with tokenID: the
 // token was revoked, call it once the revocation is durable. When it
 // returns, none of them receives anything more (what was queued for them is
-// dropped); a join of that token still under way fails (joinChannel).
+// dropped); a join of that token still under way fails (joinChannel). With
+// a Relay it has every other replica close its own (the message is at the
+// bus when it returns).
 func (h *Hub) CloseToken(tokenID string) {
+	h.closeToken(tokenID)
+	if h.opts.Relay != nil {
+		if err := h.opts.Relay.CloseToken(tokenID); err != nil {
+			h.log.Error("revocation not sent to the other replicas", "err", err)
+		}
+	}
+}
+
+// closeToken closes this hub's sockets of tokenID.
+func (h *Hub) closeToken(tokenID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.byToken[tokenID] {
@@ -231,6 +277,9 @@ func (h *Hub) Close() {
 	}
 	h.mu.Unlock()
 	h.wg.Wait()
+	if h.stopClose != nil {
+		h.stopClose()
+	}
 }
 
 // janitor drops expired buffers.
@@ -355,10 +404,11 @@ func (h *Hub) register(c *conn) bool {
 
 func (h *Hub) unregister(c *conn) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.detachLocked(c)
 	if _, ok := h.conns[c]; ok {
 		delete(h.conns, c)
 		h.releaseLocked(c.addr) // with the connection count: Open and the per-address cap agree
 	}
+	h.mu.Unlock()
+	h.releaseRoutes(c)
 }

@@ -1,0 +1,394 @@
+package bus
+
+// Socket events between replicas (shared mode): every replica's channel
+// proxy (internal/wsproxy) hears the events of the profiles it has sockets
+// for, whichever replica raised them; what no socket anywhere may hear is
+// kept in JetStream for the next join on any replica.
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Headers of an event on the bus: the routing facts the channel proxy
+// filters on (the channel message itself is the body), and who sent it.
+const (
+	HeaderEventType  = "Privicore-Event-Type"
+	HeaderEventActor = "Privicore-Event-Actor"
+	HeaderSource     = "Privicore-Source"
+	headerBuffered   = "Privicore-Buffered" // a notice: events were kept for the profile (no body)
+)
+
+// EventBufferBytes bounds the memory of the event buffer stream.
+const EventBufferBytes = 32 << 20
+
+// markEvery is how often a marker prunes the events published as requests
+// whose "no responders" answer can no longer come (see Events.mark).
+const markEvery = 100 * time.Millisecond
+
+// jsTimeout bounds one JetStream call (buffering, draining).
+const jsTimeout = 5 * time.Second
+
+// AllAudiences is the audience that hears every event of a profile (its
+// own tokens' sockets).
+const AllAudiences = ">"
+
+// Event is one socket event on the bus.
+type Event struct {
+	Type  string // the event's data.type
+	Actor string // command acks: who submitted the command
+	Data  []byte // the channel message
+}
+
+// EventsConfig configures Events.
+type EventsConfig struct {
+	Source     string        // this replica's id (engine.Config.ReplicaID)
+	BufferTTL  time.Duration // how long an event no socket heard is kept; required
+	BufferSize int           // events kept per profile (oldest dropped); required
+	Logger     *slog.Logger
+}
+
+// Events carries socket events and socket closings between the replicas'
+// channel proxies over core NATS, one subject per profile and audience:
+//
+//	<prefix>.events.<profile>.<audience>   the live events (Publish, Listen)
+//	<prefix>.eventbuf.<profile>            the kept ones (JetStream stream <PREFIX>_EVENTS)
+//	<prefix>.sockets.close                 "close the sockets of this token" (CloseToken)
+//
+// An event is published as a request: only replicas with a socket that may
+// hear it subscribe to its subject, so NATS answers "no responders" at
+// once when there is none anywhere; the event is then kept in the stream,
+// and a notice on its subject tells a replica that subscribed meanwhile to
+// drain it (Drain, claimed by deleting it: once, whichever replica).
+type Events struct {
+	nc     *nats.Conn
+	prefix string
+	source string
+	log    *slog.Logger
+	js     jetstream.JetStream
+	stream jetstream.Stream // nil: the bus has no JetStream, nothing is kept
+	inbox  string
+	sub    *nats.Subscription
+
+	mu      sync.Mutex
+	seq     uint64
+	pending map[uint64]pendingEvent // published, "no responders" possible still
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+type pendingEvent struct {
+	profileID, audience string
+	ev                  Event
+}
+
+// NewEvents starts the event relay on b's connection. It creates the
+// buffer stream if it is missing; a bus without JetStream keeps nothing
+// (logged). Close stops it.
+func NewEvents(b *Bus, cfg EventsConfig) (*Events, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Events{nc: b.nc, prefix: b.cfg.Prefix, source: cfg.Source, log: log, inbox: nats.NewInbox(),
+		pending: map[uint64]pendingEvent{}, stop: make(chan struct{})}
+	js, err := jetstream.New(e.nc)
+	if err != nil {
+		return nil, fmt.Errorf("bus: JetStream: %w", err)
+	}
+	e.js = js
+	st, err := e.ensureStream(cfg)
+	switch {
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount),
+		errors.Is(err, nats.ErrNoResponders): // no JetStream API on the server
+		log.Warn("the bus has no JetStream: events for a profile with no socket joined on any replica are dropped")
+	case err != nil:
+		return nil, fmt.Errorf("bus: event buffer: %w", err)
+	}
+	e.stream = st
+	if e.sub, err = e.nc.Subscribe(e.inbox+".*", e.answer); err != nil {
+		return nil, fmt.Errorf("bus: event answers: %w", err)
+	}
+	e.wg.Add(1)
+	go e.marker()
+	return e, nil
+}
+
+// ensureStream creates the buffer stream, or opens the one another
+// replica created.
+func (e *Events) ensureStream(cfg EventsConfig) (jetstream.Stream, error) {
+	js := e.js
+	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
+	defer cancel()
+	name := strings.ToUpper(token(e.prefix)) + "_EVENTS"
+	st, err := js.Stream(ctx, name)
+	if err == nil {
+		return st, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
+	}
+	st, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{e.prefix + ".eventbuf.*"},
+		Storage: jetstream.MemoryStorage, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld,
+		MaxAge: cfg.BufferTTL, MaxMsgsPerSubject: int64(cfg.BufferSize), MaxBytes: EventBufferBytes})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another replica was first
+		return js.Stream(ctx, name)
+	}
+	return st, err
+}
+
+// Close stops the relay (the subscriptions Listen and OnCloseToken made
+// are their callers' to stop).
+func (e *Events) Close() {
+	close(e.stop)
+	e.wg.Wait()
+	_ = e.sub.Unsubscribe()
+}
+
+// token makes s one subject token: itself when it is made of letters,
+// digits, '-', '_' and ':' only (ids, scopes), else "~" and its hex.
+func token(s string) string {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == ':') {
+			return "~" + hex.EncodeToString([]byte(s))
+		}
+	}
+	if s == "" {
+		return "~"
+	}
+	return s
+}
+
+// Audience is the audience of an event (or of a socket: who may hear it)
+// made of parts, e.g. Audience("scope", "voting:read"). Each part may be
+// any string.
+func Audience(parts ...string) string {
+	t := make([]string, len(parts))
+	for i, p := range parts {
+		t[i] = token(p)
+	}
+	return strings.Join(t, ".")
+}
+
+func (e *Events) liveSubject(profileID, audience string) string {
+	return e.prefix + ".events." + token(profileID) + "." + audience
+}
+
+func (e *Events) bufferSubject(profileID string) string {
+	return e.prefix + ".eventbuf." + token(profileID)
+}
+
+func (e *Events) message(subject string, ev Event) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Header.Set(HeaderEventType, ev.Type)
+	if ev.Actor != "" {
+		m.Header.Set(HeaderEventActor, ev.Actor)
+	}
+	m.Header.Set(HeaderSource, e.source)
+	m.Data = ev.Data
+	return m
+}
+
+func decode(m *nats.Msg) Event {
+	return Event{Type: m.Header.Get(HeaderEventType), Actor: m.Header.Get(HeaderEventActor), Data: m.Data}
+}
+
+// Publish sends ev to the sockets of profileID that audience reaches, on
+// every replica; with none anywhere it keeps ev for the next join (Drain).
+// It does not wait for either.
+func (e *Events) Publish(profileID, audience string, ev Event) {
+	e.mu.Lock()
+	e.seq++
+	seq := e.seq
+	e.pending[seq] = pendingEvent{profileID: profileID, audience: audience, ev: ev}
+	e.mu.Unlock()
+	m := e.message(e.liveSubject(profileID, audience), ev)
+	m.Reply = e.inbox + "." + strconv.FormatUint(seq, 10)
+	if err := e.nc.PublishMsg(m); err != nil {
+		e.mu.Lock()
+		delete(e.pending, seq)
+		e.mu.Unlock()
+		e.log.Warn("event not published", "profile", profileID, "type", ev.Type, "err", err)
+	}
+}
+
+// answer handles what comes back on the inbox: "no responders" for an
+// event nobody heard (kept), or a marker (see mark).
+func (e *Events) answer(m *nats.Msg) {
+	last := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	if last == "m" {
+		upTo, _ := strconv.ParseUint(string(m.Data), 10, 64)
+		e.mu.Lock()
+		for seq := range e.pending {
+			if seq <= upTo {
+				delete(e.pending, seq)
+			}
+		}
+		e.mu.Unlock()
+		return
+	}
+	if len(m.Data) != 0 || m.Header.Get("Status") != "503" {
+		return
+	}
+	seq, _ := strconv.ParseUint(last, 10, 64)
+	e.mu.Lock()
+	p, ok := e.pending[seq]
+	delete(e.pending, seq)
+	e.mu.Unlock()
+	if ok {
+		e.Buffer(p.profileID, p.audience, p.ev)
+	}
+}
+
+// marker publishes, while events wait for a possible "no responders", a
+// marker to the inbox: the server answers a request with no responders
+// as it handles it, so when the marker comes back every answer to the
+// requests before it has come, and they are forgotten.
+func (e *Events) marker() {
+	defer e.wg.Done()
+	t := time.NewTicker(markEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			if e.nc.IsClosed() { // the bus closed under it (an engine that failed to start)
+				return
+			}
+			e.mu.Lock()
+			n, seq := len(e.pending), e.seq
+			e.mu.Unlock()
+			if n > 0 {
+				_ = e.nc.Publish(e.inbox+".m", []byte(strconv.FormatUint(seq, 10)))
+			}
+		}
+	}
+}
+
+// Pending is how many published events may still get a "no responders".
+func (e *Events) Pending() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.pending)
+}
+
+// Buffer keeps ev for the next join on any replica (Drain), and tells the
+// replicas that subscribed to its audience meanwhile (Listen's buffered)
+// to drain it. The channel proxy calls it for an event that reached its
+// subscription but none of its sockets (one that left in between).
+func (e *Events) Buffer(profileID, audience string, ev Event) {
+	if e.stream == nil {
+		e.log.Debug("event dropped: no JetStream to keep it", "profile", profileID, "type", ev.Type)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
+	defer cancel()
+	if _, err := e.js.PublishMsg(ctx, e.message(e.bufferSubject(profileID), ev)); err != nil {
+		e.log.Warn("event not kept", "profile", profileID, "type", ev.Type, "err", err)
+		return
+	}
+	notice := nats.NewMsg(e.liveSubject(profileID, audience))
+	notice.Header.Set(headerBuffered, "1")
+	notice.Header.Set(HeaderSource, e.source)
+	_ = e.nc.PublishMsg(notice)
+}
+
+// Listen subscribes to profileID's events that audience reaches
+// (AllAudiences: every one): deliver gets each, buffered is called when
+// events were kept for the profile meanwhile (call Drain). The
+// subscription is in place at the server when Listen returns; so is its
+// end when stop returns.
+func (e *Events) Listen(profileID, audience string, deliver func(Event), buffered func()) (stop func(), err error) {
+	sub, err := e.nc.Subscribe(e.liveSubject(profileID, audience), func(m *nats.Msg) {
+		if m.Header.Get(headerBuffered) != "" {
+			buffered()
+			return
+		}
+		deliver(decode(m))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return func() {
+		_ = sub.Unsubscribe()
+		_ = e.nc.Flush()
+	}, nil
+}
+
+// Drain takes the events kept for profileID that wants accepts, in the
+// order they were kept. Each is taken once, cluster-wide: whoever deletes
+// it from the stream has it; the others stay for a later Drain.
+func (e *Events) Drain(profileID string, wants func(Event) bool) ([]Event, error) {
+	if e.stream == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), jsTimeout)
+	defer cancel()
+	subject := e.bufferSubject(profileID)
+	var out []Event
+	for seq := uint64(1); ; {
+		m, err := e.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		seq = m.Sequence + 1
+		ev := Event{Type: m.Header.Get(HeaderEventType), Actor: m.Header.Get(HeaderEventActor), Data: m.Data}
+		if !wants(ev) {
+			continue
+		}
+		if err := e.stream.DeleteMsg(ctx, m.Sequence); err != nil {
+			continue // taken by another replica (or expired)
+		}
+		out = append(out, ev)
+	}
+}
+
+func (e *Events) closeSubject() string { return e.prefix + ".sockets.close" }
+
+// CloseToken tells every other replica to close the sockets joined with
+// tokenID (revoked); it returns when the server has the message.
+func (e *Events) CloseToken(tokenID string) error {
+	m := nats.NewMsg(e.closeSubject())
+	m.Header.Set(HeaderSource, e.source)
+	m.Data = []byte(tokenID)
+	if err := e.nc.PublishMsg(m); err != nil {
+		return err
+	}
+	return e.nc.Flush()
+}
+
+// OnCloseToken calls closeToken with the token id of every other
+// replica's CloseToken until stop is called.
+func (e *Events) OnCloseToken(closeToken func(tokenID string)) (stop func(), err error) {
+	sub, err := e.nc.Subscribe(e.closeSubject(), func(m *nats.Msg) {
+		if m.Header.Get(HeaderSource) != e.source {
+			closeToken(string(m.Data))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
