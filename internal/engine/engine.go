@@ -246,7 +246,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Devices = device.New(store, e.Commands, e.Bus, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
-		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams}, e.Devices, e.Hub.CloseToken)
+		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams,
+		Counters: e.counters()}, e.Devices, e.Hub.CloseToken)
 	sealer := layer2.New(secrets.Master)
 	e.Storage = fanout.New(store, e.Bus, e.Devices, layer2.NewValidator(sealer, store), cfg.Logger)
 	e.Storage.Handle(e.Commands)

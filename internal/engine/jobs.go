@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"time"
+
+	"github.com/privicore/privicore"
 )
 
 // The leases of the engine's periodic jobs (internal/lease): each job is
@@ -38,4 +40,13 @@ func (e *Engine) janitor() {
 			})
 		}
 	}
+}
+
+// counters is where the rate limits count: the database in cluster mode
+// (the limits hold across replicas), memory (nil) on one engine.
+func (e *Engine) counters() privicore.RateStore {
+	if e.Shared() {
+		return e.Store
+	}
+	return nil
 }

@@ -51,3 +51,37 @@ func TestPeriodicJobsRunOnOneReplica(t *testing.T) {
 	}
 	commandtest.Eventually(t, "the other replica takes the outbox over", c.Engines[other].Jobs.Lease(engine.LeaseOutbox).Held)
 }
+
+// TestFailureLimitsHoldAcrossReplicas: with a quota of 4 failures per
+// (username, address), two wrong passwords on replica A and two on B spend
+// it: the right password is then refused on either, with the limit's 429.
+func TestFailureLimitsHoldAcrossReplicas(t *testing.T) {
+	c := enginetest.StartCluster(t, 2, func(_ int, cfg *engine.Config) {
+		cfg.AuthUserAddrFailures, cfg.AuthUserFailures, cfg.AuthAddrFailures = hourly(4), hourly(100), hourly(100)
+	})
+	u := newAPI(t, c.Engines[0]).register("spread")
+	a, b := newFrom(t, c.Engines[0], "127.0.0.7"), newFrom(t, c.Engines[1], "127.0.0.7")
+	for _, f := range []*from{a, a, b, b} {
+		expect(t, f.login(u.Name, "bad-"+u.Password), 401)
+	}
+	limited(t, a.login(u.Name, u.Password))
+	limited(t, b.login(u.Name, u.Password))
+	// Another address still gets in (its pair has not failed).
+	expect(t, newFrom(t, c.Engines[1], "127.0.0.8").login(u.Name, u.Password), 200)
+}
+
+// TestRegistrationLimitHoldsAcrossReplicas: a quota of 3 registrations per
+// address, spent by two on A and one on B, refuses the fourth on either.
+func TestRegistrationLimitHoldsAcrossReplicas(t *testing.T) {
+	c := enginetest.StartCluster(t, 2, func(_ int, cfg *engine.Config) { cfg.RegisterPerAddr = hourly(3) })
+	a, b := newFrom(t, c.Engines[0], "127.0.0.9"), newFrom(t, c.Engines[1], "127.0.0.9")
+	reg := func(f *from) *response {
+		return f.postJSON("/profile/register-profile", "", map[string]string{"username": uniqueName("reg"), "password": strongPassword})
+	}
+	for _, f := range []*from{a, a, b} {
+		accepted(t, reg(f))
+	}
+	limited(t, reg(a))
+	limited(t, reg(b))
+	accepted(t, reg(newFrom(t, c.Engines[1], "127.0.0.10")))
+}
