@@ -103,9 +103,9 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, devices Dev
 	}
 	s := &Service{store: store, cmds: cmds, cfg: cfg, devices: devices, onRevoke: onRevoke, log: cfg.Logger, tokens: NewTokens(store),
 		failures: cfg.failureGuard(), registers: cfg.registerLimiter(),
-		hasher:    password.NewHasher(cfg.HashConcurrency, cfg.PasswordParams),
-		auths:     newAuthCache(),
-		now:       func() time.Time { return time.Now().UTC() }}
+		hasher: password.NewHasher(cfg.HashConcurrency, cfg.PasswordParams),
+		auths:  newAuthCache(),
+		now:    func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)
 	cmds.Handle(CmdChangePassword, s.handleChangePassword)
 	cmds.Event(CmdChangePassword, command.Fires(privicore.EventPasswordChange))

@@ -48,12 +48,12 @@ func TestSharedGuardKeepsTheRules(t *testing.T) {
 			return g, &now
 		}
 		for name, test := range map[string]func(*testing.T){
-			"successes never count":               TestSuccessesNeverCount,
+			"successes never count": TestSuccessesNeverCount,
 			// (TestGuessesFromOneAndFromManyAddresses's 20 000 attempts are
 			// too many writes; the one below covers its rule with 1 500.)
-			"failed addresses stay subject":       TestFailedAddressesStaySubjectToTheUsernameBudget,
-			"refill and retry-after":              TestRefillAndRetryAfter,
-			"concurrent attempts cannot overrun":  TestConcurrentAttemptsCannotOverrun,
+			"failed addresses stay subject":      TestFailedAddressesStaySubjectToTheUsernameBudget,
+			"refill and retry-after":             TestRefillAndRetryAfter,
+			"concurrent attempts cannot overrun": TestConcurrentAttemptsCannotOverrun,
 		} {
 			t.Run(name, test)
 		}
