@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/lease"
 )
 
 // EventCommand is the data.type of a command outcome event.
@@ -86,6 +87,9 @@ type Options struct {
 	// PruneEvery is how often the pruning runs when Retention is set;
 	// default 1h (and once at Start).
 	PruneEvery time.Duration
+	// PruneLease, if set, is the lease under which pruning runs: by one
+	// replica at a time (nil: always here).
+	PruneLease *lease.Lease
 	Logger     *slog.Logger
 	// Gate, if set, is asked about every command that fires an event
 	// (Event); without one no command is held.

@@ -80,11 +80,13 @@ func (p *Processor) pruner() {
 	t := time.NewTicker(p.opts.PruneEvery)
 	defer t.Stop()
 	for {
-		if n, err := p.Prune(context.Background()); err != nil {
-			p.log.Warn("command pruning failed", "err", err)
-		} else if n > 0 {
-			p.log.Info("pruned finished commands", "count", n, "older_than", p.opts.Retention)
-		}
+		p.opts.PruneLease.Do(func() {
+			if n, err := p.Prune(context.Background()); err != nil {
+				p.log.Warn("command pruning failed", "err", err)
+			} else if n > 0 {
+				p.log.Info("pruned finished commands", "count", n, "older_than", p.opts.Retention)
+			}
+		})
 		select {
 		case <-p.stop:
 			return

@@ -28,6 +28,7 @@ import (
 	"github.com/privicore/privicore/internal/keyring"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/layer2"
+	"github.com/privicore/privicore/internal/lease"
 	"github.com/privicore/privicore/internal/oauth"
 	"github.com/privicore/privicore/internal/password"
 	"github.com/privicore/privicore/internal/profile"
@@ -189,7 +190,8 @@ type Engine struct {
 	Voting     *voting.Service
 	Bus        *bus.Bus
 	Hub        *wsproxy.Hub
-	EngineKey  string // the engine's signed public key
+	Jobs       *lease.Set // the leases of the periodic jobs (jobs.go)
+	EngineKey  string     // the engine's signed public key
 
 	events *bus.Events // shared mode: the hub's relay; nil with SQLite
 
@@ -232,10 +234,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	priv := secrets.Engine
 	cfg.Logger.Info("engine keys opened", "in_database", cfg.KEK != nil, "master_key_id", secrets.MasterID(), "replica", cfg.ReplicaID)
 	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), stopBg: make(chan struct{})}
+	e.Jobs = lease.NewSet(store, cfg.ReplicaID, lease.Options{Sole: !e.Shared(), Logger: cfg.Logger})
 
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
 		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, DeviceURL: cfg.DeviceBusURL, Logger: cfg.Logger}, device.NewAuthenticator(store))
 	if err != nil {
+		e.Jobs.Close()
 		store.Close()
 		return nil, err
 	}
@@ -243,6 +247,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.Shared() {
 		if e.events, err = e.newEvents(); err != nil {
 			e.Bus.Close()
+			e.Jobs.Close()
 			store.Close()
 			return nil, err
 		}
@@ -251,18 +256,21 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr, Relay: relay})
 	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
-	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate})
+	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate,
+		PruneLease: e.Jobs.Lease(LeaseCommandPrune)})
 	e.Devices = device.New(store, e.Commands, e.Bus, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
-		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams}, e.Devices, e.Hub.CloseToken)
+		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams,
+		Counters: e.counters()}, e.Devices, e.Hub.CloseToken)
 	sealer := layer2.New(secrets.Master)
 	e.Storage = fanout.New(store, e.Bus, e.Devices, layer2.NewValidator(sealer, store), cfg.Logger)
 	e.Storage.Handle(e.Commands)
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: e.publicURL, Logger: cfg.Logger})
 
 	e.OAuth = oauth.New(store, e.Commands, e.Profiles)
-	e.Voting = voting.New(store, e.Commands, gate, voting.Config{Wire: e.Bus, EngineKey: priv, Logger: cfg.Logger, CheckEvery: cfg.VoteCheckEvery})
+	e.Voting = voting.New(store, e.Commands, gate, voting.Config{Wire: e.Bus, EngineKey: priv, Logger: cfg.Logger, CheckEvery: cfg.VoteCheckEvery,
+		Deadlines: e.Jobs.Lease(LeaseVotingDeadlines)})
 
 	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Storage: e.Storage, DataTokens: e.DataTokens,
 		OAuth: e.OAuth, Voting: e.Voting, Channels: e.Hub.Handler(),
@@ -270,8 +278,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	api.BodyLimits = cfg.Limits.Body
 	e.handler = api.Handler()
 
-	if err := e.Storage.Start(); err != nil {
+	if err := e.Storage.Start(e.Jobs.Lease(LeaseOutbox)); err != nil {
 		e.Hub.Close()
+		e.Jobs.Close()
 		e.Bus.Close()
 		store.Close()
 		return nil, err
@@ -279,6 +288,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := e.Voting.Start(ctx); err != nil {
 		e.Storage.Stop()
 		e.Hub.Close()
+		e.Jobs.Close()
 		e.Bus.Close()
 		store.Close()
 		return nil, fmt.Errorf("voting: %w", err)
@@ -287,6 +297,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.Voting.Stop()
 		e.Storage.Stop()
 		e.Hub.Close()
+		e.Jobs.Close()
 		e.Bus.Close()
 		store.Close()
 		return nil, fmt.Errorf("resume commands: %w", err)
@@ -308,29 +319,6 @@ func (v channelVerifier) VerifyChannelToken(ctx context.Context, token string) (
 	}
 	return wsproxy.Grant{ProfileID: t.ProfileID, TokenID: t.ID, ExpiresAt: t.ExpiresAt,
 		OAuth: t.Kind == privicore.TokenOAuth, Application: t.Application, Scopes: t.Scope}, nil
-}
-
-// janitor removes expired reservations every 30 s and long-expired tokens
-// every hour.
-func (e *Engine) janitor() {
-	defer e.wg.Done()
-	t := time.NewTicker(30 * time.Second)
-	defer t.Stop()
-	for i := 1; ; i++ {
-		select {
-		case <-e.stopBg:
-			return
-		case <-t.C:
-			if err := e.DataTokens.Sweep(context.Background()); err != nil {
-				e.log.Warn("reservation sweep failed", "err", err)
-			}
-			if i%120 == 0 {
-				if err := e.Profiles.Sweep(context.Background()); err != nil {
-					e.log.Warn("token sweep failed", "err", err)
-				}
-			}
-		}
-	}
 }
 
 // Handler is the API (with the WebSocket proxy at /ws).
@@ -426,6 +414,7 @@ func (e *Engine) Close() error {
 		e.Commands.Stop()
 		e.Voting.Stop()
 		e.Storage.Stop()
+		e.Jobs.Close() // after the jobs stopped: releases their leases
 		if e.events != nil {
 			e.events.Close()
 		}

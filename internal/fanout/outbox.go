@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/lease"
 	"github.com/privicore/privicore/internal/protocol"
 )
 
@@ -16,8 +17,9 @@ const (
 )
 
 // Start runs the outbox delivery: on a device's hello, and every few
-// seconds for every device with queued work.
-func (s *Service) Start() error {
+// seconds for every device with queued work; only while deliveries, the
+// outbox's lease, is held (one replica at a time delivers; nil: always).
+func (s *Service) Start(deliveries *lease.Lease) error {
 	unsubscribe, err := s.bus.OnHello(s.Kick)
 	if err != nil {
 		return err
@@ -33,9 +35,9 @@ func (s *Service) Start() error {
 			case <-s.stop:
 				return
 			case id := <-s.kick:
-				s.deliverAsync(id)
+				deliveries.Do(func() { s.deliverAsync(id) })
 			case <-t.C:
-				s.deliverAll()
+				deliveries.Do(s.deliverAll)
 			}
 		}
 	}()

@@ -75,7 +75,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(cmds.Stop)
-	if err := fan.Start(); err != nil {
+	if err := fan.Start(nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(fan.Stop)

@@ -33,6 +33,33 @@ const (
 	MaxUsernameChars = 254
 )
 
+// failureGuard is the failure limits' guard: its buckets in the database
+// with Counters (cluster mode), in memory without.
+func (c *Config) failureGuard() *ratelimit.FailureGuard {
+	q := ratelimit.FailureQuotas{UserAddr: c.UserAddrFailures, User: c.UserFailures, Addr: c.AddrFailures}
+	if c.Counters != nil {
+		return ratelimit.NewSharedFailureGuard(q, c.Counters, c.Logger)
+	}
+	return ratelimit.NewFailureGuard(q, limiterKeys)
+}
+
+// registerLimiter is the registration limit, likewise.
+func (c *Config) registerLimiter() *ratelimit.Limiter {
+	if c.Counters != nil {
+		return ratelimit.NewSharedQuota("register", c.RegisterPerAddr, c.Counters, c.Logger)
+	}
+	return ratelimit.NewQuota(c.RegisterPerAddr, limiterKeys)
+}
+
+// sweepCounters deletes the expired buckets of the limits in the database.
+func (s *Service) sweepCounters(ctx context.Context) error {
+	if s.cfg.Counters == nil {
+		return nil
+	}
+	_, err := s.cfg.Counters.DeleteExpiredRateBuckets(ctx, s.now())
+	return err
+}
+
 func (c *Config) limitDefaults() {
 	for _, l := range []struct {
 		q   *ratelimit.Quota
@@ -110,11 +137,13 @@ func (s *Service) Hasher() *password.Hasher { return s.hasher }
 // the failure limits: ERATELIMIT when they refuse; a false verdict counts as
 // a failure, a true one does not count, an error (no verdict) neither.
 func (s *Service) verifyLimited(ctx context.Context, username, addr string, check func() (bool, error)) (bool, error) {
-	t, wait, ok := s.failures.Admit(limitKey(username), addr)
-	if !ok {
+	t, wait, ok, err := s.failures.Admit(ctx, limitKey(username), addr)
+	if err != nil {
+		return false, err
+	} else if !ok {
 		return false, rateLimited(wait)
 	}
-	ok, err := check()
+	ok, err = check()
 	switch {
 	case err != nil:
 		t.Cancel()

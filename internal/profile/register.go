@@ -59,7 +59,9 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, addr string) (
 	} else if privicore.ErrorCode(err) != privicore.ENOTFOUND {
 		return nil, err
 	}
-	if ok, wait := s.registers.Allow(addr); !ok {
+	if ok, wait, err := s.registers.Allow(ctx, addr); err != nil {
+		return nil, err
+	} else if !ok {
 		return nil, rateLimited(wait)
 	}
 	hash, err := s.hasher.Hash(ctx, in.Password)

@@ -62,7 +62,12 @@ type Config struct {
 	// PasswordParams are argon2id's costs for new hashes; zero:
 	// password.DefaultParams (tests lower them).
 	PasswordParams password.Params
-	Logger         *slog.Logger
+	// Counters, in cluster mode (PostgreSQL), keeps the failure and
+	// registration counts in the database, so that the limits hold across
+	// replicas; nil keeps them in memory (one engine). The argon2id bound
+	// (HashConcurrency) stays per replica: it bounds this machine's CPU.
+	Counters privicore.RateStore
+	Logger   *slog.Logger
 }
 
 // Service implements the profile rules.
@@ -97,12 +102,10 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, devices Dev
 		onRevoke = func(string) {}
 	}
 	s := &Service{store: store, cmds: cmds, cfg: cfg, devices: devices, onRevoke: onRevoke, log: cfg.Logger, tokens: NewTokens(store),
-		failures: ratelimit.NewFailureGuard(ratelimit.FailureQuotas{UserAddr: cfg.UserAddrFailures,
-			User: cfg.UserFailures, Addr: cfg.AddrFailures}, limiterKeys),
-		registers: ratelimit.NewQuota(cfg.RegisterPerAddr, limiterKeys),
-		hasher:    password.NewHasher(cfg.HashConcurrency, cfg.PasswordParams),
-		auths:     newAuthCache(),
-		now:       func() time.Time { return time.Now().UTC() }}
+		failures: cfg.failureGuard(), registers: cfg.registerLimiter(),
+		hasher: password.NewHasher(cfg.HashConcurrency, cfg.PasswordParams),
+		auths:  newAuthCache(),
+		now:    func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)
 	cmds.Handle(CmdChangePassword, s.handleChangePassword)
 	cmds.Event(CmdChangePassword, command.Fires(privicore.EventPasswordChange))
@@ -117,8 +120,12 @@ var errInvalidToken = privicore.Errorf(privicore.EUNAUTHORIZED, "invalid token")
 // errInvalidCredentials is the one answer for a wrong username or password.
 var errInvalidCredentials = privicore.Errorf(privicore.EUNAUTHORIZED, "invalid credentials")
 
-// Sweep deletes tokens that expired more than a day ago.
+// Sweep deletes tokens that expired more than a day ago (and, in cluster
+// mode, the expired rate-limit buckets).
 func (s *Service) Sweep(ctx context.Context) error {
+	if err := s.sweepCounters(ctx); err != nil {
+		return err
+	}
 	return s.store.Write(ctx, func(q privicore.Queries) error {
 		_, err := q.DeleteExpiredTokens(ctx, s.now().Add(-24*time.Hour))
 		return err

@@ -1,7 +1,7 @@
 package ratelimit
 
 import (
-	"container/list"
+	"context"
 	"math"
 	"sync"
 	"time"
@@ -64,20 +64,26 @@ const FailedPairMemory = 24 * time.Hour
 // spent. Admission takes the tokens at once (concurrent attempts cannot
 // overrun a limit); a right password gives them back and clears the pair,
 // so successful attempts never count.
+//
+// The buckets are in memory (NewFailureGuard, one engine) or in the
+// database (NewSharedFailureGuard, shared.go: the limits hold across
+// replicas); the rules are the same.
 type FailureGuard struct {
 	q   FailureQuotas
 	now func() time.Time
 
-	mu                   sync.Mutex
+	mu                   sync.Mutex // the in-memory buckets
 	pairs, users, addrs  *buckets
 	pairLim, userLim     rate.Limit
 	addrLim              rate.Limit
 	pairBurst, userBurst float64
 	addrBurst            float64
+
+	shared *sharedBuckets // nil: in memory
 }
 
 // NewFailureGuard returns a guard for q holding at most maxKeys buckets of
-// each kind (the least recently used is dropped first).
+// each kind in memory (the least recently used is dropped first).
 func NewFailureGuard(q FailureQuotas, maxKeys int) *FailureGuard {
 	g := &FailureGuard{q: q, now: time.Now,
 		pairs: newBuckets(maxKeys), users: newBuckets(maxKeys), addrs: newBuckets(maxKeys),
@@ -90,10 +96,40 @@ func NewFailureGuard(q FailureQuotas, maxKeys int) *FailureGuard {
 	return g
 }
 
+// kind is one of a guard's three kinds of buckets.
+type kind int
+
+const (
+	kindAddr kind = iota
+	kindPair
+	kindUser
+)
+
+// rates is kind k's refill rate and burst.
+func (g *FailureGuard) rates(k kind) (rate.Limit, float64) {
+	switch k {
+	case kindAddr:
+		return g.addrLim, g.addrBurst
+	case kindPair:
+		return g.pairLim, g.pairBurst
+	}
+	return g.userLim, g.userBurst
+}
+
+// view is the buckets one step of the guard works on: in memory (memView)
+// or read from the database for the step (sharedView). Buckets come
+// refilled to the step's time.
+type view interface {
+	get(k kind, key string) (b *bucket, fresh bool) // a full new one if absent
+	lookup(k kind, key string) *bucket              // nil if absent
+	drop(k kind, key string)
+}
+
 // Ticket is one admitted attempt. Exactly one of Succeeded, Failed or Cancel
 // should be called; later calls do nothing.
 type Ticket struct {
 	g          *FailureGuard
+	ctx        context.Context // the attempt's, without its cancellation (shared buckets)
 	user, addr string
 	tookUser   bool
 	done       bool
@@ -101,31 +137,49 @@ type Ticket struct {
 
 func pairKey(user, addr string) string { return user + "\x00" + addr }
 
-// Admit asks to check a password for user from addr. When refused,
-// retryAfter (at least one second) is when a retry could be admitted.
-func (g *FailureGuard) Admit(user, addr string) (t *Ticket, retryAfter time.Duration, ok bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.now()
+// Admit asks to check a password for user from addr. When refused (ok
+// false, err nil), retryAfter (at least one second) is when a retry could
+// be admitted. err is the database's (shared buckets only): nothing was
+// taken.
+func (g *FailureGuard) Admit(ctx context.Context, user, addr string) (t *Ticket, retryAfter time.Duration, ok bool, err error) {
+	t = &Ticket{g: g, ctx: context.WithoutCancel(ctx), user: user, addr: addr}
+	if g.shared != nil {
+		err = g.shared.update(ctx, g.now, g.rates, g.admitKeys(user, addr), func(v view, now time.Time) {
+			retryAfter, ok = g.admit(v, t, now)
+		})
+	} else {
+		g.mu.Lock()
+		now := g.now()
+		retryAfter, ok = g.admit(memView{g, now}, t, now)
+		g.mu.Unlock()
+	}
+	if err != nil || !ok {
+		return nil, retryAfter, false, err
+	}
+	return t, 0, true, nil
+}
+
+// admit is Admit's rule on v; it sets t.tookUser.
+func (g *FailureGuard) admit(v view, t *Ticket, now time.Time) (time.Duration, bool) {
+	t.tookUser = false // a retried transaction runs this again
 	var a, u *bucket
 	if !g.q.Addr.Unlimited() {
-		a = g.addrs.get(addr, now, g.addrLim, g.addrBurst)
+		a, _ = v.get(kindAddr, t.addr)
 		if a.tokens < 1 {
-			return nil, a.waitFor(1, g.addrLim), false
+			return a.waitFor(1, g.addrLim), false
 		}
 	}
-	p := g.pairs.get(pairKey(user, addr), now, g.pairLim, g.pairBurst)
+	p, _ := v.get(kindPair, pairKey(t.user, t.addr))
 	if p.tokens < 1 {
-		return nil, p.waitFor(1, g.pairLim), false
+		return p.waitFor(1, g.pairLim), false
 	}
 	failed := p.inFlight > 0 || (!p.lastFail.IsZero() && now.Sub(p.lastFail) < FailedPairMemory)
 	if !g.q.User.Unlimited() {
-		u = g.users.get(user, now, g.userLim, g.userBurst)
+		u, _ = v.get(kindUser, t.user)
 		if u.tokens < 1 && failed {
-			return nil, u.waitFor(1, g.userLim), false
+			return u.waitFor(1, g.userLim), false
 		}
 	}
-	t = &Ticket{g: g, user: user, addr: addr}
 	if a != nil {
 		a.tokens--
 	}
@@ -135,7 +189,7 @@ func (g *FailureGuard) Admit(user, addr string) (t *Ticket, retryAfter time.Dura
 		u.tokens--
 		t.tookUser = true
 	}
-	return t, 0, true
+	return 0, true
 }
 
 // Succeeded records a right password: the attempt's tokens come back and
@@ -164,17 +218,32 @@ func (t *Ticket) finish(v verdict) {
 	}
 	t.done = true
 	g := t.g
+	if g.shared != nil {
+		// The attempt's context without its cancellation: a client that
+		// goes away must not keep its failure from being recorded.
+		ctx, cancel := context.WithTimeout(t.ctx, settleTimeout)
+		defer cancel()
+		if err := g.shared.update(ctx, g.now, g.rates, g.settleKeys(t), func(vw view, now time.Time) { g.settle(vw, t, v, now) }); err != nil {
+			g.shared.log.Warn("recording a password check in the rate limits failed", "err", err)
+		}
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
+	g.settle(memView{g, now}, t, v, now)
+}
+
+// settle is finish's rule on v.
+func (g *FailureGuard) settle(v view, t *Ticket, vd verdict, now time.Time) {
 	key := pairKey(t.user, t.addr)
-	switch v {
+	switch vd {
 	case verdictRight:
-		g.pairs.drop(key)
+		v.drop(kindPair, key)
 	case verdictWrong:
 		// The pair may have been cleared by a concurrent success: record
 		// the failure on a fresh bucket then.
-		p, fresh := g.pairs.getNew(key, now, g.pairLim, g.pairBurst)
+		p, fresh := v.get(kindPair, key)
 		if fresh {
 			p.tokens--
 		} else {
@@ -183,103 +252,59 @@ func (t *Ticket) finish(v verdict) {
 		p.lastFail = now
 		return
 	case verdictNone:
-		if el, ok := g.pairs.keys[key]; ok {
-			p := el.Value.(*bucket)
+		if p := v.lookup(kindPair, key); p != nil {
 			p.inFlight = max(p.inFlight-1, 0)
+			refund(p, g.pairBurst)
 		}
-		g.pairs.refund(key, now, g.pairLim, g.pairBurst)
 	}
 	if !g.q.Addr.Unlimited() {
-		g.addrs.refund(t.addr, now, g.addrLim, g.addrBurst)
+		if a := v.lookup(kindAddr, t.addr); a != nil {
+			refund(a, g.addrBurst)
+		}
 	}
 	if t.tookUser {
-		g.users.refund(t.user, now, g.userLim, g.userBurst)
+		if u := v.lookup(kindUser, t.user); u != nil {
+			refund(u, g.userBurst)
+		}
 	}
 }
 
-// atLeastSecond rounds a wait up to the one-second floor of Retry-After.
-func atLeastSecond(d time.Duration) time.Duration {
-	return max(d, time.Second)
+// refund gives one token back to a refilled bucket.
+func refund(b *bucket, burst float64) { b.tokens = min(burst, b.tokens+1) }
+
+// memView is the in-memory buckets (the caller holds g.mu).
+type memView struct {
+	g   *FailureGuard
+	now time.Time
 }
 
-// bucket is a token bucket with fractional tokens, updated lazily. Pair
-// buckets also hold their attempts in flight and their last failure.
-type bucket struct {
-	key      string
-	tokens   float64
-	last     time.Time
-	inFlight int
-	lastFail time.Time
-}
-
-// refill brings b up to now.
-func (b *bucket) refill(now time.Time, lim rate.Limit, burst float64) {
-	if el := now.Sub(b.last); el > 0 {
-		b.tokens = min(burst, b.tokens+el.Seconds()*float64(lim))
-		b.last = now
+func (v memView) set(k kind) *buckets {
+	switch k {
+	case kindAddr:
+		return v.g.addrs
+	case kindPair:
+		return v.g.pairs
 	}
+	return v.g.users
 }
 
-// waitFor is how long until b holds n tokens (at least one second).
-func (b *bucket) waitFor(n float64, lim rate.Limit) time.Duration {
-	if b.tokens >= n || lim <= 0 { // lim 0: never refilled; retry no sooner than the floor
-		return time.Second
+func (v memView) get(k kind, key string) (*bucket, bool) {
+	lim, burst := v.g.rates(k)
+	return v.set(k).getNew(key, v.now, lim, burst)
+}
+
+func (v memView) lookup(k kind, key string) *bucket {
+	el, ok := v.set(k).keys[key]
+	if !ok {
+		return nil
 	}
-	return atLeastSecond(time.Duration((n - b.tokens) / float64(lim) * float64(time.Second)))
-}
-
-// buckets holds buckets by key with an LRU bound. A dropped bucket starts
-// full again.
-type buckets struct {
-	max  int
-	keys map[string]*list.Element
-	lru  *list.List // front: most recently used
-}
-
-func newBuckets(maxKeys int) *buckets {
-	return &buckets{max: max(maxKeys, 1), keys: map[string]*list.Element{}, lru: list.New()}
-}
-
-// get returns key's bucket refilled to now, a full new one if absent.
-func (bs *buckets) get(key string, now time.Time, lim rate.Limit, burst float64) *bucket {
-	b, _ := bs.getNew(key, now, lim, burst)
+	b := el.Value.(*bucket)
+	lim, burst := v.g.rates(k)
+	b.refill(v.now, lim, burst)
 	return b
 }
 
-// getNew is get, also reporting whether the bucket is new.
-func (bs *buckets) getNew(key string, now time.Time, lim rate.Limit, burst float64) (*bucket, bool) {
-	if el, ok := bs.keys[key]; ok {
-		bs.lru.MoveToFront(el)
-		b := el.Value.(*bucket)
-		b.refill(now, lim, burst)
-		return b, false
-	}
-	for len(bs.keys) >= bs.max {
-		oldest := bs.lru.Back()
-		bs.lru.Remove(oldest)
-		delete(bs.keys, oldest.Value.(*bucket).key)
-	}
-	b := &bucket{key: key, tokens: burst, last: now}
-	bs.keys[key] = bs.lru.PushFront(b)
-	return b, true
-}
-
-// refund gives one token back to key's bucket, if it is still held.
-func (bs *buckets) refund(key string, now time.Time, lim rate.Limit, burst float64) {
-	if el, ok := bs.keys[key]; ok {
-		b := el.Value.(*bucket)
-		b.refill(now, lim, burst)
-		b.tokens = min(burst, b.tokens+1)
-	}
-}
-
-// drop forgets key's bucket (it starts full again).
-func (bs *buckets) drop(key string) {
-	if el, ok := bs.keys[key]; ok {
-		bs.lru.Remove(el)
-		delete(bs.keys, key)
-	}
-}
+func (v memView) drop(k kind, key string) { v.set(k).drop(key) }
 
 // Len is the number of buckets held of each kind: pairs, usernames, addresses.
 func (g *FailureGuard) Len() (pairs, users, addrs int) {

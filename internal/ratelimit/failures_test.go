@@ -1,13 +1,16 @@
 package ratelimit
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 )
 
-func testGuard(pair, user, addr int) (*FailureGuard, *time.Time) {
+// testGuard is a guard with in-memory buckets and a clock the test moves;
+// shared_test.go runs the tests again with the buckets in a database.
+var testGuard = func(pair, user, addr int) (*FailureGuard, *time.Time) {
 	now := time.Unix(1000, 0)
 	g := NewFailureGuard(FailureQuotas{UserAddr: Quota{pair, 10 * time.Minute}, User: Quota{user, 10 * time.Minute},
 		Addr: Quota{addr, 10 * time.Minute}}, 1000)
@@ -18,7 +21,7 @@ func testGuard(pair, user, addr int) (*FailureGuard, *time.Time) {
 // attempt admits one attempt and reports it as failed; it returns whether
 // the password was checked.
 func attempt(g *FailureGuard, user, addr string) bool {
-	t, _, ok := g.Admit(user, addr)
+	t, _, ok, _ := g.Admit(ctx, user, addr)
 	if ok {
 		t.Failed()
 	}
@@ -28,7 +31,7 @@ func attempt(g *FailureGuard, user, addr string) bool {
 func TestSuccessesNeverCount(t *testing.T) {
 	g, _ := testGuard(1, 1, 1)
 	for i := range 1000 {
-		tk, _, ok := g.Admit("u", "a")
+		tk, _, ok, _ := g.Admit(ctx, "u", "a")
 		if !ok {
 			t.Fatalf("success %d refused", i)
 		}
@@ -59,13 +62,13 @@ func TestGuessesFromOneAndFromManyAddresses(t *testing.T) {
 		t.Fatalf("50 addresses: %d checks, want 50", checked)
 	}
 	// The owner from an address that has not failed still gets in.
-	tk, _, ok := g.Admit("victim", "owner")
+	tk, _, ok, _ := g.Admit(ctx, "victim", "owner")
 	if !ok {
 		t.Fatal("owner refused from a fresh address")
 	}
 	tk.Succeeded()
 	// From an address that failed, refused, with a Retry-After.
-	_, wait, ok := g.Admit("victim", "a3")
+	_, wait, ok, _ := g.Admit(ctx, "victim", "a3")
 	if ok || wait < time.Second || wait > 10*time.Minute {
 		t.Fatalf("failed address: ok=%v wait=%v", ok, wait)
 	}
@@ -115,7 +118,7 @@ func TestRefillAndRetryAfter(t *testing.T) {
 	g, now := testGuard(2, 100, 100)
 	attempt(g, "u", "a")
 	attempt(g, "u", "a")
-	_, wait, ok := g.Admit("u", "a")
+	_, wait, ok, _ := g.Admit(ctx, "u", "a")
 	if ok || wait < 4*time.Minute || wait > 5*time.Minute {
 		t.Fatalf("over the pair's 2: ok=%v wait=%v (one refills every 5 min)", ok, wait)
 	}
@@ -138,7 +141,7 @@ func TestConcurrentAttemptsCannotOverrun(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if tk, _, ok := g.Admit("u", "fresh"); ok {
+			if tk, _, ok, _ := g.Admit(ctx, "u", "fresh"); ok {
 				mu.Lock()
 				admitted = append(admitted, tk)
 				mu.Unlock()
@@ -151,12 +154,12 @@ func TestConcurrentAttemptsCannotOverrun(t *testing.T) {
 		t.Fatalf("%d admitted at once, want 1", len(admitted))
 	}
 	admitted[0].Cancel()
-	if tk, _, ok := g.Admit("u", "fresh"); !ok {
+	if tk, _, ok, _ := g.Admit(ctx, "u", "fresh"); !ok {
 		t.Fatal("a cancelled attempt was counted")
 	} else {
 		tk.Failed()
 	}
-	if _, _, ok := g.Admit("u", "fresh"); ok {
+	if _, _, ok, _ := g.Admit(ctx, "u", "fresh"); ok {
 		t.Fatal("a failed pair passed an empty username budget")
 	}
 }
@@ -177,3 +180,5 @@ func TestNoLimitAndBoundedKeys(t *testing.T) {
 		t.Fatalf("held %d pairs, %d users, %d addresses; want 10 each", p, u, a)
 	}
 }
+
+var ctx = context.Background()

@@ -1,9 +1,12 @@
 // Package ratelimit is a keyed token-bucket limiter with bounded memory, for
 // brute-force protection (registrations per client address), and the
-// FailureGuard for failed password checks (failures.go).
+// FailureGuard for failed password checks (failures.go). Both keep their
+// buckets in memory (one engine) or, in cluster mode, in the database
+// (shared.go: the limits then hold across replicas).
 package ratelimit
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -20,6 +23,8 @@ type Limiter struct {
 
 	mu sync.Mutex
 	bs *buckets
+
+	shared *sharedBuckets // nil: in memory (shared.go)
 }
 
 // New returns a Limiter allowing limit events per second with burst per key.
@@ -28,19 +33,33 @@ func New(limit rate.Limit, burst, maxKeys int) *Limiter {
 }
 
 // Allow takes one event for key. When refused, retryAfter is how long until
-// the next event would be allowed (at least one second).
-func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+// the next event would be allowed (at least one second). err is the
+// database's (shared buckets only): nothing was taken.
+func (l *Limiter) Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error) {
 	if l.limit == rate.Inf {
-		return true, 0
+		return true, 0, nil
+	}
+	if l.shared != nil {
+		rates := func(kind) (rate.Limit, float64) { return l.limit, l.burst }
+		err = l.shared.update(ctx, l.now, rates, []bucketRef{{key: key}}, func(v view, _ time.Time) {
+			b, _ := v.get(0, key)
+			if ok = b.tokens >= 1; ok {
+				b.tokens--
+				retryAfter = 0
+			} else {
+				retryAfter = b.waitFor(1, l.limit)
+			}
+		})
+		return ok && err == nil, retryAfter, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.bs.get(key, l.now(), l.limit, l.burst)
 	if b.tokens >= 1 {
 		b.tokens--
-		return true, 0
+		return true, 0, nil
 	}
-	return false, b.waitFor(1, l.limit)
+	return false, b.waitFor(1, l.limit), nil
 }
 
 // Len is the number of keys held.

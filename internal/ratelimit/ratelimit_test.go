@@ -14,22 +14,22 @@ func TestBurstRefusalAndRefill(t *testing.T) {
 	l := New(rate.Every(10*time.Second), 3, 10)
 	l.now = func() time.Time { return now }
 	for i := range 3 {
-		if ok, _ := l.Allow("u"); !ok {
+		if ok, _, _ := l.Allow(ctx, "u"); !ok {
 			t.Fatalf("attempt %d refused within the burst", i)
 		}
 	}
-	ok, wait := l.Allow("u")
+	ok, wait, _ := l.Allow(ctx, "u")
 	if ok || wait < 9*time.Second || wait > 10*time.Second {
 		t.Fatalf("over the burst: ok=%v wait=%v", ok, wait)
 	}
-	if ok, _ := l.Allow("other"); !ok {
+	if ok, _, _ := l.Allow(ctx, "other"); !ok {
 		t.Fatal("keys are not independent")
 	}
 	now = now.Add(10 * time.Second)
-	if ok, _ := l.Allow("u"); !ok {
+	if ok, _, _ := l.Allow(ctx, "u"); !ok {
 		t.Fatal("no refill after the interval")
 	}
-	if ok, _ := l.Allow("u"); ok {
+	if ok, _, _ := l.Allow(ctx, "u"); ok {
 		t.Fatal("refilled more than one token")
 	}
 }
@@ -37,7 +37,7 @@ func TestBurstRefusalAndRefill(t *testing.T) {
 func TestMemoryIsBounded(t *testing.T) {
 	l := New(1, 1, 50)
 	for i := range 1000 {
-		l.Allow(fmt.Sprint(i))
+		l.Allow(ctx, fmt.Sprint(i))
 	}
 	if l.Len() != 50 {
 		t.Fatalf("%d keys held, want 50", l.Len())
@@ -54,12 +54,12 @@ func TestConcurrentUse(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				if ok, _ := l.Allow("shared"); ok {
+				if ok, _, _ := l.Allow(ctx, "shared"); ok {
 					mu.Lock()
 					allowed++
 					mu.Unlock()
 				}
-				l.Allow(fmt.Sprint(g))
+				l.Allow(ctx, fmt.Sprint(g))
 			}
 		}()
 	}

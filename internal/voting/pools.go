@@ -11,6 +11,7 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/lease"
 )
 
 // Pools (spec §9, §11). A pool opens when a held command first runs: its
@@ -29,6 +30,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// CheckEvery is how often overdue pools are looked for; default 200 ms.
 	CheckEvery time.Duration
+	// Deadlines, if set, is the lease under which overdue pools are
+	// resolved: by one replica at a time (nil: always here).
+	Deadlines *lease.Lease
 }
 
 // Start listens for answers and hellos, resends the ballots of open pools
@@ -216,7 +220,7 @@ func (s *Service) expiryLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.expire(context.Background())
+			s.deadlines.Do(func() { s.expire(context.Background()) })
 			if time.Since(last) >= time.Second {
 				last = time.Now()
 				if err := s.reloadGuarded(context.Background()); err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/lease"
 )
 
 // Command types handled by this package.
@@ -59,6 +60,7 @@ type Service struct {
 	engineKey  *ecdh.PrivateKey
 	log        *slog.Logger
 	checkEvery time.Duration
+	deadlines  *lease.Lease
 
 	unsubscribe []func() // Start's subscriptions
 	stop        chan struct{}
@@ -75,7 +77,7 @@ func New(store privicore.Store, cmds *command.Processor, gate *Gate, cfg Config)
 		cfg.CheckEvery = 200 * time.Millisecond
 	}
 	s := &Service{store: store, cmds: cmds, gate: gate, now: func() time.Time { return time.Now().UTC() },
-		wire: cfg.Wire, engineKey: cfg.EngineKey, log: cfg.Logger, checkEvery: cfg.CheckEvery, stop: make(chan struct{})}
+		wire: cfg.Wire, engineKey: cfg.EngineKey, log: cfg.Logger, checkEvery: cfg.CheckEvery, deadlines: cfg.Deadlines, stop: make(chan struct{})}
 	gate.svc = s
 	cmds.Handle(CmdChangeStrategy, s.handleChangeStrategy)
 	cmds.Handle(CmdRegisterConfiguration, s.handleRegisterConfiguration)
