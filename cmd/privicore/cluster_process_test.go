@@ -194,14 +194,17 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 	})
 
 	// Stored through replica 1 (socket on 2), read through 3 (socket on 1).
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a guard against a hang
+	defer cancel()
 	key := client.NewDataKey()
 	value := []byte("one vault, three replicas")
 	dtk, err := c.session(0, 1, nil).Store(ctx, key, value, client.FileMeta{FileName: "v", Extension: "txt", Size: int64(len(value)), Path: "/"})
 	if err != nil {
 		t.Fatalf("store through replica 1: %v\n%s", err, c.replicas[0].output())
 	}
-	got, err := c.session(2, 0, nil).Retrieve(ctx, key, dtk)
+	rctx, rcancel := context.WithTimeout(ctx, time.Minute)
+	defer rcancel()
+	got, err := c.session(2, 0, nil).Retrieve(rctx, key, dtk)
 	if err != nil || !bytes.Equal(got, value) {
 		t.Fatalf("read through replica 3: %q, %v", got, err)
 	}
@@ -282,7 +285,9 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 		wk.mu.Lock()
 		for tok, v := range wk.stored {
 			tokens++
-			got, err := reader.Retrieve(ctx, key, tok)
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			got, err := reader.Retrieve(rctx, key, tok)
+			cancel()
 			if err != nil || !bytes.Equal(got, v) {
 				t.Fatalf("token %s through replica 2: %v (%d bytes, want %d)", tok, err, len(got), len(v))
 			}
