@@ -230,7 +230,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr})
 	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
-	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate})
+	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate,
+		Replica: cfg.ReplicaID, Shared: e.Shared()})
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
 		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, Logger: cfg.Logger}, device.NewAuthenticator(store))
 	if err != nil {
