@@ -109,6 +109,17 @@ type Command struct {
 	Actor     string          // who submitted it: "application <id>" or "token <hash prefix>"; "" if unknown
 	CreatedAt time.Time       //
 	UpdatedAt time.Time       //
+	// Key is the ordering key: pending commands with one key run one at a
+	// time, in the order they were accepted (held ones aside).
+	Key string
+	// Held is set while a vote holds the pending command (it then holds
+	// back no later command of its key).
+	Held bool
+	// Origin is the replica that holds the command's in-memory input (a
+	// Task's), "" if none; the other replicas leave the command to it
+	// until OriginUntil, which it renews while it runs.
+	Origin      string
+	OriginUntil time.Time
 }
 
 // ProfileStore persists profiles.
@@ -147,9 +158,12 @@ type TokenStore interface {
 	RevokeTokenFamily(ctx context.Context, family string, at time.Time) ([]string, error)
 }
 
-// CommandStore persists commands.
+// CommandStore persists commands. A pending command is executed by the
+// replica that leases it (ClaimCommands): one at a time, and, per ordering
+// key, in acceptance order.
 type CommandStore interface {
-	// CreateCommand inserts c (status pending).
+	// CreateCommand inserts c. A pending c is accepted after every command
+	// of its Key created before it.
 	CreateCommand(ctx context.Context, c *Command) error
 	// FindCommand returns the command or ENOTFOUND. It reads by id alone:
 	// for a command id presented as a capability (a status read without a
@@ -159,14 +173,45 @@ type CommandStore interface {
 	// FindProfileCommand returns profileID's command id, or ENOTFOUND (also
 	// when the command is another profile's).
 	FindProfileCommand(ctx context.Context, profileID, id string) (*Command, error)
-	// FinishCommand moves a pending command to status with body. It returns
-	// ECONFLICT if the command is no longer pending (it already finished), so
-	// a command takes effect at most once.
-	FinishCommand(ctx context.Context, id string, status CommandStatus, body string, at time.Time) error
-	// MarkCommandAttempt records one failed attempt of a pending command.
-	MarkCommandAttempt(ctx context.Context, id string, at time.Time) error
+	// FinishCommand moves a pending command leased to owner to status with
+	// body. It returns ECONFLICT if the command is no longer pending (it
+	// already finished) or is leased to another replica (this one's lease
+	// expired), so a command takes effect at most once.
+	FinishCommand(ctx context.Context, id, owner string, status CommandStatus, body string, at time.Time) error
+	// MarkCommandAttempt records one failed attempt of a pending command
+	// leased to owner and ends the lease; no replica claims it before
+	// retryAt (its key waits meanwhile).
+	MarkCommandAttempt(ctx context.Context, id, owner string, at, retryAt time.Time) error
 	// PendingCommands lists pending commands, oldest first.
 	PendingCommands(ctx context.Context, limit int) ([]*Command, error)
+	// ClaimCommands leases up to limit pending commands to owner until
+	// until and returns them: commands not held, not leased (or whose lease
+	// expired before now), not left to another replica (Origin), and with
+	// no earlier pending command of their key, nor one leased, that is not
+	// held. Claiming is atomic across replicas. busy reports that a
+	// claimable command was passed over because another transaction was
+	// deciding its key: claim again soon.
+	ClaimCommands(ctx context.Context, owner string, now, until time.Time, limit int) (cmds []*Command, busy bool, err error)
+	// RenewCommandLeases extends to until the leases owner holds and the
+	// commands it is the Origin of.
+	RenewCommandLeases(ctx context.Context, owner string, until time.Time) error
+	// HoldCommand marks a pending command leased to owner held (a vote
+	// holds it) and ends the lease, and reports whether it did: if
+	// ResumeCommand came meanwhile, the command is left claimable instead.
+	HoldCommand(ctx context.Context, id, owner string) (bool, error)
+	// ResumeCommand ends the hold of a pending command: it is accepted
+	// again, after the commands of its key accepted so far. A command not
+	// yet held (its execution is deciding to hold it) is marked so that
+	// HoldCommand leaves it claimable.
+	ResumeCommand(ctx context.Context, id string) error
+	// CommandKeyFree, in a write, reports whether no pending command of
+	// key is unheld; on PostgreSQL it first takes key's lock for the rest
+	// of the transaction (false, without waiting, if another has it), so
+	// that no command of key is claimed until this write commits.
+	CommandKeyFree(ctx context.Context, key string) (bool, error)
+	// ResetCommandLeases ends every lease and Origin reservation (a single
+	// engine starting: no other replica holds any).
+	ResetCommandLeases(ctx context.Context) error
 	// PruneCommands deletes up to limit finished (succeeded or rejected)
 	// commands created before before and returns how many it deleted. The
 	// succeeded ones are first folded into the per-day counts that

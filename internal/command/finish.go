@@ -12,21 +12,43 @@ import (
 var errRequeue = errors.New("command: take the queued path")
 
 // errAlreadyFinished rolls back an Apply whose command another execution
-// finished first.
+// finished first (or whose lease passed to another replica).
 var errAlreadyFinished = errors.New("command already finished")
+
+// errKeyBusy rolls back an inline command's write in cluster mode when a
+// pending command of its key exists (or another transaction is deciding
+// the key): it takes the queued path, behind it.
+var errKeyBusy = errors.New("command: a pending command of the key exists")
+
+// keyFree checks, in a fresh command's write, that it may commit ahead of
+// the queue: in cluster mode, that no pending command of its key exists
+// (CommandKeyFree; a key that is the command's id has none). A single
+// engine knew it before the inline attempt (claim).
+func (p *Processor) keyFree(ctx context.Context, q privicore.Queries, c *privicore.Command) error {
+	if !p.opts.Shared || c.Key == c.ID {
+		return nil
+	}
+	free, err := q.CommandKeyFree(ctx, c.Key)
+	if err == nil && !free {
+		err = errKeyBusy
+	}
+	return err
+}
 
 // finish is the one way a command ends, whether it runs inline (fresh: not
 // in the store yet) or queued (its pending record is there).
 //
 // herr is a failure before Apply (of the gate, Prepare, or too many
 // attempts). Without one, finish runs Apply and records the outcome in the
-// same write: succeeded, with Apply's changes. When Apply rejects, those
+// same write: succeeded, with Apply's changes (a fresh command in cluster
+// mode first makes sure no pending command of its key exists: if one does,
+// it takes the queued path, errRequeue). When Apply rejects, those
 // roll back, and the rejection is recorded instead, in a write with
 // Compensate's changes for what Prepare did (prepared); a rejection given
 // as herr is recorded the same way, with nothing to compensate. A fresh
 // command is created with its outcome; a queued one is finished only if it
-// is still pending (another execution may have got there first: then
-// nothing changes). A recorded outcome is published, and a success's After
+// is still pending and leased to this replica (another execution may have
+// got there first, after this one's lease expired: then nothing changes). A recorded outcome is published, and a success's After
 // runs; the command's input is forgotten.
 //
 // A transient failure (a non-rejection from the handler, or the store's on
@@ -42,6 +64,11 @@ func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, p
 		var res Result
 		var aerr error
 		err := p.store.Write(ctx, func(q privicore.Queries) error {
+			if fresh {
+				if err := p.keyFree(ctx, q, c); err != nil {
+					return err
+				}
+			}
 			if res, aerr = h.apply(ctx, q, c, prepared); aerr != nil {
 				return aerr
 			}
@@ -55,12 +82,14 @@ func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, p
 			if fresh {
 				c.Status, c.Body = privicore.CommandSucceeded, res.Body
 			}
-			p.dropInput(c.ID)
+			p.forget(c.ID)
 			p.announce(c, privicore.CommandSucceeded, res)
 			return nil
 		case errors.Is(err, errAlreadyFinished):
-			p.dropInput(c.ID)
+			p.forget(c.ID)
 			return nil
+		case errors.Is(err, errKeyBusy):
+			return errRequeue
 		case aerr != nil && isRejection(aerr):
 			herr = aerr
 		case fresh && aerr != nil:
@@ -81,12 +110,19 @@ func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, p
 	}
 	reason := reasonOf(herr)
 	err := p.store.Write(ctx, func(q privicore.Queries) error {
+		if fresh {
+			if err := p.keyFree(ctx, q, c); err != nil {
+				return err
+			}
+		}
 		if err := h.compensateIn(ctx, q, c, prepared); err != nil {
 			return err
 		}
 		return p.record(ctx, q, c, privicore.CommandRejected, reason, fresh)
 	})
 	switch {
+	case errors.Is(err, errKeyBusy):
+		return errRequeue
 	case err != nil && fresh:
 		return err
 	case err != nil:
@@ -98,7 +134,7 @@ func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, p
 	if fresh {
 		c.Status, c.Body = privicore.CommandRejected, reason
 	}
-	p.dropInput(c.ID)
+	p.forget(c.ID)
 	p.announce(c, privicore.CommandRejected, Result{Body: reason})
 	return nil
 }
@@ -112,11 +148,17 @@ func (p *Processor) record(ctx context.Context, q privicore.Queries, c *privicor
 		done.Status, done.Body = status, body
 		return q.CreateCommand(ctx, &done)
 	}
-	err := q.FinishCommand(ctx, c.ID, status, body, p.now())
+	err := q.FinishCommand(ctx, c.ID, p.opts.Replica, status, body, p.now())
 	if privicore.ErrorCode(err) == privicore.ECONFLICT {
 		return errAlreadyFinished
 	}
 	return err
+}
+
+// forget drops what this process kept about command id: it finished.
+func (p *Processor) forget(id string) {
+	p.dropInput(id)
+	p.untrack(id)
 }
 
 // announce publishes c's recorded outcome and runs res.After (a success's).

@@ -76,10 +76,25 @@ type Event struct {
 
 // Options configures a Processor.
 type Options struct {
-	Workers     int           // concurrent executions; default 64
-	QueueSize   int           // per-worker queue; default 1024
-	MaxAttempts int           // transient failures before rejection; default 5
-	Sweep       time.Duration // how often pending commands are re-read from the store; default 2s
+	Workers     int // concurrent executions; default 64
+	MaxAttempts int // transient failures before rejection; default 5
+	// Sweep is how often the store is asked for claimable commands besides
+	// when this processor submits or finishes one (commands accepted by
+	// other replicas, expired leases), and how long a transient failure
+	// waits before its retry; default 2s.
+	Sweep time.Duration
+	// Replica names this processor among those sharing the store: the
+	// owner of its leases; default a random id.
+	Replica string
+	// Lease is how long a claimed command is this replica's without a
+	// renewal (renewed every third of it while it runs): a replica that
+	// dies mid-command has it resumed by another that much later; default
+	// 15s.
+	Lease time.Duration
+	// Shared says other replicas may run on the store (cluster mode): an
+	// inline command then asks the store, in its write, that no pending
+	// command of its key exists; a single engine knows them all in memory.
+	Shared bool
 	// Retention is how long finished commands are kept (their status can
 	// be polled, ballots show them); older ones are pruned, their counts
 	// kept for the statistics. 0 keeps them forever.
@@ -96,9 +111,10 @@ type Options struct {
 	Gate Gate
 }
 
-// Processor runs commands: Submit records them (submit.go), workers
-// execute them in order of their keys (queue.go), finish ends each one
-// (finish.go), and a sweeper brings back what is pending (sweep.go).
+// Processor runs commands: Submit records them (submit.go), a dispatcher
+// claims them from the store, lease by lease, in order of their keys, and
+// executes them (queue.go), finish ends each one (finish.go); Start and
+// Stop are in sweep.go.
 type Processor struct {
 	store    privicore.Store
 	pub      Publisher
@@ -115,14 +131,14 @@ type Processor struct {
 	holdMu sync.Mutex
 	held   map[string]*Hold // commands whose 202 has not left yet, by id (hold.go)
 
-	mu       sync.Mutex
-	inflight map[string]bool
-	keys     map[string]int            // ordering key → commands queued or running
-	queues   []chan *privicore.Command // ordered commands, by key
-	free     chan *privicore.Command   // unordered commands: any idle worker takes one
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	started  bool
+	mu      sync.Mutex
+	keys    map[string]int    // ordering key → inline executions, and (single engine) pending commands (track)
+	pending map[string]string // tracked pending command id → its key (single engine)
+	running int               // claimed commands executing
+	kick    chan struct{}     // wakes the dispatcher
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	started bool
 }
 
 // New returns a Processor over store that publishes outcomes through pub.
@@ -130,14 +146,17 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 	if opts.Workers <= 0 {
 		opts.Workers = 64
 	}
-	if opts.QueueSize <= 0 {
-		opts.QueueSize = 1024
-	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 5
 	}
 	if opts.Sweep <= 0 {
 		opts.Sweep = 2 * time.Second
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 15 * time.Second
+	}
+	if opts.Replica == "" {
+		opts.Replica = "replica-" + NewID()
 	}
 	if opts.PruneEvery <= 0 {
 		opts.PruneEvery = time.Hour
@@ -146,11 +165,7 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, gate: opts.Gate, handlers: map[string]steps{}, events: map[string]func(*privicore.Command) string{}, inputs: map[string]any{}, held: map[string]*Hold{},
-		now: func() time.Time { return time.Now().UTC() }, inflight: map[string]bool{}, keys: map[string]int{}, stop: make(chan struct{})}
-	for range opts.Workers {
-		p.queues = append(p.queues, make(chan *privicore.Command, opts.QueueSize))
-	}
-	p.free = make(chan *privicore.Command, opts.QueueSize*opts.Workers)
+		now: func() time.Time { return time.Now().UTC() }, keys: map[string]int{}, pending: map[string]string{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	return p
 }
 
@@ -219,13 +234,21 @@ func (p *Processor) gated(ctx context.Context, c *privicore.Command) (string, bo
 	return ev, ev != "" && p.gate.Gated(ctx, c, ev)
 }
 
-// Resume queues a held command again (its gate decided).
+// Resume ends the hold of a command (its gate decided): it is accepted
+// again, after the commands of its key accepted so far, and whichever
+// replica claims it first runs it, once. If the execution that is holding
+// it has not recorded the hold yet, it leaves the command claimable.
 func (p *Processor) Resume(ctx context.Context, id string) {
-	c, err := p.store.FindCommand(ctx, id)
-	if err != nil || c.Status != privicore.CommandPending {
+	if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.ResumeCommand(ctx, id) }); err != nil {
+		p.log.Warn("resuming a held command failed", "command", id, "err", err)
 		return
 	}
-	p.enqueue(c)
+	if !p.opts.Shared {
+		if c, err := p.store.FindCommand(ctx, id); err == nil && c.Status == privicore.CommandPending {
+			p.track(c.ID, c.Key)
+		}
+	}
+	p.wake()
 }
 
 // Status returns command id as seen by callerProfileID: "" means the caller

@@ -25,9 +25,10 @@ func (p *Processor) SubmitWithID(ctx context.Context, id, profileID, typ string,
 // submit is Submit with the command's in-memory input in, if has (Task).
 // The command runs inline when it can: unless a vote may hold it (its pool
 // needs the command's record first), its type's Prepare may run inline,
-// and nothing with its ordering key is queued or running. Otherwise, or
-// when the inline attempt fails for a transient reason, it is recorded
-// pending and queued.
+// and nothing with its ordering key is pending or running inline (in
+// cluster mode the inline write makes sure of the former: finish).
+// Otherwise, or when the inline attempt fails for a transient reason, it
+// is recorded pending, for the dispatcher of whichever replica claims it.
 func (p *Processor) submit(ctx context.Context, id, profileID, typ string, payload, in any, has bool) (c *privicore.Command, err error) {
 	h, ok := p.handlers[typ]
 	if !ok {
@@ -48,20 +49,26 @@ func (p *Processor) submit(ctx context.Context, id, profileID, typ string, paylo
 	now := p.now()
 	c = &privicore.Command{ID: id, ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandPending, CreatedAt: now, UpdatedAt: now,
 		Actor: actorOf(ctx)}
+	c.Key = p.keyOf(c)
 	p.hold(ctx, c.ID)
 	if _, gated := p.gated(ctx, c); !gated && (h.prepare == nil || h.prepareInline) {
-		if key := p.keyOf(c); p.claim(key) {
+		if p.claim(c.Key) {
 			done, err := p.inline(ctx, c, h, in, has)
-			p.release(key)
+			p.release(c.Key)
 			if done || err != nil {
 				return c, err
 			}
 		}
 	}
+	if has {
+		c.Origin, c.OriginUntil = p.opts.Replica, p.now().Add(p.opts.Lease)
+	}
+	p.track(c.ID, c.Key) // before it is durable: no inline command of its key overtakes it
 	if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.CreateCommand(ctx, c) }); err != nil {
+		p.untrack(c.ID)
 		return nil, err
 	}
-	p.enqueue(c)
+	p.wake()
 	return c, nil
 }
 
@@ -107,6 +114,7 @@ func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any,
 	now := p.now()
 	c := &privicore.Command{ID: NewID(), ProfileID: profileID, Type: typ, Payload: raw, Status: privicore.CommandSucceeded, CreatedAt: now, UpdatedAt: now,
 		Actor: actorOf(ctx)}
+	c.Key = p.keyOf(c)
 	if _, handled := p.handlers[typ]; handled {
 		if _, gated := p.gated(ctx, c); gated {
 			return p.SubmitWithID(ctx, c.ID, profileID, typ, payload)

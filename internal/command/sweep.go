@@ -7,27 +7,51 @@ import (
 	"github.com/privicore/privicore"
 )
 
-// Start resumes pending commands and starts the workers and the sweeper.
+// Start resumes pending commands and starts the dispatcher and the lease
+// renewer. A single engine (not Options.Shared) first ends every lease
+// and Origin reservation in the store: they were its own, from before a
+// restart.
 func (p *Processor) Start(ctx context.Context) error {
+	if !p.opts.Shared {
+		if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.ResetCommandLeases(ctx) }); err != nil {
+			return err
+		}
+		if err := p.trackPending(ctx); err != nil {
+			return err
+		}
+	}
 	p.mu.Lock()
 	p.started = true
 	p.mu.Unlock()
-	for i := range p.queues {
-		p.wg.Add(2)
-		go p.worker(p.queues[i])
-		go p.worker(p.free)
-	}
-	p.wg.Add(1)
-	go p.sweeper()
+	p.wg.Add(2)
+	go p.dispatcher()
+	go p.renewer()
 	if p.opts.Retention > 0 {
 		p.wg.Add(1)
 		go p.pruner()
 	}
-	return p.sweep(ctx)
+	return nil
 }
 
-// Stop stops the workers after their current command. Queued commands stay
-// pending in the store and are resumed by the next Start.
+// trackPending counts the pending commands left in the store against
+// inline executions of their keys (track).
+func (p *Processor) trackPending(ctx context.Context) error {
+	const most = 100000
+	cmds, err := p.store.PendingCommands(ctx, most)
+	if err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		if !c.Held {
+			p.track(c.ID, c.Key)
+		}
+	}
+	return nil
+}
+
+// Stop stops the dispatcher, and waits for the running executions.
+// Pending commands stay in the store: another replica, or the next Start,
+// resumes them.
 func (p *Processor) Stop() {
 	p.mu.Lock()
 	if !p.started {
@@ -38,35 +62,6 @@ func (p *Processor) Stop() {
 	p.mu.Unlock()
 	close(p.stop)
 	p.wg.Wait()
-}
-
-// sweep queues every pending command not already queued.
-func (p *Processor) sweep(ctx context.Context) error {
-	const page = 1000
-	cmds, err := p.store.PendingCommands(ctx, page)
-	if err != nil {
-		return err
-	}
-	for _, c := range cmds {
-		p.enqueue(c)
-	}
-	return nil
-}
-
-func (p *Processor) sweeper() {
-	defer p.wg.Done()
-	t := time.NewTicker(p.opts.Sweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-t.C:
-			if err := p.sweep(context.Background()); err != nil {
-				p.log.Warn("command sweep failed", "err", err)
-			}
-		}
-	}
 }
 
 // pruneBatch is how many commands one write prunes: the writer is shared,

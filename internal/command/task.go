@@ -12,8 +12,10 @@ import (
 // In is the command's input that is not in its payload (e.g. a payload the
 // engine must not write to its database): Kind.Submit takes it with the
 // command, and Prepare receives it. It stays in this process's memory only
-// (never persisted): a Prepare that runs after a restart gets has false
-// and must then reject or read what it needs again. Out is what Prepare
+// (never persisted): the command's Origin, so that other replicas leave
+// the command to this one while it lives; a Prepare that runs after a
+// restart, or on another replica once this one is gone, gets has false and
+// must then reject or read what it needs again. Out is what Prepare
 // did, handed to Apply and, on a rejection after it, to Compensate.
 type Task[In, Out any] struct {
 	// Key names what the command must be ordered with: commands with the
@@ -104,4 +106,12 @@ func (p *Processor) dropInput(id string) {
 	p.inputMu.Lock()
 	delete(p.inputs, id)
 	p.inputMu.Unlock()
+}
+
+// hasInputs reports whether this process holds the input of any command
+// (whose Origin reservation it must then renew).
+func (p *Processor) hasInputs() bool {
+	p.inputMu.Lock()
+	defer p.inputMu.Unlock()
+	return len(p.inputs) > 0
 }

@@ -257,7 +257,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr, Relay: relay})
 	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate,
-		PruneLease: e.Jobs.Lease(LeaseCommandPrune)})
+		PruneLease: e.Jobs.Lease(LeaseCommandPrune), Replica: cfg.ReplicaID, Shared: e.Shared()})
 	e.Devices = device.New(store, e.Commands, e.Bus, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,

@@ -8,20 +8,23 @@ import (
 )
 
 // commandCols are the columns scanCommand reads, in its order.
-const commandCols = `id, profile_id, type, payload, status, body, attempts, created_at, updated_at, actor`
+const commandCols = `id, profile_id, type, payload, status, body, attempts, created_at, updated_at, actor, order_key, held, origin, origin_until`
 
 func scanCommand(row interface{ Scan(...any) error }) (*privicore.Command, error) {
 	var c privicore.Command
 	var payload string
-	var created, updated int64
-	if err := row.Scan(&c.ID, &c.ProfileID, &c.Type, &payload, &c.Status, &c.Body, &c.Attempts, &created, &updated, &c.Actor); err != nil {
+	var created, updated, originUntil int64
+	var held int
+	if err := row.Scan(&c.ID, &c.ProfileID, &c.Type, &payload, &c.Status, &c.Body, &c.Attempts, &created, &updated, &c.Actor,
+		&c.Key, &held, &c.Origin, &originUntil); err != nil {
 		if isNoRows(err) {
 			return nil, notFound("command")
 		}
 		return nil, dbErr(err)
 	}
 	c.Payload = []byte(payload)
-	c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
+	c.CreatedAt, c.UpdatedAt, c.OriginUntil = fromNanos(created), fromNanos(updated), fromNanos(originUntil)
+	c.Held = held == heldByVote
 	return &c, nil
 }
 
@@ -31,8 +34,13 @@ func (q queries) CreateCommand(ctx context.Context, c *privicore.Command) error 
 	if payload == "" {
 		payload = "{}"
 	}
-	_, err := q.exec(ctx, `INSERT INTO commands (`+commandCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.ProfileID, c.Type, payload, int(c.Status), c.Body, c.Attempts, nanos(c.CreatedAt), nanos(c.UpdatedAt), c.Actor)
+	held := 0
+	if c.Held {
+		held = heldByVote
+	}
+	_, err := q.exec(ctx, `INSERT INTO commands (`+commandCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.ProfileID, c.Type, payload, int(c.Status), c.Body, c.Attempts, nanos(c.CreatedAt), nanos(c.UpdatedAt), c.Actor,
+		c.Key, held, c.Origin, nanos(c.OriginUntil))
 	if isUniqueViolation(err) {
 		return privicore.Errorf(privicore.ECONFLICT, "command %s exists", c.ID)
 	}
@@ -50,11 +58,11 @@ func (q queries) FindProfileCommand(ctx context.Context, profileID, id string) (
 }
 
 // FinishCommand implements privicore.CommandStore.
-func (q queries) FinishCommand(ctx context.Context, id string, status privicore.CommandStatus, body string, at time.Time) error {
-	n, err := affected(q.exec(ctx, `UPDATE commands SET status = ?, body = ?, updated_at = ? WHERE id = ? AND status = ?`,
-		int(status), body, nanos(at), id, int(privicore.CommandPending)))
+func (q queries) FinishCommand(ctx context.Context, id, owner string, status privicore.CommandStatus, body string, at time.Time) error {
+	n, err := affected(q.exec(ctx, `UPDATE commands SET status = ?, body = ?, updated_at = ?, lease_owner = '', lease_until = 0 WHERE id = ? AND status = ? AND lease_owner = ?`,
+		int(status), body, nanos(at), id, int(privicore.CommandPending), owner))
 	if err == nil && n == 0 {
-		return privicore.Errorf(privicore.ECONFLICT, "command %s is not pending", id)
+		return privicore.Errorf(privicore.ECONFLICT, "command %s is not pending or not leased to %q", id, owner)
 	}
 	return err
 }
@@ -90,9 +98,9 @@ func (q queries) PruneCommands(ctx context.Context, before time.Time, limit int)
 }
 
 // MarkCommandAttempt implements privicore.CommandStore.
-func (q queries) MarkCommandAttempt(ctx context.Context, id string, at time.Time) error {
-	_, err := q.exec(ctx, `UPDATE commands SET attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = ?`,
-		nanos(at), id, int(privicore.CommandPending))
+func (q queries) MarkCommandAttempt(ctx context.Context, id, owner string, at, retryAt time.Time) error {
+	_, err := q.exec(ctx, `UPDATE commands SET attempts = attempts + 1, updated_at = ?, lease_owner = '', lease_until = ? WHERE id = ? AND status = ? AND lease_owner = ?`,
+		nanos(at), nanos(retryAt), id, int(privicore.CommandPending), owner)
 	return dbErr(err)
 }
 

@@ -188,7 +188,7 @@ func (d *DB) migrate(ctx context.Context) error {
 			return err
 		}
 		for _, stmt := range strings.Split(stripComments(string(body)), ";") {
-			if strings.TrimSpace(stmt) == "" {
+			if strings.TrimSpace(stmt) == "" || !d.dialect.reads(stmt) {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
@@ -205,6 +205,19 @@ func (d *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// reads reports whether a migration statement is for dialect d: one that
+// starts with /*postgres*/ or /*sqlite*/ is for that dialect only.
+func (d dialect) reads(stmt string) bool {
+	stmt = strings.TrimSpace(stmt)
+	switch {
+	case strings.HasPrefix(stmt, "/*postgres*/"):
+		return d == postgres
+	case strings.HasPrefix(stmt, "/*sqlite*/"):
+		return d == sqlite
+	}
+	return true
 }
 
 func stripComments(s string) string {
