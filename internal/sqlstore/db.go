@@ -48,7 +48,7 @@ type DB struct {
 	db      *sql.DB
 	dialect dialect
 	cache   *stmtCache
-	tokens  *tokenCache
+	tokens  *tokenCache // nil on PostgreSQL (shared by replicas)
 	queries // reads outside a transaction
 
 	writes   chan *writeReq
@@ -93,7 +93,12 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		d.db.SetMaxIdleConns(8)
 	}
 	d.cache = &stmtCache{db: d.db, m: map[string]*sql.Stmt{}}
-	d.tokens = newTokenCache()
+	if d.dialect == sqlite {
+		// PostgreSQL may be shared by replicas, whose writes this cache
+		// would never hear of: there every read goes to the database
+		// (tokenCache).
+		d.tokens = newTokenCache()
+	}
 	d.queries = queries{q: d.db, d: d.dialect, cache: d.cache, tokens: d.tokens}
 	if err := d.db.PingContext(ctx); err != nil {
 		d.db.Close()
