@@ -49,7 +49,7 @@ type DB struct {
 	dialect dialect
 	cache   *stmtCache
 	tokens  *tokenCache // nil on PostgreSQL (shared by replicas)
-	queries // reads outside a transaction
+	queries             // reads outside a transaction
 
 	writes   chan *writeReq
 	stop     chan struct{}
