@@ -230,6 +230,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr})
 	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
+	if e.Shared() {
+		gate = voting.NewSharedGate(store) // another replica's policy activation is read, not told
+	}
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate})
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
 		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, Logger: cfg.Logger}, device.NewAuthenticator(store))
@@ -241,9 +244,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Devices = device.New(store, e.Commands, e.Bus, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
-		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams}, e.Devices, e.Hub.CloseToken)
+		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams, Shared: e.Shared()}, e.Devices, e.Hub.CloseToken)
 	sealer := layer2.New(secrets.Master)
-	e.Storage = fanout.New(store, e.Bus, e.Devices, layer2.NewValidator(sealer, store), cfg.Logger)
+	var deviceChanges fanout.DeviceChanges = e.Devices // nil when shared: no device-list cache (docs/decisions.md)
+	if e.Shared() {
+		deviceChanges = nil
+	}
+	e.Storage = fanout.New(store, e.Bus, deviceChanges, layer2.NewValidator(sealer, store), cfg.Logger)
 	e.Storage.Handle(e.Commands)
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: e.publicURL, Logger: cfg.Logger})
 

@@ -63,6 +63,11 @@ type Config struct {
 	// password.DefaultParams (tests lower them).
 	PasswordParams password.Params
 	Logger         *slog.Logger
+	// Shared is set when other replicas share the store (cluster mode):
+	// their revocations and profile changes are never heard of here, so
+	// tokens are then resolved from the store at every request, without
+	// the auth cache (authcache.go).
+	Shared bool
 }
 
 // Service implements the profile rules.
@@ -101,7 +106,7 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, devices Dev
 			User: cfg.UserFailures, Addr: cfg.AddrFailures}, limiterKeys),
 		registers: ratelimit.NewQuota(cfg.RegisterPerAddr, limiterKeys),
 		hasher:    password.NewHasher(cfg.HashConcurrency, cfg.PasswordParams),
-		auths:     newAuthCache(),
+		auths:     newAuthCache(cfg.Shared),
 		now:       func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)
 	cmds.Handle(CmdChangePassword, s.handleChangePassword)
