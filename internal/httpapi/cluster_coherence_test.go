@@ -45,26 +45,34 @@ func (h *coherence) storage(name string) string {
 	return id
 }
 
-// TestReplicaReadsAnUpdateAtOnce: after update-data (a new payload) and
-// update-data-token (its context and file name) are acknowledged on A, a
-// retrieval on B returns the new payload and the new context, and B lists
-// the new file name.
-func TestReplicaReadsAnUpdateAtOnce(t *testing.T) {
-	h := newCoherence(t, "update")
+// TestReplicaReadsADataUpdateAtOnce: after update-data (a new payload) is
+// acknowledged on A, a retrieval on B returns the new payload.
+func TestReplicaReadsADataUpdateAtOnce(t *testing.T) {
+	h := newCoherence(t, "update-data")
 	old, _ := ciphertext(t, 64)
-	dtk := h.a.store(h.u, "before", old)
-	if got, ev := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, old) || ev["data_context"] != "before" {
-		t.Fatalf("B's first read: %d bytes, event %v", len(got), ev)
+	dtk := h.a.store(h.u, "ctx", old)
+	if got, _ := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, old) {
+		t.Fatal("B's first read")
 	}
-
 	fresh, _ := ciphertext(t, 80)
 	h.a.succeed(accepted(t, h.a.postJSON("/data-token/update-data", h.u.Token, map[string]any{"dataToken": dtk, "data": base64.StdEncoding.EncodeToString(fresh)})))
 	if got, ev := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, fresh) {
 		t.Fatalf("after update-data on A, B reads %d bytes (want the new %d), event %v", len(got), len(fresh), ev)
 	}
+}
 
+// TestReplicaReadsAMetaUpdateAtOnce: after update-data-token (the token's
+// context and file name) is acknowledged on A, a retrieval on B carries
+// the new context, and B lists the new file name.
+func TestReplicaReadsAMetaUpdateAtOnce(t *testing.T) {
+	h := newCoherence(t, "update-meta")
+	wire, _ := ciphertext(t, 64)
+	dtk := h.a.store(h.u, "before", wire)
+	if got, ev := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, wire) || ev["data_context"] != "before" {
+		t.Fatalf("B's first read: %d bytes, event %v", len(got), ev)
+	}
 	h.a.succeed(accepted(t, h.a.postForm("/data-token/update-data-token", h.u.Token, url.Values{"token": {dtk}, "context": {"after"}, "fileName": {"renamed"}})))
-	if got, ev := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, fresh) || ev["data_context"] != "after" {
+	if got, ev := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, wire) || ev["data_context"] != "after" {
 		t.Fatalf("after update-data-token on A, B reads %d bytes with context %v (want %q)", len(got), ev["data_context"], "after")
 	}
 	r := h.b.get("/data-token/list-data-tokens?filters%5Bmeta.file.fileName%5D=renamed", h.u.Token)
