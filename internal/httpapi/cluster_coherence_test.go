@@ -113,11 +113,11 @@ func TestReplicaRefusesARevokedTokenAtOnce(t *testing.T) {
 	expect(t, b.get("/profile/retrieve-profile-id", u.Token), 200) // the profile's other token still works
 }
 
-// TestReplicaGatesTheNextCommandAfterAnActivation: once a policy's
-// activation is acknowledged on A, the very next command it covers on B
+// TestReplicaGatesTheCommandAfterAnActivation: once a policy's
+// activation is acknowledged on A, the very first command it covers on B
 // waits for the vote (the only voter says no, so the delete is rejected
 // and the token stays readable); without the gate it would run at once.
-func TestReplicaGatesTheNextCommandAfterAnActivation(t *testing.T) {
+func TestReplicaGatesTheCommandAfterAnActivation(t *testing.T) {
 	h := newCoherence(t, "gate")
 	no := h.a.voter(h.u, "no", authenticator.No)
 	h.a.votingConfig(h.u, "deny", "unanimous", 0, no.ID)
