@@ -78,6 +78,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			return nil, err
 		}
 		d.db.SetMaxOpenConns(32)
+		// Keep them all open: database/sql keeps 2 idle by default, and a
+		// burst of reads beyond that closed the connections and opened new
+		// ones (a server process each) at every request.
+		d.db.SetMaxIdleConns(32)
 	} else {
 		path = strings.TrimPrefix(dsn, "sqlite://")
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
