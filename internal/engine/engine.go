@@ -256,15 +256,22 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr, Relay: relay})
 	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
+	if e.Shared() {
+		gate = voting.NewSharedGate(store) // another replica's policy activation is read, not told
+	}
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate,
 		PruneLease: e.Jobs.Lease(LeaseCommandPrune), Replica: cfg.ReplicaID, Shared: e.Shared()})
 	e.Devices = device.New(store, e.Commands, e.Bus, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
 		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams,
-		Counters: e.counters()}, e.Devices, e.Hub.CloseToken)
+		Counters: e.counters(), Shared: e.Shared()}, e.Devices, e.Hub.CloseToken)
 	sealer := layer2.New(secrets.Master)
-	e.Storage = fanout.New(store, e.Bus, e.Devices, layer2.NewValidator(sealer, store), cfg.Logger)
+	var deviceChanges fanout.DeviceChanges = e.Devices // nil when shared: no device-list cache (docs/decisions.md)
+	if e.Shared() {
+		deviceChanges = nil
+	}
+	e.Storage = fanout.New(store, e.Bus, deviceChanges, layer2.NewValidator(sealer, store), cfg.Logger)
 	e.Storage.Handle(e.Commands)
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: e.publicURL, Logger: cfg.Logger})
 

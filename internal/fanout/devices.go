@@ -10,8 +10,13 @@ import (
 // Devices returns the profile's storage devices.
 //
 // The list is cached per profile until a device change is committed
-// (DeviceChanges) or for deviceCacheTTL at most.
+// (DeviceChanges) or for deviceCacheTTL at most. Without DeviceChanges
+// (replicas sharing the store, which would not hear of each other's
+// changes) nothing is cached: every call reads the store.
 func (s *Service) Devices(ctx context.Context, profileID string) ([]*privicore.Device, error) {
+	if s.changes == nil {
+		return s.store.ListDevices(ctx, profileID, privicore.RoleStorage)
+	}
 	gen := s.changes.DeviceGeneration()
 	s.devMu.Lock()
 	e, ok := s.devCache[profileID]

@@ -77,8 +77,9 @@ type Service struct {
 }
 
 // New returns the service; Start runs its outbox delivery. changes says
-// when the devices' cached lists are stale; valid checks every copy read
-// from a device before it is served or copied.
+// when the devices' cached lists are stale; nil caches no list (for
+// replicas sharing the store: another's change is not told here). valid
+// checks every copy read from a device before it is served or copied.
 func New(store privicore.Store, b Bus, changes DeviceChanges, valid Validator, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

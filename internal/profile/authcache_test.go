@@ -21,7 +21,7 @@ func TestAuthCacheKeepsNothingReadBeforeADrop(t *testing.T) {
 		{"profile", func(c *authCache) { c.dropProfile("p1") }},
 		{"another token", func(c *authCache) { c.dropToken("t2") }},
 	} {
-		c := newAuthCache()
+		c := newAuthCache(false)
 		gen := c.generation() // the reader starts
 		drop.do(c)            // the revoke commits and drops
 		c.put("t1", a, now, gen)
@@ -29,7 +29,7 @@ func TestAuthCacheKeepsNothingReadBeforeADrop(t *testing.T) {
 			t.Errorf("after a %s drop during the read, the stale caller was cached", drop.name)
 		}
 	}
-	c := newAuthCache()
+	c := newAuthCache(false)
 	c.put("t1", a, now, c.generation())
 	if c.get("t1", now) != a {
 		t.Fatal("a read with no drop meanwhile was not cached")

@@ -68,6 +68,11 @@ type Config struct {
 	// (HashConcurrency) stays per replica: it bounds this machine's CPU.
 	Counters privicore.RateStore
 	Logger   *slog.Logger
+	// Shared is set when other replicas share the store (cluster mode):
+	// their revocations and profile changes are never heard of here, so
+	// tokens are then resolved from the store at every request, without
+	// the auth cache (authcache.go).
+	Shared bool
 }
 
 // Service implements the profile rules.
@@ -104,7 +109,7 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, devices Dev
 	s := &Service{store: store, cmds: cmds, cfg: cfg, devices: devices, onRevoke: onRevoke, log: cfg.Logger, tokens: NewTokens(store),
 		failures: cfg.failureGuard(), registers: cfg.registerLimiter(),
 		hasher: password.NewHasher(cfg.HashConcurrency, cfg.PasswordParams),
-		auths:  newAuthCache(),
+		auths:  newAuthCache(cfg.Shared),
 		now:    func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)
 	cmds.Handle(CmdChangePassword, s.handleChangePassword)

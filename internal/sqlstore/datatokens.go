@@ -154,6 +154,9 @@ func (q queries) current(id string) *tokenRow {
 			return nil // after a raw statement (DB.Exec) the cache is no guide
 		}
 	}
+	if q.tokens == nil {
+		return nil
+	}
 	r, _ := q.tokens.get(byID, id)
 	return r
 }
@@ -177,7 +180,8 @@ func (q queries) updateTokenRow(ctx context.Context, id string, change func(befo
 }
 
 // findToken returns the row whose key k is v: from the token cache outside
-// a write transaction, else (and on a miss) from the database.
+// a write transaction, else (and on a miss, or without a cache) from the
+// database.
 func (q queries) findToken(ctx context.Context, owner profileScope, k tokenKey, v string) (*privicore.DataToken, error) {
 	col := [tokenKeys]string{byID: "id", byTempToken: "temp_token", byToken: "token", byReservation: "reservation_id", byBlob: "blob_id"}[k]
 	read := func() (*tokenRow, error) {
@@ -186,7 +190,7 @@ func (q queries) findToken(ctx context.Context, owner profileScope, k tokenKey, 
 		}
 		return scanTokenRow(q.row(ctx, `SELECT `+dataTokenReadCols+` FROM data_tokens WHERE `+col+` = ? AND profile_id = ?`, v, owner.id))
 	}
-	if q.tx != nil {
+	if q.tx != nil || q.tokens == nil {
 		r, err := read()
 		if err != nil {
 			return nil, err

@@ -48,8 +48,8 @@ type DB struct {
 	db      *sql.DB
 	dialect dialect
 	cache   *stmtCache
-	tokens  *tokenCache
-	queries // reads outside a transaction
+	tokens  *tokenCache // nil on PostgreSQL (shared by replicas)
+	queries             // reads outside a transaction
 
 	writes   chan *writeReq
 	stop     chan struct{}
@@ -78,6 +78,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			return nil, err
 		}
 		d.db.SetMaxOpenConns(32)
+		// Keep them all open: database/sql keeps 2 idle by default, and a
+		// burst of reads beyond that closed the connections and opened new
+		// ones (a server process each) at every request.
+		d.db.SetMaxIdleConns(32)
 	} else {
 		path = strings.TrimPrefix(dsn, "sqlite://")
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -93,7 +97,12 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		d.db.SetMaxIdleConns(8)
 	}
 	d.cache = &stmtCache{db: d.db, m: map[string]*sql.Stmt{}}
-	d.tokens = newTokenCache()
+	if d.dialect == sqlite {
+		// PostgreSQL may be shared by replicas, whose writes this cache
+		// would never hear of: there every read goes to the database
+		// (tokenCache).
+		d.tokens = newTokenCache()
+	}
 	d.queries = queries{q: d.db, d: d.dialect, cache: d.cache, tokens: d.tokens}
 	if err := d.db.PingContext(ctx); err != nil {
 		d.db.Close()

@@ -98,8 +98,12 @@ func (r *tokenRow) bytes() int {
 // every commit empties each reading connection's page cache, so each read
 // fetched its pages again.
 //
-// The engine must be the only writer of its database (for PostgreSQL as
-// for SQLite; see README). Within it, every write of data_tokens goes
+// It exists on SQLite only, whose file one engine owns: it is then the
+// only writer, and the cache hears of every write. A PostgreSQL database
+// may be shared by replicas (cluster mode), whose writes this cache would
+// never hear of, so there DB has no token cache and every read goes to the
+// database (docs/decisions.md, "Caches in cluster mode"). Within the one
+// engine, every write of data_tokens goes
 // through DB.Write and this package's data token methods, which log the
 // rows they wrote in their transaction's tokenLog: an insert's row is what
 // it inserted; an update's is the row before it (as this transaction last

@@ -204,7 +204,7 @@ func (d *DB) txQueries(tx *sql.Tx) queries {
 // rows as written once committed, dropped if the commit failed (see
 // tokenCache).
 func (d *DB) commitTx(tx *sql.Tx, log *tokenLog) error {
-	if len(log.ids) == 0 {
+	if len(log.ids) == 0 || d.tokens == nil {
 		return tx.Commit()
 	}
 	// While the commit is under way, the rows it writes are read from the

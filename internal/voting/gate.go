@@ -16,23 +16,60 @@ import (
 // processor; New then gives the gate the service that opens the pools.
 //
 // An ad-hoc vote is always gated; another command firing an event is when
-// its profile may have an active policy (the guarded set). Check lets the
-// command's pool decide, and opens one if a policy still covers it.
+// its profile may have an active policy: for an engine that owns its store,
+// when the profile is in the guarded set (NewGate); for replicas sharing
+// the store, when the store says a policy covers the event (NewSharedGate).
+// Check lets the command's pool decide, and opens one if a policy still
+// covers it.
 type Gate struct {
 	guarded guarded
-	svc     *Service // the pools, given by New
+	// policies, for replicas sharing the store, is read by every Gated
+	// (nil: the guarded set answers).
+	policies privicore.PolicyStore
+	svc      *Service // the pools, given by New
 }
 
-// NewGate returns a gate that guards no profile yet (Service.Start loads
-// the profiles with active policies).
+// NewGate returns a gate for an engine that owns its store: it guards no
+// profile yet (Service.Start loads the profiles with active policies; an
+// activation adds its profile before it commits).
 func NewGate() *Gate {
 	return &Gate{guarded: guarded{m: map[string]time.Time{}}}
 }
 
+// NewSharedGate returns a gate for replicas sharing the store: another
+// replica's activation is not told here, so each command firing an event
+// reads the profile's policies from policies (one indexed read) and is
+// gated at once after an activation commits anywhere.
+func NewSharedGate(policies privicore.PolicyStore) *Gate {
+	return &Gate{guarded: guarded{m: map[string]time.Time{}}, policies: policies}
+}
+
 // Gated implements command.Gate: an ad-hoc vote always; another event when
-// the profile may have an active policy (Check reads them).
+// the profile may have an active policy covering it (Check reads them).
 func (g *Gate) Gated(ctx context.Context, c *privicore.Command, event string) bool {
-	return event == EventVote || g.guarded.has(c.ProfileID)
+	if event == EventVote {
+		return true
+	}
+	if g.policies != nil {
+		return g.covered(ctx, c.ProfileID, event)
+	}
+	return g.guarded.has(c.ProfileID)
+}
+
+// covered reports whether one of the profile's active policies in the
+// store covers event; when the store cannot say, true (Check then reads
+// again, and a failure there is a retry, never an ungated run).
+func (g *Gate) covered(ctx context.Context, profileID, event string) bool {
+	list, err := g.policies.ListPolicies(ctx, profileID)
+	if err != nil {
+		return true
+	}
+	for _, p := range list {
+		if p.Active && slices.Contains(p.Events, event) {
+			return true
+		}
+	}
+	return false
 }
 
 // Check implements command.Gate: the command's pool decides (wait while it
@@ -153,8 +190,12 @@ func (g *guarded) reload(ids []string) {
 	g.mu.Unlock()
 }
 
-// reloadGuarded reloads the gate's guarded set from the database.
+// reloadGuarded reloads the gate's guarded set from the database (a
+// shared gate has no use for it).
 func (s *Service) reloadGuarded(ctx context.Context) error {
+	if s.gate.policies != nil {
+		return nil
+	}
 	ids, err := s.store.ActivePolicyProfiles(ctx)
 	if err != nil {
 		return err
