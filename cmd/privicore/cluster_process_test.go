@@ -218,11 +218,13 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 		acks   *acks
 		mu     sync.Mutex
 		stored map[string][]byte // token → value
+		errs   []error           // the first failed stores
+		victim bool              // its requests go to the replica that is killed
 	}
 	var workers []*worker
 	for w := range 6 {
 		ws := w % 2 // a survivor
-		wk := &worker{rec: &acceptedIDs{next: http.DefaultTransport}, stored: map[string][]byte{}}
+		wk := &worker{rec: &acceptedIDs{next: http.DefaultTransport}, stored: map[string][]byte{}, victim: w%3 == victim}
 		s := c.session(w%3, ws, wk.rec)
 		wk.acks = collectAcks(s)
 		workers = append(workers, wk)
@@ -234,7 +236,12 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 				tok, err := s.Store(sctx, key, v, client.FileMeta{FileName: fmt.Sprintf("w%d-%d", w, i), Extension: "bin", Size: int64(len(v)), Path: "/"})
 				cancel()
 				if err != nil {
-					if w%3 == victim {
+					wk.mu.Lock()
+					if len(wk.errs) < 5 {
+						wk.errs = append(wk.errs, err)
+					}
+					wk.mu.Unlock()
+					if wk.victim {
 						return // its replica is gone
 					}
 					continue
@@ -253,12 +260,27 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 	commandtest.Eventually(t, "commands accepted through the victim", func() bool { return len(victimWorker.rec.list()) >= 10 })
 	c.replicas[victim].cmd.Process.Signal(syscall.SIGKILL)
 	<-c.replicas[victim].done
-	for _, wk := range workers {
-		within(t, "the surviving workers finish their stores", 5*time.Minute, func() bool {
+	state := func() (done bool, report string) {
+		done = true
+		for i, wk := range workers {
 			wk.mu.Lock()
-			defer wk.mu.Unlock()
-			return wk == victimWorker || len(wk.stored) >= 40
-		})
+			report += fmt.Sprintf("\n  worker %d: %d stored, %d accepted, first failures %v", i, len(wk.stored), len(wk.rec.list()), wk.errs)
+			if !wk.victim && len(wk.stored) < 40 {
+				done = false
+			}
+			wk.mu.Unlock()
+		}
+		return done, report
+	}
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		done, report := state()
+		if done {
+			t.Logf("after the kill:%s", report)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the surviving workers did not finish their stores within 5 minutes:%s\nreplica 1:\n%s", report, tail(c.replicas[0].output(), 40))
+		}
 	}
 
 	// 0 lost: every accepted command finished, through a survivor.
@@ -266,8 +288,11 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 	if _, err := survivor.Authenticate(ctx, "cluster", strongPassword); err != nil {
 		t.Fatal(err)
 	}
-	accepted := 0
+	accepted, throughVictim := 0, 0
 	for _, wk := range workers {
+		if wk.victim {
+			throughVictim += len(wk.rec.list())
+		}
 		for _, id := range wk.rec.list() {
 			accepted++
 			within(t, "command "+id+" finished", 2*time.Minute, func() bool {
@@ -306,7 +331,7 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 	if dupReservations != 0 || pending != 0 {
 		t.Fatalf("%d reservations applied more than once, %d commands pending", dupReservations, pending)
 	}
-	t.Logf("%d commands accepted (%d through the killed replica), %d tokens read back", accepted, len(victimWorker.rec.list()), tokens)
+	t.Logf("%d commands accepted (%d through the killed replica), %d tokens read back", accepted, throughVictim, tokens)
 }
 
 // within waits until cond holds, failing the test after wait (a guard
@@ -318,4 +343,13 @@ func within(t *testing.T, what string, wait time.Duration, cond func() bool) {
 			t.Fatalf("never, within %s: %s", wait, what)
 		}
 	}
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

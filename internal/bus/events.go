@@ -29,6 +29,10 @@ const (
 	headerBuffered   = "Privicore-Buffered" // a notice: events were kept for the profile (no body)
 )
 
+// eventBufferReplicas is how many nodes of a NATS cluster hold the event
+// buffer (a single server holds it alone).
+const eventBufferReplicas = 3
+
 // EventBufferBytes bounds the memory of the event buffer stream.
 const EventBufferBytes = 32 << 20
 
@@ -38,6 +42,16 @@ const markEvery = 100 * time.Millisecond
 
 // jsTimeout bounds one JetStream call (buffering, draining).
 const jsTimeout = 5 * time.Second
+
+// jsStartWithin bounds how long NewEvents waits for the bus's JetStream
+// to answer (a cluster electing its leader).
+const jsStartWithin = 60 * time.Second
+
+// noJetStream reports whether err says the bus has no JetStream at all.
+func noJetStream(err error) bool {
+	return errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, nats.ErrNoResponders) // no JetStream API on the server
+}
 
 // AllAudiences is the audience that hears every event of a profile (its
 // own tokens' sockets).
@@ -107,10 +121,18 @@ func NewEvents(b *Bus, cfg EventsConfig) (*Events, error) {
 		return nil, fmt.Errorf("bus: JetStream: %w", err)
 	}
 	e.js = js
-	st, err := e.ensureStream(cfg)
+	var st jetstream.Stream
+	// A NATS cluster that has just formed answers JetStream calls only once
+	// it has elected its JetStream leader: retry for a while.
+	for deadline := time.Now().Add(jsStartWithin); ; time.Sleep(250 * time.Millisecond) {
+		st, err = e.ensureStream(cfg)
+		if err == nil || noJetStream(err) || time.Now().After(deadline) {
+			break
+		}
+		log.Info("the bus's JetStream is not ready yet; retrying", "err", err)
+	}
 	switch {
-	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount),
-		errors.Is(err, nats.ErrNoResponders): // no JetStream API on the server
+	case noJetStream(err):
 		log.Warn("the bus has no JetStream: events for a profile with no socket joined on any replica are dropped")
 	case err != nil:
 		return nil, fmt.Errorf("bus: event buffer: %w", err)
@@ -138,9 +160,15 @@ func (e *Events) ensureStream(cfg EventsConfig) (jetstream.Stream, error) {
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, err
 	}
-	st, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{e.prefix + ".eventbuf.*"},
+	sc := jetstream.StreamConfig{Name: name, Subjects: []string{e.prefix + ".eventbuf.*"},
 		Storage: jetstream.MemoryStorage, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld,
-		MaxAge: cfg.BufferTTL, MaxMsgsPerSubject: int64(cfg.BufferSize), MaxBytes: EventBufferBytes})
+		MaxAge: cfg.BufferTTL, MaxMsgsPerSubject: int64(cfg.BufferSize), MaxBytes: EventBufferBytes,
+		Replicas: eventBufferReplicas} // kept on three nodes of a cluster: losing one loses no event
+	st, err = js.CreateStream(ctx, sc)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && ctx.Err() == nil {
+		sc.Replicas = 1 // a single server (or a smaller cluster)
+		st, err = js.CreateStream(ctx, sc)
+	}
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another replica was first
 		return js.Stream(ctx, name)
 	}
