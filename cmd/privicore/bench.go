@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,7 @@ func newBenchCmd(e *env) *cobra.Command {
 			"ack":      "one client, one command at a time: the latency of an idle command's ack",
 		}[kind], RunE: func(cmd *cobra.Command, _ []string) error { return runBench(e, o, kind) }}
 		f := c.Flags()
-		f.StringVar(&o.server, "server", defaultServer, "engine URL")
+		f.StringVar(&o.server, "server", defaultServer, "engine URL; several, comma-separated (replicas): the clients call them round-robin, each with its socket joined to the next one")
 		f.StringVar(&o.username, "username", "demo", "profile (with storage devices) to use")
 		f.BoolVar(&o.fromStdin, "password-stdin", false, "read the password from standard input (else PRIVICORE_PASSWORD)")
 		f.IntVar(&o.clients, "clients", 64, "concurrent clients")
@@ -58,8 +59,19 @@ func runBench(e *env, o *benchOpts, kind string) error {
 		o.clients = 1
 	}
 	ctx := e.ctx
+	// Several servers (replicas): client i calls server i, its socket
+	// joined to the next one, so that every ack crosses replicas.
+	servers := strings.Split(o.server, ",")
+	clientOf := func(i int, token string) *client.Client {
+		opts := []client.Option{client.WithToken(token)}
+		if len(servers) > 1 {
+			ws := strings.Replace(strings.Replace(servers[(i+1)%len(servers)], "https://", "wss://", 1), "http://", "ws://", 1)
+			opts = append(opts, client.WithWebSocketURL(strings.TrimRight(ws, "/")+"/ws"))
+		}
+		return client.New(servers[i%len(servers)], opts...)
+	}
 	// One login (authenticate is rate-limited), one session per client.
-	tok, err := client.New(o.server).Authenticate(ctx, o.username, pw)
+	tok, err := client.New(servers[0]).Authenticate(ctx, o.username, pw)
 	if err != nil {
 		return err
 	}
@@ -68,7 +80,7 @@ func runBench(e *env, o *benchOpts, kind string) error {
 	}
 	sessions := make([]*client.Session, o.clients)
 	for i := range o.sockets {
-		s, err := client.NewSession(ctx, client.New(o.server, client.WithToken(tok.Value)))
+		s, err := client.NewSession(ctx, clientOf(i, tok.Value))
 		if err != nil {
 			return fmt.Errorf("client %d: %w", i, err)
 		}
