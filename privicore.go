@@ -212,6 +212,10 @@ type CommandStore interface {
 	// ResetCommandLeases ends every lease and Origin reservation (a single
 	// engine starting: no other replica holds any).
 	ResetCommandLeases(ctx context.Context) error
+	// ReleaseCommandLeases ends the leases owner holds and the Origin
+	// reservations it made (a replica stopping: the others may take its
+	// commands at once instead of after the leases' expiry).
+	ReleaseCommandLeases(ctx context.Context, owner string) error
 	// PruneCommands deletes up to limit finished (succeeded or rejected)
 	// commands created before before and returns how many it deleted. The
 	// succeeded ones are first folded into the per-day counts that

@@ -385,3 +385,41 @@ func (g *holdFirst) decide(id string) {
 	g.decided[id] = true
 	g.mu.Unlock()
 }
+
+// TestStoppedReplicaHandsOverAtOnce: a replica that stops releases what it
+// held, so that its held command whose input only it had is taken by
+// another replica as soon as it is resumed, not when the stopped
+// replica's reservation would have expired (an hour here).
+func TestStoppedReplicaHandsOverAtOnce(t *testing.T) {
+	onSharedStores(t, 2, func(t *testing.T, stores []*sqlstore.DB) {
+		ctx := context.Background()
+		g := &holdFirst{decided: map[string]bool{}}
+		var kinds []*command.Kind[string]
+		ps := replicas(t, stores, command.Options{Workers: 2, Sweep: 50 * time.Millisecond, Lease: time.Hour, Gate: g}, func(i int, p *command.Processor) {
+			kinds = append(kinds, command.Register(p, "staged", command.Task[string, string]{
+				Prepare: func(ctx context.Context, c *privicore.Command, in string, has bool) (string, error) {
+					if !has {
+						return "", privicore.Reject("test.input_gone", "the input was in the stopped replica's memory")
+					}
+					return in, nil
+				},
+				Apply: func(ctx context.Context, q privicore.Queries, c *privicore.Command, out string) (command.Result, error) {
+					return command.Result{Body: out}, nil
+				},
+			}))
+			p.Event("staged", func(*privicore.Command) string { return "vote" })
+		})
+		held, err := kinds[0].Submit(ctx, "key", "payload", "in memory")
+		if err != nil {
+			t.Fatal(err)
+		}
+		commandtest.Eventually(t, "the command is held", func() bool {
+			c, err := stores[0].FindCommand(ctx, held.ID)
+			return err == nil && c.Held
+		})
+		ps[0].Stop()
+		g.decide(held.ID)
+		ps[1].Resume(ctx, held.ID)
+		commandtest.Rejected(t, stores[1], "test.input_gone", held, nil)
+	})
+}

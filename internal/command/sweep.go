@@ -62,7 +62,18 @@ func (p *Processor) Stop() {
 	p.mu.Unlock()
 	close(p.stop)
 	p.wg.Wait()
+	// Nothing runs here any more: hand what this replica held to the
+	// others now rather than at the leases' expiry (its commands' inputs
+	// in memory go with it).
+	ctx, cancel := context.WithTimeout(context.Background(), releaseWithin)
+	defer cancel()
+	if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.ReleaseCommandLeases(ctx, p.opts.Replica) }); err != nil {
+		p.log.Warn("releasing the command leases failed; they expire", "err", err)
+	}
 }
+
+// releaseWithin bounds Stop's release of the leases.
+const releaseWithin = 5 * time.Second
 
 // pruneBatch is how many commands one write prunes: the writer is shared,
 // so a large backlog goes in many short writes.

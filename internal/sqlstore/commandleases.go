@@ -146,3 +146,12 @@ func (q queries) ResetCommandLeases(ctx context.Context) error {
 		WHERE status = 1 AND (lease_owner <> '' OR origin_until <> 0 OR held = ?)`, resumedRunning, resumedRunning)
 	return dbErr(err)
 }
+
+// ReleaseCommandLeases implements privicore.CommandStore.
+func (q queries) ReleaseCommandLeases(ctx context.Context, owner string) error {
+	if _, err := q.exec(ctx, `UPDATE commands SET lease_owner = '', lease_until = 0 WHERE status = 1 AND lease_owner = ?`, owner); err != nil {
+		return dbErr(err)
+	}
+	_, err := q.exec(ctx, `UPDATE commands SET origin_until = 0 WHERE status = 1 AND origin = ?`, owner)
+	return dbErr(err)
+}
