@@ -13,7 +13,8 @@
 # across runs), DATABASE (a postgres:// URL to use instead of starting a
 # server), API_PORT (first replica's port, default 8009; the others follow),
 # NATS_PORT (first node's client port, default 4222), DEVICES (default 3;
-# 0 for none), LOG_LEVEL (default warn).
+# 0 for none), LOG_LEVEL (default warn), REPLICAS (engines and NATS
+# nodes, default 3), PG_PORT (default 55432).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=$(mkdir -p "${DIR:-./privicore-cluster}" && cd "${DIR:-./privicore-cluster}" && pwd)
@@ -23,7 +24,7 @@ ROUTE_PORT=$((NATS_PORT + 2000))
 PG_PORT=${PG_PORT:-55432}
 DEVICES=${DEVICES:-3}
 LOG_LEVEL=${LOG_LEVEL:-warn}
-REPLICAS=3
+REPLICAS=${REPLICAS:-3}
 BIN=$DIR/bin
 mkdir -p "$BIN" "$DIR/logs"
 chmod 700 "$DIR"
@@ -97,7 +98,7 @@ for i in $(seq 0 $((REPLICAS - 1))); do
 server_name: $n
 listen: 127.0.0.1:$((NATS_PORT + i))
 jetstream { store_dir: "$DIR/nats/$n" }
-cluster { name: privicore, listen: 127.0.0.1:$((ROUTE_PORT + i)), routes: [ $ROUTES ] }
+$([ "$REPLICAS" -gt 1 ] && echo "cluster { name: privicore, listen: 127.0.0.1:$((ROUTE_PORT + i)), routes: [ $ROUTES ] }")
 accounts {
   SYS: { users: [ { user: sys, password: "$SYS_PW" } ] }
   PRIVICORE: { jetstream: enabled, users: [ { user: privicore, password: "$ENGINE_PW" } ] }
