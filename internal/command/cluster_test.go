@@ -3,8 +3,6 @@ package command_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -20,11 +18,10 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // onSharedStores runs fn with n stores opened on one database, each with
-// its own writer, as n engines would: on PostgreSQL (pgtest; skipped
-// without it unless PRIVICORE_REQUIRE_POSTGRES=1) and on one SQLite file
-// (cheap, and the same lease statements).
+// its own writer, as n engines would: on PostgreSQL and on one SQLite file
+// (cheap, and the same lease statements): pgtest.EachDialect.
 func onSharedStores(t *testing.T, n int, fn func(t *testing.T, stores []*sqlstore.DB)) {
-	open := func(t *testing.T, dsn string) []*sqlstore.DB {
+	pgtest.EachDialect(t, func(t *testing.T, dsn string) {
 		var out []*sqlstore.DB
 		for range n {
 			db, err := sqlstore.Open(context.Background(), dsn)
@@ -34,15 +31,8 @@ func onSharedStores(t *testing.T, n int, fn func(t *testing.T, stores []*sqlstor
 			t.Cleanup(func() { db.Close() })
 			out = append(out, db)
 		}
-		return out
-	}
-	t.Run("postgres", func(t *testing.T) {
-		if os.Getenv("PRIVICORE_REQUIRE_POSTGRES") == "" && os.Getenv("PRIVICORE_TEST_DATABASE") != "postgres" {
-			t.Skip("set PRIVICORE_REQUIRE_POSTGRES=1 to run on PostgreSQL")
-		}
-		fn(t, open(t, pgtest.DSN(t)))
+		fn(t, out)
 	})
-	t.Run("sqlite", func(t *testing.T) { fn(t, open(t, filepath.Join(t.TempDir(), "db.sqlite"))) })
 }
 
 // ledger records the executions of the "n" commands of several replicas.

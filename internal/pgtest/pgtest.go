@@ -209,3 +209,13 @@ func start() (string, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// EachDialect runs fn as two subtests, each with the DSN of a fresh empty
+// database: "sqlite" (a file in a temporary directory) and "postgres" (DSN;
+// skipped without PostgreSQL unless PRIVICORE_REQUIRE_POSTGRES is set).
+// Code that must behave alike on both dialects is tested through it.
+func EachDialect(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "db.sqlite")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, DSN(t)) })
+}

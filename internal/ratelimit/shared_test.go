@@ -3,8 +3,6 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,21 +13,17 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// onBothDialects runs fn on a fresh SQLite database and, with
-// PRIVICORE_TEST_DATABASE=postgres, on a fresh PostgreSQL one.
+// onBothDialects runs fn on a fresh SQLite database and a fresh
+// PostgreSQL one (pgtest.EachDialect).
 func onBothDialects(t *testing.T, fn func(t *testing.T, db *sqlstore.DB)) {
-	open := func(t *testing.T, dsn string) {
+	pgtest.EachDialect(t, func(t *testing.T, dsn string) {
 		db, err := sqlstore.Open(context.Background(), dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer db.Close()
 		fn(t, db)
-	}
-	t.Run("sqlite", func(t *testing.T) { open(t, filepath.Join(t.TempDir(), "db.sqlite")) })
-	if os.Getenv("PRIVICORE_TEST_DATABASE") == "postgres" {
-		t.Run("postgres", func(t *testing.T) { open(t, pgtest.DSN(t)) })
-	}
+	})
 }
 
 // TestSharedGuardKeepsTheRules runs the guard's rule tests with the
