@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -164,7 +165,10 @@ func (c *cluster) session(api, ws int, rec *acceptedIDs) *client.Session {
 // PostgreSQL, a three-node NATS cluster, three engine replicas, three
 // storage devices and an authenticator, clients calling one replica with
 // their socket joined to another. A value stored through one replica is
-// read back through another; then one replica is killed with SIGKILL in
+// read back through another; a policy activated on one replica gates the
+// next read on another (the authenticator votes), and its deactivation
+// ends that at once; the load generator runs over all three; then one
+// replica is killed with SIGKILL in
 // the middle of a store load: no accepted command is lost or applied
 // twice, every ack reaches its socket, and every stored value reads back
 // byte-exact through a surviving replica.
@@ -207,6 +211,25 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 	got, err := c.session(2, 0, nil).Retrieve(rctx, key, dtk)
 	if err != nil || !bytes.Equal(got, value) {
 		t.Fatalf("read through replica 3: %q, %v", got, err)
+	}
+
+	// A policy activated through replica 1 gates the very next read through
+	// replica 2: the authenticator process approves, the pool's events and
+	// the data reach the socket on replica 3. Deactivated through replica 3,
+	// the reads after it are not gated.
+	must("policy", "register", "--server="+c.urls[0], "--name", "reads", "--template", "data-protection", "--event", "dt-request")
+	must("policy", "activate", "--server="+c.urls[0], "reads")
+	var votes atomic.Int32
+	vctx, vcancel := context.WithTimeout(ctx, time.Minute)
+	defer vcancel()
+	got, err = c.session(1, 2, nil).Retrieve(vctx, key, dtk, client.OnVote(func(client.PoolEvent) { votes.Add(1) }))
+	if err != nil || !bytes.Equal(got, value) || votes.Load() == 0 {
+		t.Fatalf("a read gated by a policy activated on another replica: %q, %v, %d pool events", got, err, votes.Load())
+	}
+	must("policy", "deactivate", "--server="+c.urls[2], "reads")
+	votes.Store(0)
+	if got, err := c.session(0, 1, nil).Retrieve(vctx, key, dtk, client.OnVote(func(client.PoolEvent) { votes.Add(1) })); err != nil || !bytes.Equal(got, value) || votes.Load() != 0 {
+		t.Fatalf("a read after the policy's deactivation on another replica: %q, %v, %d pool events", got, err, votes.Load())
 	}
 
 	// The load generator spreads its clients over the replicas, each socket
