@@ -90,6 +90,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.NATSAccount, "nats-account", envOr(e, "PRIVICORE_NATS_ACCOUNT", ""), `with --nats-callout-key: the account devices are placed in (default "$G") (env PRIVICORE_NATS_ACCOUNT)`)
 	f.StringVar(&cfg.NATSSystemURL, "nats-system-url", envOr(e, "PRIVICORE_NATS_SYSTEM_URL", ""), "with --nats-url: a URL with credentials of the server's system account; the engine then closes a removed device's connections at once (env PRIVICORE_NATS_SYSTEM_URL)")
 	f.StringVar(&cfg.DeviceBusURL, "device-bus-url", envOr(e, "PRIVICORE_DEVICE_BUS_URL", ""), "the bus URL devices are given in their bundles, when they reach the bus by another address than the engine (comma-separated for several NATS nodes; default: --nats-url without credentials, or --bus-addr) (env PRIVICORE_DEVICE_BUS_URL)")
+	f.StringSliceVar(&cfg.TrustedProxies, "trusted-proxies", envList(e, "PRIVICORE_TRUSTED_PROXIES"), "load balancers (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client for the per-address limits; their own connections are not capped per address (env PRIVICORE_TRUSTED_PROXIES)")
 	f.IntVar(&cfg.MinAcks, "min-acks", envInt(e, &envErrs, "PRIVICORE_MIN_ACKS", engine.DefaultMinAcks), "storage devices that must write an exchange durably before it succeeds (env PRIVICORE_MIN_ACKS)")
 	f.StringVar(&cfg.PublicURL, "public-url", envOr(e, "PRIVICORE_PUBLIC_URL", ""), "base of the download URLs handed out (default http://<addr>) (env PRIVICORE_PUBLIC_URL)")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, &envErrs, "PRIVICORE_TOKEN_TTL", engine.DefaultTokenTTL), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
@@ -128,6 +129,16 @@ func envOr(e *env, name, def string) string {
 		return v
 	}
 	return def
+}
+
+// envList is the comma-separated list in the environment variable name
+// (nil when unset).
+func envList(e *env, name string) []string {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
 }
 
 // envDuration is envOr for durations (≥ 0); a value that does not parse

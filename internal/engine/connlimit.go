@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/privicore/privicore/internal/clientaddr"
 )
 
 // The answers to a connection over a cap, best effort (the client may not
@@ -38,12 +40,16 @@ type connLimiter struct {
 	mu       sync.Mutex
 	total    int
 	byAddr   map[string]int
+	trusted  *clientaddr.Resolver
 	refused  int // since the last log line
 	loggedAt time.Time
 }
 
-func newConnLimiter(maxTotal, maxPerAddr int, log *slog.Logger) *connLimiter {
-	return &connLimiter{maxTotal: maxTotal, maxPerAddr: maxPerAddr, log: log, byAddr: map[string]int{}}
+// newConnLimiter caps connections at maxTotal and at maxPerAddr per peer
+// address, except a trusted proxy's (many clients share its address; the
+// limits kept per client address see them apart, clientaddr).
+func newConnLimiter(maxTotal, maxPerAddr int, trusted *clientaddr.Resolver, log *slog.Logger) *connLimiter {
+	return &connLimiter{maxTotal: maxTotal, maxPerAddr: maxPerAddr, trusted: trusted, log: log, byAddr: map[string]int{}}
 }
 
 // wrap returns ln with the limiter's caps.
@@ -62,7 +68,7 @@ func (l *connLimiter) admit(host string) (answer string) {
 	switch {
 	case l.maxTotal > 0 && l.total >= l.maxTotal:
 		answer = refusedTotal
-	case l.maxPerAddr > 0 && l.byAddr[host] >= l.maxPerAddr:
+	case l.maxPerAddr > 0 && l.byAddr[host] >= l.maxPerAddr && !l.trusted.Trusts(host):
 		answer = refusedPerAddr
 	default:
 		l.total++

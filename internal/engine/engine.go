@@ -20,6 +20,7 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
+	"github.com/privicore/privicore/internal/clientaddr"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/device"
@@ -122,6 +123,10 @@ type Config struct {
 	WSMaxConnsPerAddr int
 	// Limits bound slow and idle clients and connections (limits.go).
 	Limits Limits
+	// TrustedProxies are the load balancers (addresses or CIDR prefixes)
+	// whose X-Forwarded-For names the client for the per-address limits;
+	// their own connections are not capped per address. None by default.
+	TrustedProxies []string
 }
 
 func (c *Config) defaults() {
@@ -198,6 +203,7 @@ type Engine struct {
 	handler   http.Handler
 	listeners []net.Listener
 	servers   []*http.Server
+	addrs     *clientaddr.Resolver // the client address behind trusted proxies
 	stopBg    chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -219,6 +225,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := keys.CheckPrivateDir(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	addrs, err := clientaddr.New(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.KEK == nil && sqlstore.IsPostgres(cfg.Database) {
 		return nil, ErrNeedKEK
 	}
@@ -233,7 +243,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	priv := secrets.Engine
 	cfg.Logger.Info("engine keys opened", "in_database", cfg.KEK != nil, "master_key_id", secrets.MasterID(), "replica", cfg.ReplicaID)
-	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), stopBg: make(chan struct{})}
+	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), addrs: addrs, stopBg: make(chan struct{})}
 	e.Jobs = lease.NewSet(store, cfg.ReplicaID, lease.Options{Sole: !e.Shared(), Logger: cfg.Logger})
 
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
@@ -254,7 +264,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		relay = e.events
 	}
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
-		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr, Relay: relay})
+		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr, Relay: relay, Addresses: addrs})
 	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
 	if e.Shared() {
 		gate = voting.NewSharedGate(store) // another replica's policy activation is read, not told
@@ -281,7 +291,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 	api := &httpapi.Server{Store: store, Commands: e.Commands, Profiles: e.Profiles, Devices: e.Devices, Storage: e.Storage, DataTokens: e.DataTokens,
 		OAuth: e.OAuth, Voting: e.Voting, Channels: e.Hub.Handler(),
-		EngineKey: e.EngineKey, Logger: cfg.Logger, Checks: map[string]func(context.Context) error{"bus": e.Bus.Ping}}
+		EngineKey: e.EngineKey, Logger: cfg.Logger, Checks: map[string]func(context.Context) error{"bus": e.Bus.Ping}, Addresses: addrs}
 	api.BodyLimits = cfg.Limits.Body
 	e.handler = api.Handler()
 
@@ -335,7 +345,7 @@ func (e *Engine) Handler() http.Handler { return e.handler }
 // connection caps (Limits).
 func (e *Engine) Listen() error {
 	limits := e.cfg.Limits.resolved()
-	caps := newConnLimiter(limits.MaxConns, limits.MaxConnsPerAddr, e.log)
+	caps := newConnLimiter(limits.MaxConns, limits.MaxConnsPerAddr, e.addrs, e.log)
 	e.log.Info("connection limits", "max_conns", limits.MaxConns, "max_conns_per_addr", limits.MaxConnsPerAddr) // 0: none
 	ln, err := net.Listen("tcp", e.cfg.Addr)
 	if err != nil {

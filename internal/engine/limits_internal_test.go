@@ -1,6 +1,11 @@
 package engine
 
-import "testing"
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/privicore/privicore/internal/clientaddr"
+)
 
 // The connection caps leave descriptors to the rest of the engine, and one
 // address never gets all of them.
@@ -27,5 +32,31 @@ func TestDefaultConnectionCaps(t *testing.T) {
 	}
 	if l := (Limits{MaxConns: 10, MaxConnsPerAddr: 9}).resolved(); l.MaxConnsPerAddr != 9 {
 		t.Errorf("an explicit per-address cap became %d", l.MaxConnsPerAddr)
+	}
+}
+
+// A trusted proxy's connections are not capped per address (its clients
+// share its address), but they count toward the total cap.
+func TestTrustedProxyIsNotCappedPerAddress(t *testing.T) {
+	trusted, err := clientaddr.New([]string{"10.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newConnLimiter(5, 2, trusted, slog.New(slog.DiscardHandler))
+	for i := range 2 {
+		if a := l.admit("192.0.2.1"); a != "" {
+			t.Fatalf("connection %d of an address refused", i)
+		}
+	}
+	if a := l.admit("192.0.2.1"); a != refusedPerAddr {
+		t.Fatalf("an address's third connection: %q, want the per-address refusal", a)
+	}
+	for i := range 3 {
+		if a := l.admit("10.0.0.1"); a != "" {
+			t.Fatalf("the proxy's connection %d refused: %q", i, a)
+		}
+	}
+	if a := l.admit("10.0.0.1"); a != refusedTotal {
+		t.Fatalf("over the total: %q, want the total cap's refusal", a)
 	}
 }

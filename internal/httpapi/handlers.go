@@ -88,7 +88,7 @@ func (s *Server) registerProfile(w http.ResponseWriter, r *http.Request) {
 	c, err := s.Profiles.Register(r.Context(), profile.RegisterInput{
 		Username: p.String("username"), Password: p.String("password"),
 		GivenName: p.String("givenName", "given_name"), FamilyName: p.String("familyName", "family_name"),
-	}, clientAddr(r))
+	}, s.clientAddr(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -101,7 +101,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	secret, t, err := s.Profiles.Authenticate(r.Context(), p.String("username"), p.String("password"), clientAddr(r))
+	secret, t, err := s.Profiles.Authenticate(r.Context(), p.String("username"), p.String("password"), s.clientAddr(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -116,7 +116,7 @@ func (s *Server) retrieveProfileID(w http.ResponseWriter, r *http.Request) {
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 	s.accept(w, r, func(p *params) (*privicore.Command, error) {
 		return s.Profiles.ChangePassword(r.Context(), authFrom(r),
-			p.String("currentPassword", "current_password"), p.String("newPassword", "new_password"), clientAddr(r))
+			p.String("currentPassword", "current_password"), p.String("newPassword", "new_password"), s.clientAddr(r))
 	})
 }
 
@@ -171,7 +171,7 @@ func (s *Server) attemptAuthentication(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, err := s.Profiles.AttemptAuthentication(r.Context(), p.String("username"), p.String("password"), clientAddr(r))
+	id, err := s.Profiles.AttemptAuthentication(r.Context(), p.String("username"), p.String("password"), s.clientAddr(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -269,7 +269,7 @@ func (s *Server) registerPublicKey(w http.ResponseWriter, r *http.Request) {
 		}
 		owner = a.Profile
 	} else {
-		prof, err := s.Profiles.ProfileByCredentials(r.Context(), p.String("username"), p.String("password"), clientAddr(r))
+		prof, err := s.Profiles.ProfileByCredentials(r.Context(), p.String("username"), p.String("password"), s.clientAddr(r))
 		if err != nil {
 			s.fail(w, r, err)
 			return

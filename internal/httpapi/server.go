@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/clientaddr"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/device"
@@ -45,6 +46,9 @@ type Server struct {
 	BodyLimits BodyLimits
 	// Checks are extra health checks (e.g. the bus) by name.
 	Checks map[string]func(context.Context) error
+	// Addresses resolves the client address the per-address limits count
+	// (X-Forwarded-For from trusted proxies); nil: the peer's address.
+	Addresses *clientaddr.Resolver
 }
 
 // authHeader carries the authorization token.
@@ -170,13 +174,7 @@ func (s *Server) bodyFirst(pattern string, h http.Handler) http.Handler {
 }
 
 // clientAddr is the caller's address for rate limits.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+func (s *Server) clientAddr(r *http.Request) string { return s.Addresses.Of(r) }
 
 // statusRecorder captures the status for the access log.
 type statusRecorder struct {

@@ -11,7 +11,6 @@ package wsproxy
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/privicore/privicore/internal/bus"
+	"github.com/privicore/privicore/internal/clientaddr"
 )
 
 // TokenVerifier resolves an authorization token presented in joinChannel.
@@ -88,6 +88,9 @@ type Options struct {
 	// and MaxBufferedProfiles are then its business). Nil: one engine,
 	// events are delivered and buffered in memory.
 	Relay Relay
+	// Addresses resolves the client address MaxConnsPerAddr counts
+	// (X-Forwarded-For from trusted proxies); nil: the peer's address.
+	Addresses *clientaddr.Resolver
 }
 
 // Hub routes events to joined sockets.
@@ -325,7 +328,7 @@ func (h *Hub) pruneLocked(now time.Time) {
 // with MaxConnsPerAddr connections open gets 429.
 func (h *Hub) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addr := clientAddr(r)
+		addr := h.clientAddr(r)
 		switch status := h.admit(addr); status {
 		case http.StatusOK:
 		case http.StatusTooManyRequests:
@@ -356,14 +359,8 @@ func (h *Hub) Handler() http.Handler {
 	})
 }
 
-// clientAddr is the connection's client IP address.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// clientAddr is the connection's client IP address (Options.Addresses).
+func (h *Hub) clientAddr(r *http.Request) string { return h.opts.Addresses.Of(r) }
 
 // admit counts a connection from addr: 200, or 429 over the per-address
 // limit, 503 once closed.
