@@ -2,11 +2,17 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/enginetest"
+	"github.com/privicore/privicore/internal/protocol"
 )
 
 // Every socket of a profile hears every event, whichever replica raised it
@@ -156,4 +162,35 @@ func TestClusterRevokeClosesSocketsOnEveryReplica(t *testing.T) {
 	sc.closedWithin(10 * time.Second)
 	id := accepted(t, a.postJSON("/public-key/register-public-key", u.Token, map[string]string{"publicKey": u.Key}))
 	keep.awaitAck(id)
+}
+
+// TestClusterEventKeptDuringAJoinIsDelivered: in a NATS cluster a new
+// socket's subscription reaches the other nodes a moment after the join,
+// and an event raised there meanwhile is kept with its notice heard by
+// nobody. Kept so (published straight into the buffer, no notice), it
+// still reaches the joined socket: the hub drains once more after a join.
+func TestClusterEventKeptDuringAJoinIsDelivered(t *testing.T) {
+	c := enginetest.StartCluster(t, 2)
+	a := newAPI(t, c.Engines[0])
+	u := a.activeUser("cluster-spread")
+	s := join(t, c.Engines[1].WSURL, u.Token)
+	nc, err := nats.Connect(strings.Replace(c.NATSURL, "nats://", "nats://privicore:engine-pw@", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(protocol.DefaultPrefix + ".eventbuf." + u.ID)
+	m.Header.Set(bus.HeaderEventType, "X-DPT-CAB-ID")
+	m.Header.Set(bus.HeaderSource, "another-node")
+	m.Data = []byte(`{"data":{"type":"X-DPT-CAB-ID","id":"kept-during-the-join","command_status":2,"body":"kept"}}`)
+	if _, err := js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if ack := s.awaitAck("kept-during-the-join"); ack["body"] != "kept" {
+		t.Fatalf("the kept event: %v", ack)
+	}
 }

@@ -54,10 +54,20 @@ func (h *Hub) joinChannel(ctx context.Context, c *conn, token, correlationID str
 	}
 	if h.opts.Relay != nil {
 		h.drain(g.ProfileID) // what was kept before the join, then what came since
+		// In a NATS cluster the new subscription reaches the other nodes a
+		// moment later: an event published there meanwhile found no
+		// listener and was kept. Drain again once the interest has spread.
+		profileID := g.ProfileID
+		time.AfterFunc(interestSpreadsWithin, func() { h.drain(profileID) })
 	}
 	h.log.Debug("channel joined", "profile", g.ProfileID, "channel", channelID)
 	return http.StatusOK
 }
+
+// interestSpreadsWithin is how long after a join the hub drains the
+// profile's kept events once more (a subscription's interest crossing the
+// NATS cluster's routes takes far less).
+const interestSpreadsWithin = time.Second
 
 func (h *Hub) verify(ctx context.Context, token string) (*Grant, error) {
 	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
