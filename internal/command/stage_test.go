@@ -67,7 +67,9 @@ type decidingGate struct {
 	decided map[string]error // id → nil (approved) or the rejection
 }
 
-func (g *decidingGate) Gated(ctx context.Context, c *privicore.Command, event string) bool { return true }
+func (g *decidingGate) Gated(ctx context.Context, c *privicore.Command, event string) bool {
+	return true
+}
 
 func (g *decidingGate) Check(ctx context.Context, c *privicore.Command, event string) (bool, error) {
 	g.mu.Lock()
