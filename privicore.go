@@ -120,6 +120,11 @@ type Command struct {
 	// until OriginUntil, which it renews while it runs.
 	Origin      string
 	OriginUntil time.Time
+	// Staged is what the command's Prepare did, recorded (JSON) before a
+	// vote may hold it (a Task's StageBeforeGate), so that whichever
+	// replica ends it uses that instead of running Prepare again; empty
+	// if none.
+	Staged json.RawMessage
 }
 
 // ProfileStore persists profiles.
@@ -199,6 +204,11 @@ type CommandStore interface {
 	// holds it) and ends the lease, and reports whether it did: if
 	// ResumeCommand came meanwhile, the command is left claimable instead.
 	HoldCommand(ctx context.Context, id, owner string) (bool, error)
+	// StageCommand records staged (JSON: what Prepare did) with a pending
+	// command leased to owner, and ends its Origin reservation (its
+	// in-memory input is no longer needed); ECONFLICT if the command is not
+	// pending or not leased to owner.
+	StageCommand(ctx context.Context, id, owner string, staged []byte) error
 	// ResumeCommand ends the hold of a pending command: it is accepted
 	// again, after the commands of its key accepted so far. A command not
 	// yet held (its execution is deciding to hold it) is marked so that

@@ -39,13 +39,14 @@ func (p *Processor) keyFree(ctx context.Context, q privicore.Queries, c *privico
 // in the store yet) or queued (its pending record is there).
 //
 // herr is a failure before Apply (of the gate, Prepare, or too many
-// attempts). Without one, finish runs Apply and records the outcome in the
+// attempts); prepared is then what a staged Prepare did (to compensate on
+// a rejection), nil if nothing. Without one, finish runs Apply and records the outcome in the
 // same write: succeeded, with Apply's changes (a fresh command in cluster
 // mode first makes sure no pending command of its key exists: if one does,
 // it takes the queued path, errRequeue). When Apply rejects, those
 // roll back, and the rejection is recorded instead, in a write with
 // Compensate's changes for what Prepare did (prepared); a rejection given
-// as herr is recorded the same way, with nothing to compensate. A fresh
+// as herr is recorded the same way, compensating prepared if set. A fresh
 // command is created with its outcome; a queued one is finished only if it
 // is still pending and leased to this replica (another execution may have
 // got there first, after this one's lease expired: then nothing changes). A recorded outcome is published, and a success's After
@@ -58,9 +59,7 @@ func (p *Processor) keyFree(ctx context.Context, q privicore.Queries, c *privico
 // recorded leaves a queued command pending for the sweeper (logged), and
 // is the error of a fresh one.
 func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, prepared any, herr error, fresh bool) error {
-	if herr != nil {
-		prepared = nil // Prepare did not finish: nothing to compensate
-	} else {
+	if herr == nil {
 		var res Result
 		var aerr error
 		err := p.store.Write(ctx, func(q privicore.Queries) error {

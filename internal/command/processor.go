@@ -195,6 +195,11 @@ type steps struct {
 	apply         func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) (Result, error)
 	compensate    func(ctx context.Context, q privicore.Queries, c *privicore.Command, prepared any) error
 	prepareInline bool
+	// stage: Prepare runs before the gate's check of a gated command, and
+	// its Out is recorded with the command (Task.StageBeforeGate);
+	// unstage reads a recorded Out back.
+	stage   bool
+	unstage func(raw []byte) (any, error)
 }
 
 // compensateIn runs Compensate for what Prepare did (prepared), if both are there.

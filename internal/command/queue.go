@@ -183,7 +183,9 @@ func (p *Processor) renewer() {
 
 // execute runs a claimed pending command once: the gate's check, Prepare
 // (outside any transaction, with the command's input if this process has
-// it), then finish.
+// it), then finish. A command whose Prepare was staged (stage.go) uses the
+// recorded Out instead; a gated one of a staging Task stages it before the
+// gate's check.
 func (p *Processor) execute(c *privicore.Command) {
 	ctx := context.Background()
 	h, known := p.handlers[c.Type]
@@ -191,20 +193,31 @@ func (p *Processor) execute(c *privicore.Command) {
 		p.finish(ctx, c, steps{}, nil, privicore.Reject("command.unknown_type", "unknown command type"), false)
 		return
 	}
+	prepared, staged, err := h.restage(c)
+	if err != nil {
+		p.finish(ctx, c, h, nil, err, false)
+		return
+	}
 	if ev, gated := p.gated(ctx, c); gated {
+		if !staged && h.stage {
+			if prepared, err = p.stageBefore(ctx, c, h); err != nil {
+				p.finish(ctx, c, h, prepared, err, false)
+				return
+			}
+			staged = true
+		}
 		proceed, err := p.gate.Check(ctx, c, ev)
 		switch {
 		case err != nil:
-			p.finish(ctx, c, h, nil, err, false) // a rejection, or a retry
+			p.finish(ctx, c, h, prepared, err, false) // a rejection (compensating a staged Prepare), or a retry
 			return
 		case !proceed:
 			p.holdBack(ctx, c)
 			return
 		}
 	}
-	var prepared any
 	var herr error
-	if h.prepare != nil {
+	if !staged && h.prepare != nil {
 		in, has := p.input(c.ID)
 		prepared, herr = h.prepare(ctx, c, in, has)
 	}

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/privicore/privicore"
 )
@@ -16,7 +17,9 @@ import (
 // the command to this one while it lives; a Prepare that runs after a
 // restart, or on another replica once this one is gone, gets has false and
 // must then reject or read what it needs again. Out is what Prepare
-// did, handed to Apply and, on a rejection after it, to Compensate.
+// did, handed to Apply and, on a rejection after it, to Compensate; with
+// StageBeforeGate it is also recorded with the command, as JSON, and must
+// then be JSON-serialisable.
 type Task[In, Out any] struct {
 	// Key names what the command must be ordered with: commands with the
 	// same key run one at a time, in the order they were accepted. nil
@@ -34,6 +37,17 @@ type Task[In, Out any] struct {
 	// out must wait for the Result's After, which runs once the outcome is
 	// durable.
 	PrepareInline bool
+	// StageBeforeGate runs Prepare before the gate's check when the gate
+	// may hold the command (Gate.Gated), and records its Out with the
+	// command (Command.Staged) before the check: a vote that holds the
+	// command then waits with Prepare's work done and durable, not with
+	// the input in this process's memory. Whichever replica ends the
+	// command afterwards uses the staged Out, without running Prepare
+	// again: Apply on approval, Compensate on a rejection (the gate's or
+	// Apply's). Only for a Prepare whose effects are harmless until Apply
+	// records them (PrepareInline's condition). An ungated command runs
+	// as without it: nothing more is written.
+	StageBeforeGate bool
 	// Prepare runs outside any transaction and may run again if the engine
 	// crashes before the command finishes; nil for none (Apply then gets
 	// Out's zero value).
@@ -56,6 +70,16 @@ type Kind[In any] struct {
 // It must be called before Start.
 func Register[In, Out any](p *Processor, typ string, t Task[In, Out]) *Kind[In] {
 	s := steps{key: t.Key, prepareInline: t.PrepareInline}
+	if t.Prepare != nil && t.StageBeforeGate {
+		s.stage = true
+		s.unstage = func(raw []byte) (any, error) {
+			var out Out
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return nil, err
+			}
+			return out, nil
+		}
+	}
 	if t.Prepare != nil {
 		s.prepare = func(ctx context.Context, c *privicore.Command, in any, has bool) (any, error) {
 			v, _ := in.(In)

@@ -33,6 +33,16 @@ import (
 // recorded pending first), where Prepare pushes the same blob again with
 // the devices' full time. If the engine restarts before then, the payload
 // is gone: the exchange is rejected with storage.write_failed.
+//
+// When a policy on exchanges is active (the gate may hold the command for
+// a vote), the exchange is queued and steps 2–4 are split by the vote:
+// Prepare pushes before the vote, and what it wrote (pushed) is recorded
+// with the command (command.Task.StageBeforeGate), the payload then
+// dropped from memory. The blob is on the devices but unreadable until
+// Apply records its wrapped key: whichever replica ends the command once
+// the vote is decided applies the recorded push on approval, or queues
+// its removal on a rejection (compensatePush), so a replica that stops or
+// dies while the vote runs loses nothing.
 
 type exchangePayload struct {
 	TempToken string `json:"tempToken"`
@@ -40,16 +50,21 @@ type exchangePayload struct {
 	BlobID    string `json:"blobId"`
 }
 
-// pushed is what a Prepare wrote to the devices.
+// pushed is what a Prepare wrote to the devices. A held exchange records
+// it with its command (command.Task.StageBeforeGate), as JSON: the blob,
+// its layer-2 key wrapped under the master key (what Apply stores anyway;
+// without it the blob is unreadable), and who wrote it.
 type pushed struct {
-	BlobID  string
-	Wrapped []byte
-	Size    int64
-	Acked   []string
-	Missed  []string
-	Fail    string               // a rejection to record after compensating
-	Chunks  int                  // streamed payloads: how many chunks
-	Token   *privicore.DataToken // the reservation as Prepare read it (exchange)
+	BlobID  string   `json:"blob"`
+	Wrapped []byte   `json:"wrapped,omitempty"`
+	Size    int64    `json:"size,omitempty"`
+	Acked   []string `json:"acked,omitempty"`
+	Missed  []string `json:"missed,omitempty"`
+	Fail    string   `json:"fail,omitempty"`   // a rejection to record after compensating
+	Chunks  int      `json:"chunks,omitempty"` // streamed payloads: how many chunks
+	// Token is the reservation as this process's Prepare read it
+	// (exchange); not recorded: Apply reads it again without it.
+	Token *privicore.DataToken `json:"-"`
 }
 
 // Exchange validates a layer-1 payload (base64 of [IV][ciphertext][tag],
@@ -76,7 +91,7 @@ func (s *Service) Exchange(ctx context.Context, profileID, temporaryToken, data 
 // the write, the caller got no 202 and the blob is dead weight on the
 // devices (as when it dies during a queued exchange's Prepare).
 func (s *Service) exchangeTask() command.Task[[]byte, *pushed] {
-	return command.Task[[]byte, *pushed]{Key: command.ByID, PrepareInline: true,
+	return command.Task[[]byte, *pushed]{Key: command.ByID, PrepareInline: true, StageBeforeGate: true,
 		Prepare: s.prepareExchange, Apply: s.applyExchange, Compensate: s.compensatePush}
 }
 
@@ -150,8 +165,20 @@ func (s *Service) applyExchange(ctx context.Context, q privicore.Queries, c *pri
 	if p.Fail != "" {
 		return command.Result{}, privicore.Reject(p.Fail, "too few storage devices wrote the data")
 	}
-	// The reservation read in Prepare is filled only if it is still open;
-	// if not, read it again to say why.
+	// The reservation read in Prepare (in this process; a staged push's
+	// is read here) is filled only if it is still open; if not, read it
+	// again to say why.
+	if p.Token == nil {
+		var pl exchangePayload
+		if err := decode(c, &pl); err != nil {
+			return command.Result{}, err
+		}
+		cur, err := q.FindDataToken(ctx, c.ProfileID, pl.TempToken)
+		if err := s.checkReservation(ctx, q, pl.TempToken, cur, err, c.ProfileID); err != nil {
+			return command.Result{}, err
+		}
+		p.Token = cur
+	}
 	t := *p.Token
 	t.BlobID, t.WrappedKey, t.Size = p.BlobID, p.Wrapped, p.Size
 	if err := q.FillReservation(ctx, &t, s.now()); privicore.ErrorCode(err) == privicore.ECONFLICT {

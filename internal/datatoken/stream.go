@@ -151,9 +151,11 @@ func (s *Service) compensateStream(ctx context.Context, st interface{ Acked() []
 
 // streamTask records an upload that Upload already wrote to the devices:
 // its input is what the upload wrote (or the rejection it met). It is
-// queued, not inline: Upload submits it once the body is in.
+// queued, not inline: Upload submits it once the body is in. Held by a
+// vote, it is recorded with the command first (StageBeforeGate), so that
+// any replica ends it once the vote is decided.
 func (s *Service) streamTask() command.Task[*pushed, *pushed] {
-	return command.Task[*pushed, *pushed]{Key: command.ByID, Prepare: s.prepareStream, Apply: s.applyStream, Compensate: s.compensatePush}
+	return command.Task[*pushed, *pushed]{Key: command.ByID, StageBeforeGate: true, Prepare: s.prepareStream, Apply: s.applyStream, Compensate: s.compensatePush}
 }
 
 func (s *Service) prepareStream(_ context.Context, _ *privicore.Command, p *pushed, has bool) (*pushed, error) {

@@ -79,7 +79,7 @@ func (q queries) ClaimCommands(ctx context.Context, owner string, now, until tim
 				continue
 			}
 		}
-		c, err := scanCommand(q.row(ctx, q.withSeq(`UPDATE commands AS c SET lease_owner = ?, lease_until = ? WHERE c.id = ? AND `+claimable+` RETURNING `+commandCols),
+		c, err := scanCommand(q.row(ctx, q.withSeq(`UPDATE commands AS c SET lease_owner = ?, lease_until = ? WHERE c.id = ? AND `+claimable+` RETURNING `+commandReadCols),
 			owner, nanos(until), cand.id, nanos(now), owner, nanos(now), nanos(now)))
 		if privicore.ErrorCode(err) == privicore.ENOTFOUND {
 			continue // taken, or no longer first, since the read
@@ -110,6 +110,16 @@ func (q queries) HoldCommand(ctx context.Context, id, owner string) (bool, error
 		return false, nil
 	}
 	return held == heldByVote, dbErr(err)
+}
+
+// StageCommand implements privicore.CommandStore.
+func (q queries) StageCommand(ctx context.Context, id, owner string, staged []byte) error {
+	n, err := affected(q.exec(ctx, `UPDATE commands SET staged = ?, origin = '', origin_until = 0 WHERE id = ? AND status = 1 AND lease_owner = ?`,
+		string(staged), id, owner))
+	if err == nil && n == 0 {
+		return privicore.Errorf(privicore.ECONFLICT, "command %s is not pending or not leased to %q", id, owner)
+	}
+	return err
 }
 
 // ResumeCommand implements privicore.CommandStore: a held command gets a

@@ -7,22 +7,30 @@ import (
 	"github.com/privicore/privicore"
 )
 
-// commandCols are the columns scanCommand reads, in its order.
+// commandCols are the columns CreateCommand writes, in scanCommand's
+// order (a command is created with nothing staged).
 const commandCols = `id, profile_id, type, payload, status, body, attempts, created_at, updated_at, actor, order_key, held, origin, origin_until`
+
+// commandReadCols are the columns scanCommand reads, in its order.
+const commandReadCols = commandCols + `, staged`
 
 func scanCommand(row interface{ Scan(...any) error }) (*privicore.Command, error) {
 	var c privicore.Command
 	var payload string
 	var created, updated, originUntil int64
 	var held int
+	var staged string
 	if err := row.Scan(&c.ID, &c.ProfileID, &c.Type, &payload, &c.Status, &c.Body, &c.Attempts, &created, &updated, &c.Actor,
-		&c.Key, &held, &c.Origin, &originUntil); err != nil {
+		&c.Key, &held, &c.Origin, &originUntil, &staged); err != nil {
 		if isNoRows(err) {
 			return nil, notFound("command")
 		}
 		return nil, dbErr(err)
 	}
 	c.Payload = []byte(payload)
+	if staged != "" {
+		c.Staged = []byte(staged)
+	}
 	c.CreatedAt, c.UpdatedAt, c.OriginUntil = fromNanos(created), fromNanos(updated), fromNanos(originUntil)
 	c.Held = held == heldByVote
 	return &c, nil
@@ -49,12 +57,12 @@ func (q queries) CreateCommand(ctx context.Context, c *privicore.Command) error 
 
 // FindCommand implements privicore.CommandStore.
 func (q queries) FindCommand(ctx context.Context, id string) (*privicore.Command, error) {
-	return scanCommand(q.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ?`, id))
+	return scanCommand(q.row(ctx, `SELECT `+commandReadCols+` FROM commands WHERE id = ?`, id))
 }
 
 // FindProfileCommand implements privicore.CommandStore.
 func (q queries) FindProfileCommand(ctx context.Context, profileID, id string) (*privicore.Command, error) {
-	return scanCommand(q.row(ctx, `SELECT `+commandCols+` FROM commands WHERE id = ? AND profile_id = ?`, id, profileID))
+	return scanCommand(q.row(ctx, `SELECT `+commandReadCols+` FROM commands WHERE id = ? AND profile_id = ?`, id, profileID))
 }
 
 // FinishCommand implements privicore.CommandStore.
@@ -106,5 +114,5 @@ func (q queries) MarkCommandAttempt(ctx context.Context, id, owner string, at, r
 
 // PendingCommands implements privicore.CommandStore.
 func (q queries) PendingCommands(ctx context.Context, limit int) ([]*privicore.Command, error) {
-	return collect(ctx, q, scanCommand, `SELECT `+commandCols+` FROM commands WHERE status = ? ORDER BY created_at, id LIMIT ?`, int(privicore.CommandPending), limit)
+	return collect(ctx, q, scanCommand, `SELECT `+commandReadCols+` FROM commands WHERE status = ? ORDER BY created_at, id LIMIT ?`, int(privicore.CommandPending), limit)
 }
