@@ -58,9 +58,12 @@ func (s *Service) Update(ctx context.Context, profileID, token, data string, met
 
 // updateTask pushes a new payload (the command's input) to the devices
 // (Prepare, queued), then swaps the token's blob and meta (Apply); on a
-// rejection after the push the new blob's removal is queued.
+// rejection after the push the new blob's removal is queued. When a vote
+// may hold it, it is staged as an exchange is: the new payload is on the
+// devices (unreadable until Apply records its key) before the vote, so
+// that any replica can finish the update.
 func (s *Service) updateTask() command.Task[[]byte, *pushed] {
-	return command.Task[[]byte, *pushed]{Key: byToken, Prepare: s.prepareUpdate, Apply: s.applyUpdate, Compensate: s.compensatePush}
+	return command.Task[[]byte, *pushed]{Key: byToken, StageBeforeGate: true, Prepare: s.prepareUpdate, Apply: s.applyUpdate, Compensate: s.compensatePush}
 }
 
 func (s *Service) prepareUpdate(ctx context.Context, c *privicore.Command, payload []byte, has bool) (*pushed, error) {

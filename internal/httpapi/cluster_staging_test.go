@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdh"
+	"encoding/base64"
 	"net/url"
 	"strings"
 	"testing"
@@ -117,5 +118,34 @@ func TestRejectedHeldExchangeRemovesItsPush(t *testing.T) {
 	tok, err := store.FindDataToken(context.Background(), u.ID, tmp)
 	if err != nil || tok.BlobID != "" || tok.State != privicore.TokenReserved {
 		t.Fatalf("the reservation after a rejected exchange: %+v (%v)", tok, err)
+	}
+}
+
+// TestHeldUpdateSurvivesItsReplica: a new payload for a token (update-data)
+// that a vote holds on replica A, stopped before the vote ends, is applied
+// by replica B once the authenticator approves: the token reads the new
+// payload through B.
+func TestHeldUpdateSurvivesItsReplica(t *testing.T) {
+	c := enginetest.StartCluster(t, 2)
+	a, b := newAPI(t, c.Engines[0]), newAPI(t, c.Engines[1])
+	u := a.activeUser("staged-update")
+	a.storageDevice(u, "s1")
+	old, _ := ciphertext(t, 200)
+	dtk := a.store(u, "staged", old)
+	voter, priv := a.enrollVoter(u, "voter")
+	a.votingConfig(u, "vote", "unanimous", 0, voter)
+	pol := a.policy(u, map[string]any{"name": "vote", "policyTemplateId": "data-protection", "applyingEventIds": []string{"dt-update"}, "configurationId": "vote"})
+	a.succeed(accepted(t, a.postJSON("/policy/activate", u.Token, map[string]string{"policyId": pol})))
+	fresh, _ := ciphertext(t, 300)
+	up := accepted(t, a.postJSON("/data-token/update-data", u.Token, map[string]any{"dataToken": dtk, "data": base64.StdEncoding.EncodeToString(fresh)}))
+	commandtest.Eventually(t, "the vote holds the update, its push recorded", func() bool {
+		cmd, err := c.Engines[0].Store.FindCommand(context.Background(), up)
+		return err == nil && cmd.Held && len(cmd.Staged) > 0
+	})
+	c.Engines[0].Stop()
+	b.startVoter(u, voter, priv, authenticator.Yes)
+	b.succeed(up)
+	if got, ev := b.retrieve(join(t, c.Engines[1].WSURL, u.Token), u.Token, dtk); !bytes.Equal(got, fresh) {
+		t.Fatalf("read through B after the update: %d bytes, want the %d of the new payload (%v)", len(got), len(fresh), ev)
 	}
 }
