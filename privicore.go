@@ -147,6 +147,10 @@ type TokenStore interface {
 	CreateToken(ctx context.Context, t *Token) error
 	// FindToken returns the token with the given hash, or ENOTFOUND.
 	FindToken(ctx context.Context, id string) (*Token, error)
+	// FindTokenWithProfile is FindToken and FindProfileByID of its profile
+	// in one read (every authorized request does both); the profile is nil
+	// when it no longer exists.
+	FindTokenWithProfile(ctx context.Context, id string) (*Token, *Profile, error)
 	// RevokeToken sets RevokedAt if not already set.
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 	// UseToken marks a single-use token spent; it returns ENOTFOUND if the

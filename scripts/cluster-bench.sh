@@ -12,12 +12,15 @@
 #
 #   scripts/cluster-bench.sh [seconds per run, default 6] [rounds, default 3]
 #
-# Optional environment: CLIENTS (default 64), SIZE (default 1024).
+# Optional environment: CLIENTS (default 64), SIZE (default 1024), SOCKETS
+# (default 3: the clients share three sockets, which with three replicas is
+# one per replica; every socket of the profile hears every event).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-6}
 ROUNDS=${2:-3}
 CLIENTS=${CLIENTS:-64}
+SOCKETS=${SOCKETS:-3}
 SIZE=${SIZE:-1024}
 WORK=$(mktemp -d /tmp/privicore-cluster-bench.XXXXXX)
 chmod 755 "$WORK" # the PostgreSQL servers run as nobody when we are root
@@ -90,7 +93,7 @@ run() {
   local before after out ops rate
   before=$(cpu "$@")
   out=$(PRIVICORE_CONFIG_DIR=$conf PRIVICORE_PASSWORD=$pw "$P" bench "$kind" --server "$srv" --username demo \
-    --clients "$CLIENTS" --size "$SIZE" --duration "${SECS}s")
+    --clients "$CLIENTS" --sockets "$SOCKETS" --size "$SIZE" --duration "${SECS}s")
   after=$(cpu "$@")
   ops=$(echo "$out" | sed -n 's/.*ok \([0-9]*\),.*/\1/p')
   rate=$(echo "$out" | sed -n 's/.*, \([0-9]*\)\/s$/\1/p')
@@ -99,7 +102,7 @@ run() {
     $(((after - before) * 1000000 / TCK / (ops > 0 ? ops : 1)))
 }
 
-echo "$CLIENTS clients, $SIZE-byte payloads, ${SECS}s per run, $ROUNDS rounds; $(nproc) cores"
+echo "$CLIENTS clients on $SOCKETS sockets, $SIZE-byte payloads, ${SECS}s per run, $ROUNDS rounds; $(nproc) cores"
 for r in $(seq "$ROUNDS"); do
   echo "== round $r"
   for kind in store retrieve; do

@@ -64,15 +64,12 @@ func (s *Service) Authorize(ctx context.Context, secret string) (*Auth, error) {
 }
 
 func (s *Service) authorize(ctx context.Context, secret string) (*Auth, error) {
-	t, err := s.tokens.auth(ctx, secret)
+	t, p, err := s.tokens.authWithProfile(ctx, secret) // one read: every authorized request makes it
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.store.FindProfileByID(ctx, t.ProfileID)
-	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
-		return nil, errInvalidToken
-	} else if err != nil {
-		return nil, err
+	if p == nil {
+		return nil, errInvalidToken // its profile is gone
 	}
 	return &Auth{Profile: p, Token: t}, nil
 }

@@ -67,6 +67,32 @@ func (ts *Tokens) auth(ctx context.Context, secret string) (*privicore.Token, er
 	return ts.lookup(ctx, secret, privicore.TokenAuth, privicore.TokenOAuth)
 }
 
+// authWithProfile is auth with the token's profile, read together (nil
+// when the profile no longer exists).
+func (ts *Tokens) authWithProfile(ctx context.Context, secret string) (*privicore.Token, *privicore.Profile, error) {
+	if secret == "" || len(secret) > 256 {
+		return nil, nil, errInvalidToken
+	}
+	t, p, err := ts.store.FindTokenWithProfile(ctx, HashSecret(secret))
+	if privicore.ErrorCode(err) == privicore.ENOTFOUND {
+		return nil, nil, errInvalidToken
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if err := ts.usable(t, privicore.TokenAuth, privicore.TokenOAuth); err != nil {
+		return nil, nil, err
+	}
+	return t, p, nil
+}
+
+// usable checks that t is valid now, unspent, and of one of kinds.
+func (ts *Tokens) usable(t *privicore.Token, kinds ...privicore.TokenKind) error {
+	if !slices.Contains(kinds, t.Kind) || !t.Valid(ts.now()) || !t.UsedAt.IsZero() {
+		return errInvalidToken
+	}
+	return nil
+}
+
 // lookup returns the valid, unspent token of one of kinds for secret.
 func (ts *Tokens) lookup(ctx context.Context, secret string, kinds ...privicore.TokenKind) (*privicore.Token, error) {
 	t, err := ts.lookupAny(ctx, secret, kinds...)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/pgtest"
 	"github.com/privicore/privicore/internal/sqlstore"
 )
 
@@ -373,6 +375,45 @@ func TestPruneCommandsKeepsStatistics(t *testing.T) {
 		}
 		if len(c) == 0 {
 			t.Fatal("the pruned day's counts are missing")
+		}
+	})
+}
+
+// FindTokenWithProfile reads a token and its profile in one query, on both
+// dialects: the two as FindToken and FindProfileByID return them, a nil
+// profile when it is gone, ENOTFOUND for an unknown token.
+func TestFindTokenWithProfile(t *testing.T) {
+	pgtest.EachDialect(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db := open(t, dsn)
+		defer db.Close()
+		now := time.Now().UTC()
+		w := func(fn func(q privicore.Queries) error) {
+			t.Helper()
+			if err := db.Write(ctx, fn); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := profile("p1", "owner")
+		p.PublicKey, p.GivenName = "key", "Given"
+		w(func(q privicore.Queries) error { return q.CreateProfile(ctx, p) })
+		for _, tok := range []*privicore.Token{
+			{ID: "h1", ProfileID: "p1", Kind: privicore.TokenAuth, Scope: []string{"all", "data"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+			{ID: "h2", ProfileID: "gone", Kind: privicore.TokenAuth, CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+		} {
+			w(func(q privicore.Queries) error { return q.CreateToken(ctx, tok) })
+		}
+		tok, prof, err := db.FindTokenWithProfile(ctx, "h1")
+		wantTok, _ := db.FindToken(ctx, "h1")
+		wantProf, _ := db.FindProfileByID(ctx, "p1")
+		if err != nil || !reflect.DeepEqual(tok, wantTok) || !reflect.DeepEqual(prof, wantProf) {
+			t.Fatalf("got %+v %+v (%v), want %+v %+v", tok, prof, err, wantTok, wantProf)
+		}
+		if tok, prof, err := db.FindTokenWithProfile(ctx, "h2"); err != nil || tok == nil || tok.ProfileID != "gone" || prof != nil {
+			t.Fatalf("a token whose profile is gone: %+v %+v %v", tok, prof, err)
+		}
+		if _, _, err := db.FindTokenWithProfile(ctx, "nope"); privicore.ErrorCode(err) != privicore.ENOTFOUND {
+			t.Fatalf("an unknown token: %v", err)
 		}
 	})
 }

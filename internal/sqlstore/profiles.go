@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"time"
 
@@ -73,22 +74,66 @@ func (q queries) CreateToken(ctx context.Context, t *privicore.Token) error {
 
 // FindToken implements privicore.TokenStore.
 func (q queries) FindToken(ctx context.Context, id string) (*privicore.Token, error) {
-	var t privicore.Token
-	var kind, scope string
-	var created, expires, revoked, used int64
-	err := q.row(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id).
-		Scan(&t.ID, &t.ProfileID, &kind, &t.Role, &scope, &t.Ref, &created, &expires, &revoked, &used, &t.Application, &t.Family, &t.Pair)
-	if isNoRows(err) {
+	var t tokenScan
+	if err := q.row(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id).Scan(t.dest()...); isNoRows(err) {
 		return nil, notFound("token")
 	} else if err != nil {
 		return nil, dbErr(err)
 	}
-	t.Kind = privicore.TokenKind(kind)
-	if scope != "" {
-		t.Scope = strings.Fields(scope)
+	return t.token(), nil
+}
+
+// FindTokenWithProfile implements privicore.TokenStore.
+func (q queries) FindTokenWithProfile(ctx context.Context, id string) (*privicore.Token, *privicore.Profile, error) {
+	var t tokenScan
+	var p privicore.Profile
+	var pid, username, given, family, hash, key sql.NullString
+	var created, updated sql.NullInt64
+	err := q.row(ctx, `SELECT `+qualified("t", tokenCols)+`, `+qualified("p", profileCols)+`
+		FROM tokens t LEFT JOIN profiles p ON p.id = t.profile_id WHERE t.id = ?`, id).
+		Scan(append(t.dest(), &pid, &username, &given, &family, &hash, &key, &created, &updated)...)
+	if isNoRows(err) {
+		return nil, nil, notFound("token")
+	} else if err != nil {
+		return nil, nil, dbErr(err)
 	}
-	t.CreatedAt, t.ExpiresAt, t.RevokedAt, t.UsedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked), fromNanos(used)
-	return &t, nil
+	if !pid.Valid {
+		return t.token(), nil, nil
+	}
+	p = privicore.Profile{ID: pid.String, Username: username.String, GivenName: given.String, FamilyName: family.String,
+		PasswordHash: hash.String, PublicKey: key.String, CreatedAt: fromNanos(created.Int64), UpdatedAt: fromNanos(updated.Int64)}
+	return t.token(), &p, nil
+}
+
+// tokenScan receives a row of tokenCols.
+type tokenScan struct {
+	t                               privicore.Token
+	kind, scope                     string
+	created, expires, revoked, used int64
+}
+
+func (s *tokenScan) dest() []any {
+	return []any{&s.t.ID, &s.t.ProfileID, &s.kind, &s.t.Role, &s.scope, &s.t.Ref, &s.created, &s.expires, &s.revoked, &s.used,
+		&s.t.Application, &s.t.Family, &s.t.Pair}
+}
+
+func (s *tokenScan) token() *privicore.Token {
+	t := s.t
+	t.Kind = privicore.TokenKind(s.kind)
+	if s.scope != "" {
+		t.Scope = strings.Fields(s.scope)
+	}
+	t.CreatedAt, t.ExpiresAt, t.RevokedAt, t.UsedAt = fromNanos(s.created), fromNanos(s.expires), fromNanos(s.revoked), fromNanos(s.used)
+	return &t
+}
+
+// qualified prefixes each of the comma-separated cols with alias.
+func qualified(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // RevokeApplicationTokens implements privicore.TokenStore.
