@@ -66,6 +66,16 @@ func TestClusterPoolEventsReachAnotherReplica(t *testing.T) {
 	dtk := a.guardedToken(u)
 	s := join(t, c.Engines[1].WSURL, u.Token)
 	del := accepted(t, a.postJSON("/data-token/delete-data", u.Token, map[string]string{"token": dtk}))
+	t.Cleanup(func() {
+		if t.Failed() { // what the command's record says, and its lease (seen once under CI's load: approved, no ack)
+			cmd, err := c.Engines[0].Store.FindCommand(context.Background(), del)
+			var owner string
+			var until int64
+			c.Engines[0].Store.SQL().QueryRow(`SELECT lease_owner, lease_until FROM commands WHERE id = $1`, del).Scan(&owner, &until)
+			t.Logf("the delete's record: %+v (%v); lease %q until %v; replicas %s, %s, %s", cmd, err, owner, time.Unix(0, until),
+				c.Engines[0].ReplicaID(), c.Engines[1].ReplicaID(), c.Engines[2].ReplicaID())
+		}
+	})
 	evs := a.events(u, s, isAck(del))
 	opened := find(evs, map[string]any{"type": "POOL-OPENED", "commandId": del})
 	resolved := find(evs, map[string]any{"type": "POOL-RESOLVED", "commandId": del, "state": "approved"})
