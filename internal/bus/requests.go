@@ -32,5 +32,5 @@ func (b *Bus) Request(ctx context.Context, deviceID, op string, header map[strin
 // the returned stop is called. Fanout delivers a device's outbox on it;
 // the voting pools resend its open ballots.
 func (b *Bus) OnHello(hello func(deviceID string)) (stop func(), err error) {
-	return b.serve(protocol.OpHello, func(_ *nats.Msg, deviceID string) { hello(deviceID) })
+	return b.serve(protocol.OpHello, "", func(_ *nats.Msg, deviceID string) { hello(deviceID) }) // every replica hears it (the outbox lease holder delivers on it)
 }
