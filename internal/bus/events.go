@@ -165,14 +165,37 @@ func (e *Events) ensureStream(cfg EventsConfig) (jetstream.Stream, error) {
 		MaxAge: cfg.BufferTTL, MaxMsgsPerSubject: int64(cfg.BufferSize), MaxBytes: EventBufferBytes,
 		Replicas: eventBufferReplicas} // kept on three nodes of a cluster: losing one loses no event
 	st, err = js.CreateStream(ctx, sc)
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && ctx.Err() == nil {
-		sc.Replicas = 1 // a single server (or a smaller cluster)
+	if tooFewServers(err) {
+		sc.Replicas = 1 // a single server, or a cluster of fewer nodes
 		st, err = js.CreateStream(ctx, sc)
 	}
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another replica was first
 		return js.Stream(ctx, name)
 	}
 	return st, err
+}
+
+// JetStream's answers to a stream that asks for more replicas than there
+// are servers to hold them (nats-server's error codes).
+const (
+	jsReplicasNotSupported = 10074 // replicas > 1 not supported in non-clustered mode
+	jsNoSuitablePeers      = 10005 // no suitable peers for placement
+	jsInsufficientRoom     = 10023 // insufficient resources
+)
+
+// tooFewServers reports whether err refused a stream's replica count for
+// want of servers (not a passing failure: a cluster electing its leader
+// fails otherwise, and is retried with the replicas asked for).
+func tooFewServers(err error) bool {
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode {
+	case jsReplicasNotSupported, jsNoSuitablePeers, jsInsufficientRoom:
+		return true
+	}
+	return false
 }
 
 // Close stops the relay (the subscriptions Listen and OnCloseToken made
