@@ -332,12 +332,12 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 		}
 		for _, id := range wk.rec.list() {
 			accepted++
-			within(t, "command "+id+" finished", 2*time.Minute, func() bool {
+			commandtest.EventuallyWithin(t, "command "+id+" finished", 2*time.Minute, func() bool {
 				st, err := survivor.CommandStatus(ctx, id)
 				return err == nil && (st.CommandStatus == 2 || st.CommandStatus == 3)
 			})
 			// Every ack reaches its socket (joined to a survivor).
-			within(t, "the ack of "+id+" on its socket", 2*time.Minute, func() bool { return wk.acks.has(id) })
+			commandtest.EventuallyWithin(t, "the ack of "+id+" on its socket", 2*time.Minute, func() bool { return wk.acks.has(id) })
 		}
 	}
 	// Every stored value reads back byte-exact through a survivor.
@@ -369,17 +369,6 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 		t.Fatalf("%d reservations applied more than once, %d commands pending", dupReservations, pending)
 	}
 	t.Logf("%d commands accepted (%d through the killed replica), %d tokens read back", accepted, throughVictim, tokens)
-}
-
-// within waits until cond holds, failing the test after wait (a guard
-// against a hang: the kill's recovery includes lease expiries).
-func within(t *testing.T, what string, wait time.Duration, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(wait); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("never, within %s: %s", wait, what)
-		}
-	}
 }
 
 // tail is the last n lines of s.

@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/privicore/privicore/internal/bus"
@@ -18,15 +17,7 @@ import (
 // receipt (both handling it, the second would record it again, fail, and
 // reply "answered").
 func TestEachAnswerReachesOneReplica(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(guard) {
-		t.Fatal("NATS did not start")
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := natsServer(t, false)
 	var handled atomic.Int32
 	var engines []*bus.Bus
 	for range 2 {

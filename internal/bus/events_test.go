@@ -18,16 +18,7 @@ import (
 // one bus are.
 func replicas(t *testing.T, n int, jetStream bool) []*bus.Events {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		JetStream: jetStream, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(guard) {
-		t.Fatal("NATS did not start")
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := natsServer(t, jetStream)
 	var out []*bus.Events
 	for i := range n {
 		b, err := bus.Start(bus.Config{NATSURL: srv.ClientURL()}, approved)
@@ -43,6 +34,23 @@ func replicas(t *testing.T, n int, jetStream bool) []*bus.Events {
 		out = append(out, ev)
 	}
 	return out
+}
+
+// natsServer runs a NATS server of the replicas' own on loopback (with
+// JetStream or without), stopped with the test.
+func natsServer(t *testing.T, jetStream bool) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		JetStream: jetStream, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(guard) {
+		t.Fatal("NATS did not start")
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv
 }
 
 // inbox collects what a Listen hears.

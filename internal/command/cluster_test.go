@@ -19,20 +19,9 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // onSharedStores runs fn with n stores opened on one database, each with
 // its own writer, as n engines would: on PostgreSQL and on one SQLite file
-// (cheap, and the same lease statements): pgtest.EachDialect.
+// (cheap, and the same lease statements).
 func onSharedStores(t *testing.T, n int, fn func(t *testing.T, stores []*sqlstore.DB)) {
-	pgtest.EachDialect(t, func(t *testing.T, dsn string) {
-		var out []*sqlstore.DB
-		for range n {
-			db, err := sqlstore.Open(context.Background(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			out = append(out, db)
-		}
-		fn(t, out)
-	})
+	commandtest.OnEachDialect(t, n, fn)
 }
 
 // ledger records the executions of the "n" commands of several replicas.

@@ -1,5 +1,6 @@
 // Package commandtest holds what the rule packages' tests share to run the
-// command model for real: a SQLite store in the test's directory, a
+// command model for real: a SQLite store in the test's directory (or
+// stores on both dialects), a
 // publisher for processors no socket listens to, and waiting for a
 // command's outcome in the store. It is imported by tests only.
 package commandtest
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/pgtest"
 	"github.com/privicore/privicore/internal/sqlstore"
 )
 
@@ -27,6 +29,26 @@ func Open(t testing.TB) *sqlstore.DB {
 	}
 	t.Cleanup(func() { store.Close() })
 	return store
+}
+
+// OnEachDialect runs fn on n handles of one fresh database, each with its
+// own writer as n engines' would be, once on SQLite and once on
+// PostgreSQL (pgtest.EachDialect: skipped without it unless
+// PRIVICORE_REQUIRE_POSTGRES); the handles close when fn's test ends.
+func OnEachDialect(t *testing.T, n int, fn func(t *testing.T, stores []*sqlstore.DB)) {
+	t.Helper()
+	pgtest.EachDialect(t, func(t *testing.T, dsn string) {
+		var stores []*sqlstore.DB
+		for range n {
+			db, err := sqlstore.Open(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			stores = append(stores, db)
+		}
+		fn(t, stores)
+	})
 }
 
 // Nowhere is a command.Publisher that publishes nothing.
@@ -89,9 +111,17 @@ func Sub(c *privicore.Command, err error) Submitted { return Submitted{c, err} }
 // within Wait (a guard against a hang, not a measurement).
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(Wait); !cond(); time.Sleep(10 * time.Millisecond) {
+	EventuallyWithin(t, what, Wait, cond)
+}
+
+// EventuallyWithin is Eventually with its own guard, for waits that
+// include something slow by design (a lease's expiry, a process's
+// recovery).
+func EventuallyWithin(t testing.TB, what string, wait time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(wait); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("never, within %s: %s", Wait, what)
+			t.Fatalf("never, within %s: %s", wait, what)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdh"
 	"encoding/base64"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -46,11 +45,7 @@ func (v *voter) last(t *testing.T, poolID string, attempt int) protocol.Ballot {
 // voter enrolls an authenticator of u answering with d, and runs it.
 func (a *api) voter(u *user, name string, d authenticator.Decision) *voter {
 	a.t.Helper()
-	_, id := a.requestDevice(u.Token, name)
-	priv, _ := keys.Generate()
-	a.succeed(accepted(a.t, a.postJSON("/public-key/register-public-key", u.Token, map[string]string{"publicKey": keys.SignedPublic(priv), "deviceIdentifier": id})))
-	a.succeed(accepted(a.t, a.postForm("/device/approve-device", u.Token, url.Values{"deviceIdentifier": {id}})))
-	a.succeed(accepted(a.t, a.postJSON("/verified-authenticator/register", u.Token, map[string]string{"deviceIdentifier": id})))
+	id, priv := a.enrollVoter(u, name)
 	v := &voter{ID: id, Key: priv}
 	auth, err := authenticator.Start(authenticator.Config{Bundle: a.bundle(u.Token, id), Key: priv,
 		Decide: func(_ context.Context, b protocol.Ballot) authenticator.Decision {

@@ -38,10 +38,7 @@ func (d database) open(t *testing.T) *sqlstore.DB {
 // onBoth runs fn on a fresh SQLite database and on a fresh PostgreSQL one
 // (skipped when no PostgreSQL is installed, unless PRIVICORE_REQUIRE_POSTGRES).
 func onBoth(t *testing.T, fn func(t *testing.T, d database)) {
-	t.Run("sqlite", func(t *testing.T) {
-		fn(t, database{filepath.Join(t.TempDir(), "db", "privicore.db")})
-	})
-	t.Run("postgres", func(t *testing.T) { fn(t, database{pgtest.DSN(t)}) })
+	pgtest.EachDialect(t, func(t *testing.T, dsn string) { fn(t, database{dsn}) })
 }
 
 func newKEK(t *testing.T) []byte {

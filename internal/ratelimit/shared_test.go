@@ -1,12 +1,12 @@
 package ratelimit
 
 import (
-	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/pgtest"
 	"github.com/privicore/privicore/internal/sqlstore"
 )
@@ -14,16 +14,9 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // onBothDialects runs fn on a fresh SQLite database and a fresh
-// PostgreSQL one (pgtest.EachDialect).
+// PostgreSQL one.
 func onBothDialects(t *testing.T, fn func(t *testing.T, db *sqlstore.DB)) {
-	pgtest.EachDialect(t, func(t *testing.T, dsn string) {
-		db, err := sqlstore.Open(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		fn(t, db)
-	})
+	commandtest.OnEachDialect(t, 1, func(t *testing.T, stores []*sqlstore.DB) { fn(t, stores[0]) })
 }
 
 // TestSharedGuardKeepsTheRules runs the guard's rule tests with the
