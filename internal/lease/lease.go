@@ -65,9 +65,6 @@ func NewSet(store privicore.LeaseStore, owner string, opts Options) *Set {
 	return s
 }
 
-// Owner is the set's owner.
-func (s *Set) Owner() string { return s.owner }
-
 // Lease returns the lease named name, kept by the set from now on: it is
 // tried at once (so a sole engine holds it on return), then renewed or
 // tried again every TTL/3. Asking twice for a name returns one lease.
@@ -175,9 +172,6 @@ type Lease struct {
 	mu    sync.Mutex
 	until time.Time // held before this (monotonic); zero: not held
 }
-
-// Name is the lease's name.
-func (l *Lease) Name() string { return l.name }
 
 // Held reports whether the set holds the lease now (a nil lease: true).
 func (l *Lease) Held() bool {
