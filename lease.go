@@ -47,3 +47,25 @@ type RateStore interface {
 	// and returns how many went.
 	DeleteExpiredRateBuckets(ctx context.Context, before time.Time) (int, error)
 }
+
+// ReplicaStore keeps the membership of the replicas sharing a database
+// (internal/coherence): which replicas may cache what the database holds
+// and must therefore hear of every change before it is acknowledged. Times
+// are the caller's clock; they only let rows of long-dead replicas be
+// swept, never decide whom a change waits for.
+type ReplicaStore interface {
+	// JoinReplica records replica id as a member until until.
+	JoinReplica(ctx context.Context, id string, until time.Time) error
+	// RenewReplica extends id's membership to until and returns the other
+	// members. It is ENOTFOUND when id is no member (another replica
+	// evicted it): id must then drop everything it cached and join again.
+	RenewReplica(ctx context.Context, id string, until time.Time) (others []string, err error)
+	// Replicas lists the members.
+	Replicas(ctx context.Context) ([]string, error)
+	// EvictReplicas ends the membership of ids (replicas that did not
+	// acknowledge a change in time).
+	EvictReplicas(ctx context.Context, ids []string) error
+	// SweepReplicas removes the members whose membership ended before
+	// before (replicas that died without leaving).
+	SweepReplicas(ctx context.Context, before time.Time) error
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
 	"github.com/privicore/privicore/internal/clientaddr"
+	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/datatoken"
 	"github.com/privicore/privicore/internal/device"
@@ -199,6 +200,7 @@ type Engine struct {
 	EngineKey  string     // the engine's signed public key
 
 	events *bus.Events // shared mode: the hub's relay; nil with SQLite
+	peers  *coherence.Peers
 
 	handler   http.Handler
 	listeners []net.Listener
@@ -253,9 +255,23 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		store.Close()
 		return nil, err
 	}
+	// The caches hear of every committed change through the peers: this
+	// engine's own and, in cluster mode, every replica's (coherence).
+	e.peers = coherence.Local()
+	if e.Shared() {
+		e.peers = coherence.New(cfg.ReplicaID, store, e.Bus.Conn(), coherence.Options{Subject: e.Bus.Prefix() + ".coherence", Logger: cfg.Logger})
+		if err := e.peers.Start(ctx); err != nil {
+			e.Bus.Close()
+			e.Jobs.Close()
+			store.Close()
+			return nil, err
+		}
+	}
+	store.SetPeers(e.peers)
 	var relay wsproxy.Relay // shared mode: the sockets' events go through the bus (events.go)
 	if e.Shared() {
 		if e.events, err = e.newEvents(); err != nil {
+			e.peers.Close()
 			e.Bus.Close()
 			e.Jobs.Close()
 			store.Close()
@@ -267,7 +283,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr, Relay: relay, Addresses: addrs})
 	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
 	if e.Shared() {
-		gate = voting.NewSharedGate(store) // another replica's policy activation is read, not told
+		gate = voting.NewSharedGate(store, e.peers) // another replica's activation is heard of through the peers
 	}
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate,
 		PruneLease: e.Jobs.Lease(LeaseCommandPrune), Replica: cfg.ReplicaID, Shared: e.Shared()})
@@ -275,13 +291,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
 		RegisterPerAddr: cfg.RegisterPerAddr, HashConcurrency: cfg.HashConcurrency, PasswordParams: cfg.PasswordParams,
-		Counters: e.counters(), Shared: e.Shared()}, e.Devices, e.Hub.CloseToken)
+		Counters: e.counters(), Peers: e.peers}, e.Devices, e.Hub.CloseToken)
 	sealer := layer2.New(secrets.Master)
-	var deviceChanges fanout.DeviceChanges = e.Devices // nil when shared: no device-list cache (docs/decisions.md)
-	if e.Shared() {
-		deviceChanges = nil
-	}
-	e.Storage = fanout.New(store, e.Bus, deviceChanges, layer2.NewValidator(sealer, store), cfg.Logger)
+	e.Storage = fanout.New(store, e.Bus, fanout.PeerDeviceChanges(e.peers), layer2.NewValidator(sealer, store), cfg.Logger)
 	e.Storage.Handle(e.Commands)
 	e.DataTokens = datatoken.New(store, e.Commands, e.Storage, sealer, datatoken.Config{MinAcks: cfg.MinAcks, PublicURL: e.publicURL, Logger: cfg.Logger})
 
@@ -298,6 +310,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := e.Storage.Start(e.Jobs.Lease(LeaseOutbox)); err != nil {
 		e.Hub.Close()
 		e.Jobs.Close()
+		e.peers.Close()
 		e.Bus.Close()
 		store.Close()
 		return nil, err
@@ -306,6 +319,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.Storage.Stop()
 		e.Hub.Close()
 		e.Jobs.Close()
+		e.peers.Close()
 		e.Bus.Close()
 		store.Close()
 		return nil, fmt.Errorf("voting: %w", err)
@@ -315,6 +329,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.Storage.Stop()
 		e.Hub.Close()
 		e.Jobs.Close()
+		e.peers.Close()
 		e.Bus.Close()
 		store.Close()
 		return nil, fmt.Errorf("resume commands: %w", err)
@@ -432,6 +447,7 @@ func (e *Engine) Close() error {
 		e.Voting.Stop()
 		e.Storage.Stop()
 		e.Jobs.Close() // after the jobs stopped: releases their leases
+		e.peers.Close()
 		if e.events != nil {
 			e.events.Close()
 		}
@@ -442,3 +458,8 @@ func (e *Engine) Close() error {
 	})
 	return err
 }
+
+// CachesTrusted reports whether the engine's caches may be used now
+// (coherence.Peers.Valid): always alone on SQLite; in cluster mode once the
+// replica is a member past its warm-up.
+func (e *Engine) CachesTrusted() bool { return e.peers.Valid() }

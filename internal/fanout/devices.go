@@ -2,22 +2,27 @@ package fanout
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 )
 
 // Devices returns the profile's storage devices.
 //
-// The list is cached per profile until a device change is committed
-// (DeviceChanges) or for deviceCacheTTL at most. Without DeviceChanges
-// (replicas sharing the store, which would not hear of each other's
-// changes) nothing is cached: every call reads the store.
+// The list is cached per profile until a device change is committed on
+// any replica (DeviceChanges) or for deviceCacheTTL at most. Without
+// DeviceChanges, or while it says not to, nothing is cached: every call
+// reads the store.
 func (s *Service) Devices(ctx context.Context, profileID string) ([]*privicore.Device, error) {
 	if s.changes == nil {
 		return s.store.ListDevices(ctx, profileID, privicore.RoleStorage)
 	}
-	gen := s.changes.DeviceGeneration()
+	gen, ok := s.changes.DeviceGeneration()
+	if !ok {
+		return s.store.ListDevices(ctx, profileID, privicore.RoleStorage)
+	}
 	s.devMu.Lock()
 	e, ok := s.devCache[profileID]
 	s.devMu.Unlock()
@@ -85,4 +90,24 @@ func (s *Service) onlineDevices(ctx context.Context, profileID string, keep func
 		}
 	}
 	return out, nil
+}
+
+// PeerDeviceChanges returns the DeviceChanges of the device changes that
+// peers hear of: this engine's and, in cluster mode, every replica's (the
+// store notes them, coherence.Devices), cached only while peers are Valid.
+func PeerDeviceChanges(peers *coherence.Peers) DeviceChanges {
+	c := &peerDeviceChanges{peers: peers}
+	peers.Handle(coherence.Devices, func(string) { c.gen.Add(1) })
+	peers.OnFlush(func() { c.gen.Add(1) })
+	return c
+}
+
+type peerDeviceChanges struct {
+	peers *coherence.Peers
+	gen   atomic.Uint64
+}
+
+func (c *peerDeviceChanges) DeviceGeneration() (uint64, bool) {
+	gen := c.gen.Load()
+	return gen, c.peers.Valid()
 }

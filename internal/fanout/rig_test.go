@@ -14,6 +14,7 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
+	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/daemon/storagedevice"
@@ -69,7 +70,9 @@ func newRig(t *testing.T) *rig {
 	rand.Read(master)
 	sealer := layer2.New(master)
 	valid := layer2.NewValidator(sealer, store)
-	fan := fanout.New(store, b, devs, valid, log)
+	peers := coherence.Local()
+	store.SetPeers(peers)
+	fan := fanout.New(store, b, fanout.PeerDeviceChanges(peers), valid, log)
 	fan.Handle(cmds)
 	if err := cmds.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -41,10 +41,11 @@ type Bus interface {
 }
 
 // DeviceChanges tells the service when its cached device lists are stale
-// (internal/device implements it).
+// (PeerDeviceChanges implements it).
 type DeviceChanges interface {
-	// DeviceGeneration grows once any change to a device is committed.
-	DeviceGeneration() uint64
+	// DeviceGeneration grows once any change to a device is committed; a
+	// list is cached only while ok.
+	DeviceGeneration() (gen uint64, ok bool)
 }
 
 // Validator authenticates what a device returns (layer 2, see
@@ -77,8 +78,8 @@ type Service struct {
 }
 
 // New returns the service; Start runs its outbox delivery. changes says
-// when the devices' cached lists are stale; nil caches no list (for
-// replicas sharing the store: another's change is not told here). valid
+// when the devices' cached lists are stale (PeerDeviceChanges); nil caches
+// no list. valid
 // checks every copy read from a device before it is served or copied.
 func New(store privicore.Store, b Bus, changes DeviceChanges, valid Validator, logger *slog.Logger) *Service {
 	if logger == nil {

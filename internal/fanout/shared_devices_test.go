@@ -6,18 +6,22 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/fanout"
 )
 
-// TestDevicesWithoutDeviceChangesReadTheStore: a service made without
-// DeviceChanges (replicas on one store) lists a storage device removed by a
-// write it does not make (as another replica's) no more at the very next
-// call, though it listed it a moment before.
-func TestDevicesWithoutDeviceChangesReadTheStore(t *testing.T) {
+// TestDeviceListHearsOfChangesItDoesNotMake: a service whose device lists
+// follow the peers (PeerDeviceChanges) lists a storage device removed by a
+// write it does not make (as another replica's, whose commit is published
+// to the peers) no more at the very next call, though it listed, and
+// cached, it a moment before.
+func TestDeviceListHearsOfChangesItDoesNotMake(t *testing.T) {
 	ctx := context.Background()
 	store := commandtest.Open(t)
-	fan := fanout.New(store, nil, nil, nil, nil)
+	peers := coherence.Local()
+	store.SetPeers(peers)
+	fan := fanout.New(store, nil, fanout.PeerDeviceChanges(peers), nil, nil)
 	now := time.Now().UTC()
 	write := func(fn func(q privicore.Queries) error) {
 		t.Helper()

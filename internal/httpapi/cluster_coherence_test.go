@@ -5,17 +5,21 @@ import (
 	"encoding/base64"
 	"net/url"
 	"testing"
+	"time"
 
 	wireapi "github.com/privicore/privicore/api"
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/daemon/authenticator"
 	"github.com/privicore/privicore/internal/enginetest"
 )
 
 // Coherent reads at once across replicas (issue #14, point 5): each test
 // warms replica B's caches first, then changes something on replica A and,
-// as soon as A has acknowledged it, reads on B without waiting. In cluster
-// mode a cache that would not hear of A's change is off (docs/decisions.md,
-// "Caches in cluster mode").
+// as soon as A has acknowledged it, reads on B without waiting. The
+// replicas trust their caches (the auth cache, the device lists, the
+// policy gate) before the test begins: A's change must reach B's caches
+// before A acknowledges it (internal/coherence); the data-token cache is
+// off in cluster mode (docs/decisions.md, "Caches in cluster mode").
 
 // coherence is two replicas on one PostgreSQL and one NATS, a profile with
 // a key and two storage devices, and a socket on B for the data events.
@@ -33,7 +37,21 @@ func newCoherence(t *testing.T, name string) *coherence {
 	h.u = h.a.activeUser(name)
 	h.s1, h.s2 = h.storage("s1"), h.storage("s2")
 	h.onB = join(t, c.Engines[1].WSURL, h.u.Token)
+	trustingCaches(t, c)
 	return h
+}
+
+// trustingCaches waits until every replica of c trusts its caches.
+func trustingCaches(t *testing.T, c *enginetest.Cluster) {
+	t.Helper()
+	commandtest.EventuallyWithin(t, "every replica trusts its caches", 30*time.Second, func() bool {
+		for _, e := range c.Engines {
+			if !e.CachesTrusted() {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // storage enrolls a storage device through A, starts it and returns its id.
@@ -105,6 +123,7 @@ func TestReplicaRefusesARevokedTokenAtOnce(t *testing.T) {
 	c := enginetest.StartCluster(t, 2)
 	a, b := newAPI(t, c.Engines[0]), newAPI(t, c.Engines[1])
 	u := a.activeUser("revoke")
+	trustingCaches(t, c)
 	token := b.login(u.Name, u.Password)
 	expect(t, b.get("/profile/retrieve-profile-id", token), 200) // B has resolved it
 	expect(t, a.postJSON("/profile/revoke-authorization-token", token, nil), 200)

@@ -3,25 +3,26 @@ package profile
 import (
 	"sync"
 	"time"
+
+	"github.com/privicore/privicore/internal/coherence"
 )
 
 // authCache keeps resolved tokens for a moment, so that a burst of requests
-// with one token costs one lookup. Revocation and profile changes made by
-// this engine drop entries at once; authCacheTTL bounds any other staleness.
-//
-// It is for an engine that owns its store (SQLite): there every change is
-// its own. Replicas sharing a store (Config.Shared) would not hear of each
-// other's revocations, so there is no cache then (a nil *authCache, whose
-// methods keep nothing) and every request reads the token.
+// with one token costs one lookup. A revocation or a profile change,
+// committed by this engine or by any other replica on the store, drops
+// entries before it is acknowledged (coherence: the store notes the
+// change, the peers' handlers drop it); authCacheTTL bounds the life of an
+// entry. Entries are served and kept only while the peers are Valid.
 //
 // A lookup that read the database before a drop must not put back what it
 // read after it (a revoked token would then pass for the TTL): readers take
 // the generation before they read, and put keeps the entry only if no drop
 // happened since.
 type authCache struct {
-	mu  sync.Mutex
-	m   map[string]authEntry // token id → caller
-	gen uint64               // drops so far
+	peers *coherence.Peers
+	mu    sync.Mutex
+	m     map[string]authEntry // token id → caller
+	gen   uint64               // drops so far
 }
 
 type authEntry struct {
@@ -34,16 +35,20 @@ const (
 	authCacheMax = 10000
 )
 
-// newAuthCache returns a cache, or nil (no cache) when the store is shared.
-func newAuthCache(shared bool) *authCache {
-	if shared {
-		return nil
-	}
-	return &authCache{m: map[string]authEntry{}}
+// newAuthCache returns a cache that hears of changes through peers.
+func newAuthCache(peers *coherence.Peers) *authCache {
+	c := &authCache{peers: peers, m: map[string]authEntry{}}
+	peers.Handle(coherence.Token, c.dropToken)
+	peers.Handle(coherence.Profile, c.dropProfile)
+	peers.OnFlush(c.dropAll)
+	return c
 }
 
 func (c *authCache) get(tokenID string, now time.Time) *Auth {
 	if c == nil {
+		return nil
+	}
+	if !c.peers.Valid() {
 		return nil
 	}
 	c.mu.Lock()
@@ -78,7 +83,7 @@ func (c *authCache) put(tokenID string, a *Auth, now time.Time, gen uint64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen {
+	if c.gen != gen || !c.peers.Valid() {
 		return
 	}
 	if len(c.m) >= authCacheMax {
@@ -97,6 +102,7 @@ func (c *authCache) dropToken(tokenID string) {
 	c.mu.Unlock()
 }
 
+// dropProfile drops the entries of a profile ("": every entry).
 func (c *authCache) dropProfile(profileID string) {
 	if c == nil {
 		return
@@ -105,8 +111,18 @@ func (c *authCache) dropProfile(profileID string) {
 	defer c.mu.Unlock()
 	c.gen++
 	for id, e := range c.m {
-		if e.auth.Profile.ID == profileID {
+		if profileID == "" || e.auth.Profile.ID == profileID {
 			delete(c.m, id)
 		}
 	}
+}
+
+func (c *authCache) dropAll() { c.dropProfile("") }
+
+// peers are the configured Peers, or Local ones.
+func (c *Config) peers() *coherence.Peers {
+	if c.Peers == nil {
+		c.Peers = coherence.Local()
+	}
+	return c.Peers
 }

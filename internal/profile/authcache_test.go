@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 )
 
 // A lookup that read a token before its revocation dropped it from the
@@ -21,7 +22,7 @@ func TestAuthCacheKeepsNothingReadBeforeADrop(t *testing.T) {
 		{"profile", func(c *authCache) { c.dropProfile("p1") }},
 		{"another token", func(c *authCache) { c.dropToken("t2") }},
 	} {
-		c := newAuthCache(false)
+		c := newAuthCache(coherence.Local())
 		gen := c.generation() // the reader starts
 		drop.do(c)            // the revoke commits and drops
 		c.put("t1", a, now, gen)
@@ -29,7 +30,7 @@ func TestAuthCacheKeepsNothingReadBeforeADrop(t *testing.T) {
 			t.Errorf("after a %s drop during the read, the stale caller was cached", drop.name)
 		}
 	}
-	c := newAuthCache(false)
+	c := newAuthCache(coherence.Local())
 	c.put("t1", a, now, c.generation())
 	if c.get("t1", now) != a {
 		t.Fatal("a read with no drop meanwhile was not cached")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/password"
 	"github.com/privicore/privicore/internal/ratelimit"
@@ -68,11 +69,11 @@ type Config struct {
 	// (HashConcurrency) stays per replica: it bounds this machine's CPU.
 	Counters privicore.RateStore
 	Logger   *slog.Logger
-	// Shared is set when other replicas share the store (cluster mode):
-	// their revocations and profile changes are never heard of here, so
-	// tokens are then resolved from the store at every request, without
-	// the auth cache (authcache.go).
-	Shared bool
+	// Peers tell the auth cache (authcache.go) of revocations and profile
+	// changes, this engine's and, in cluster mode, every replica's; give
+	// the store the same peers (sqlstore.DB.SetPeers). nil: coherence.Local
+	// (only this service's own changes are heard of).
+	Peers *coherence.Peers
 }
 
 // Service implements the profile rules.
@@ -109,7 +110,7 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, devices Dev
 	s := &Service{store: store, cmds: cmds, cfg: cfg, devices: devices, onRevoke: onRevoke, log: cfg.Logger, tokens: NewTokens(store),
 		failures: cfg.failureGuard(), registers: cfg.registerLimiter(),
 		hasher: password.NewHasher(cfg.HashConcurrency, cfg.PasswordParams),
-		auths:  newAuthCache(cfg.Shared),
+		auths:  newAuthCache(cfg.peers()),
 		now:    func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)
 	cmds.Handle(CmdChangePassword, s.handleChangePassword)

@@ -6,19 +6,22 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/profile"
 )
 
-// TestSharedStoreRevocationIsRefusedAtOnce: with Config.Shared (replicas on
-// one store), a token revoked by a write this service does not make (as
-// another replica's) is refused at the very next Authorize, though this
-// service resolved it a moment before.
-func TestSharedStoreRevocationIsRefusedAtOnce(t *testing.T) {
+// TestRevocationWrittenElsewhereIsRefusedAtOnce: a token revoked by a
+// write this service does not make (as another replica's, whose commit is
+// published to this engine's peers) is refused at the very next Authorize,
+// though this service resolved it, and cached it, a moment before.
+func TestRevocationWrittenElsewhereIsRefusedAtOnce(t *testing.T) {
 	ctx := context.Background()
 	store := commandtest.Open(t)
-	s := profile.New(store, command.New(store, commandtest.Nowhere{}, command.Options{}), profile.Config{Shared: true}, nil, nil)
+	peers := coherence.Local()
+	store.SetPeers(peers)
+	s := profile.New(store, command.New(store, commandtest.Nowhere{}, command.Options{}), profile.Config{Peers: peers}, nil, nil)
 	now := time.Now().UTC()
 	const secret = "auth-shared-secret"
 	tok := &privicore.Token{ID: profile.HashSecret(secret), ProfileID: "p1", Kind: privicore.TokenAuth, Scope: []string{privicore.ScopeAll},

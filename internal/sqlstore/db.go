@@ -30,6 +30,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 )
 
 //go:embed migrations/*.sql
@@ -48,8 +49,9 @@ type DB struct {
 	db      *sql.DB
 	dialect dialect
 	cache   *stmtCache
-	tokens  *tokenCache // nil on PostgreSQL (shared by replicas)
-	queries             // reads outside a transaction
+	tokens  *tokenCache                     // nil on PostgreSQL (shared by replicas)
+	queries                                 // reads outside a transaction
+	peers   atomic.Pointer[coherence.Peers] // the caches told of every commit (SetPeers)
 
 	writes   chan *writeReq
 	stop     chan struct{}

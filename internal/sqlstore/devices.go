@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 )
 
 const deviceCols = `id, profile_id, request_command_id, name, display_name, tags, meta, role, state, public_key, client_id, secret_hash, qr_token_id, qr_role, last_seen_at, created_at, updated_at`
@@ -53,6 +54,7 @@ func orEmpty(s []string) []string {
 // CreateDevice implements privicore.DeviceStore.
 func (q queries) CreateDevice(ctx context.Context, d *privicore.Device) error {
 	_, err := q.exec(ctx, `INSERT INTO devices (`+deviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, deviceArgs(d)...)
+	q.note(coherence.Devices, d.ProfileID)
 	return dbErr(err)
 }
 
@@ -65,12 +67,14 @@ func (q queries) UpdateDevice(ctx context.Context, d *privicore.Device) error {
 	if err == nil && n == 0 {
 		return notFound("device")
 	}
+	q.note(coherence.Devices, d.ProfileID)
 	return err
 }
 
 // DeleteDevice implements privicore.DeviceStore.
 func (q queries) DeleteDevice(ctx context.Context, id string) error {
 	_, err := q.exec(ctx, `DELETE FROM devices WHERE id = ?`, id)
+	q.note(coherence.Devices, "")
 	return dbErr(err)
 }
 

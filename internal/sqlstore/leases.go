@@ -21,11 +21,12 @@ func (d *DB) ownWrite(ctx context.Context, fn func(q queries) error) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	if err := fn(d.txQueries(tx)); err != nil {
+	q := d.txQueries(tx)
+	if err := fn(q); err != nil {
 		tx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := d.commitTx(tx, q.log); err != nil {
 		return unavailable(err)
 	}
 	return nil

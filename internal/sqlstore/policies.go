@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 )
 
 const policyCols = `id, profile_id, name, template_id, event_ids, events, configuration_id, configuration, active, created_at, updated_at`
@@ -54,14 +55,22 @@ func (q queries) SetPolicyActive(ctx context.Context, id string, active bool, at
 	if active {
 		a = 1
 	}
-	_, err := q.exec(ctx, `UPDATE policies SET active = ?, updated_at = ? WHERE id = ?`, a, nanos(at), id)
-	return dbErr(err)
+	profileID, err := scanString(q.row(ctx, `UPDATE policies SET active = ?, updated_at = ? WHERE id = ? RETURNING profile_id`, a, nanos(at), id))
+	if isNoRows(err) || privicore.ErrorCode(err) == privicore.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if active {
+		q.note(coherence.Policies, profileID)
+	}
+	return nil
 }
 
 // DeletePolicy implements privicore.PolicyStore.
 func (q queries) DeletePolicy(ctx context.Context, id string) error {
 	_, err := q.exec(ctx, `DELETE FROM policies WHERE id = ?`, id)
-	return dbErr(err)
+	return dbErr(err) // no note: a gate that still guards the profile only reads its policies once more
 }
 
 // FindPolicy implements privicore.PolicyStore.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 )
 
 // Profiles and their tokens (the hashes of authorization, temporary, QR,
@@ -47,6 +48,7 @@ func (q queries) UpdateProfile(ctx context.Context, p *privicore.Profile) error 
 	if err == nil && n == 0 {
 		return notFound("profile")
 	}
+	q.note(coherence.Profile, p.ID)
 	return err
 }
 
@@ -158,12 +160,16 @@ func (q queries) revokeWhere(ctx context.Context, column, value string, at time.
 	if _, err := q.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE `+column+` = ? AND revoked_at = 0`, nanos(at), value); err != nil {
 		return nil, dbErr(err)
 	}
+	for _, id := range ids {
+		q.note(coherence.Token, id)
+	}
 	return ids, nil
 }
 
 // RevokeToken implements privicore.TokenStore.
 func (q queries) RevokeToken(ctx context.Context, id string, at time.Time) error {
 	_, err := q.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, nanos(at), id)
+	q.note(coherence.Token, id)
 	return dbErr(err)
 }
 
@@ -173,6 +179,7 @@ func (q queries) UseToken(ctx context.Context, id string, at time.Time) error {
 	if err == nil && n == 0 {
 		return notFound("token")
 	}
+	q.note(coherence.Token, id)
 	return err
 }
 

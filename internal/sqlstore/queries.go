@@ -115,6 +115,14 @@ func rebind(d dialect, query string) string {
 	return b.String()
 }
 
+// note records, in a write transaction, a change the replicas' caches must
+// hear of once it commits (coherence.Change); outside one it does nothing.
+func (q queries) note(kind, key string) {
+	if q.log != nil {
+		q.log.note(kind, key)
+	}
+}
+
 func (q queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	query = rebind(q.d, query)
 	if st := q.stmt(ctx, query); st != nil {

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 )
 
 // tokenRow is a data_tokens row as stored (dataTokenReadCols): immutable
@@ -269,12 +270,14 @@ func (c *tokenCache) drop(id string) {
 	}
 }
 
-// tokenLog records the data_tokens rows one write transaction changed, in
-// order: the row as written, or nil where it was deleted or is not known;
-// an empty id where the transaction ran a raw statement (rawStatement).
+// tokenLog records what one write transaction changed: the data_tokens
+// rows it wrote, in order (the row as written, or nil where it was deleted
+// or is not known; an empty id where the transaction ran a raw statement,
+// rawStatement), and the changes other caches must hear of (note).
 type tokenLog struct {
-	ids  []string
-	rows []*tokenRow
+	ids   []string
+	rows  []*tokenRow
+	notes []coherence.Change
 }
 
 func (l *tokenLog) add(id string, r *tokenRow) {
@@ -283,11 +286,23 @@ func (l *tokenLog) add(id string, r *tokenRow) {
 }
 
 // rawStatement notes a statement that may have changed any row.
-func (l *tokenLog) rawStatement() { l.add("", nil) }
+func (l *tokenLog) rawStatement() {
+	l.add("", nil)
+	l.notes = append(l.notes, coherence.Change{})
+}
+
+// note records a change of kind to key (coherence.Change), published once
+// the transaction commits.
+func (l *tokenLog) note(kind, key string) {
+	l.notes = append(l.notes, coherence.Change{Kind: kind, Key: key})
+}
+
+// logMark is where a savepoint's writes begin in a tokenLog.
+type logMark struct{ ids, notes int }
 
 // mark and rollback forget what a write rolled back to its savepoint did.
-func (l *tokenLog) mark() int { return len(l.ids) }
+func (l *tokenLog) mark() logMark { return logMark{len(l.ids), len(l.notes)} }
 
-func (l *tokenLog) rollback(m int) {
-	l.ids, l.rows = l.ids[:m], l.rows[:m]
+func (l *tokenLog) rollback(m logMark) {
+	l.ids, l.rows, l.notes = l.ids[:m.ids], l.rows[:m.ids], l.notes[:m.notes]
 }

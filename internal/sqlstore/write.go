@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/groupcommit"
 )
 
@@ -199,13 +200,18 @@ func (d *DB) txQueries(tx *sql.Tx) queries {
 	return queries{q: tx, d: d.dialect, tx: tx, cache: d.cache, tokens: d.tokens, log: &tokenLog{}}
 }
 
-// commitTx commits a write transaction and brings the token cache up to
-// date with what it wrote (log), before anyone hears of the outcome: the
-// rows as written once committed, dropped if the commit failed (see
-// tokenCache).
+// commitTx commits a write transaction and brings the caches up to date
+// with what it wrote (log), before anyone hears of the outcome: the token
+// cache gets the rows as written once committed (dropped if the commit
+// failed, see tokenCache); the changes other caches must hear of, here
+// and on every other replica, are published (coherence.Peers.Publish).
 func (d *DB) commitTx(tx *sql.Tx, log *tokenLog) error {
 	if len(log.ids) == 0 || d.tokens == nil {
-		return tx.Commit()
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		d.publish(log.notes)
+		return nil
 	}
 	// While the commit is under way, the rows it writes are read from the
 	// database: another reader may already see what the transaction
@@ -217,8 +223,24 @@ func (d *DB) commitTx(tx *sql.Tx, log *tokenLog) error {
 		return err
 	}
 	d.tokens.apply(log)
+	d.publish(log.notes)
 	return nil
 }
+
+// publish hands committed changes to the replicas' caches (SetPeers).
+func (d *DB) publish(notes []coherence.Change) {
+	if len(notes) == 0 {
+		return
+	}
+	if p := d.peers.Load(); p != nil {
+		p.Publish(context.Background(), notes)
+	}
+}
+
+// SetPeers gives the DB the caches that must hear of what it commits:
+// every change a write transaction notes is published to them once it
+// commits, before the writer's callers learn of the outcome.
+func (d *DB) SetPeers(p *coherence.Peers) { d.peers.Store(p) }
 
 // runFn calls fn, turning a panic into an error so one bad write cannot take
 // the writer down.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 )
 
 // Gate decides which commands wait for a vote: it is the command
@@ -16,17 +17,26 @@ import (
 // processor; New then gives the gate the service that opens the pools.
 //
 // An ad-hoc vote is always gated; another command firing an event is when
-// its profile may have an active policy: for an engine that owns its store,
-// when the profile is in the guarded set (NewGate); for replicas sharing
-// the store, when the store says a policy covers the event (NewSharedGate).
-// Check lets the command's pool decide, and opens one if a policy still
-// covers it.
+// its profile may have an active policy: when the profile is in the
+// guarded set. For an engine that owns its store (NewGate) that set is
+// always current. For replicas sharing the store (NewSharedGate) it is
+// current while the peers are Valid and the set was loaded since their
+// last flush: an activation on any replica adds its profile here before
+// it is acknowledged (the store notes it, coherence.Policies); otherwise
+// the store says whether a policy covers the event. Check lets the
+// command's pool decide, and opens one if a policy still covers it.
 type Gate struct {
 	guarded guarded
-	// policies, for replicas sharing the store, is read by every Gated
-	// (nil: the guarded set answers).
+	// policies, for replicas sharing the store, is read by Gated while the
+	// guarded set cannot be trusted (nil: the guarded set always answers).
 	policies privicore.PolicyStore
-	svc      *Service // the pools, given by New
+	peers    *coherence.Peers
+	trust    struct {
+		sync.Mutex
+		loaded uint64 // the peers' Epoch()+1 when the set was last loaded; 0: untrusted
+		stale  uint64 // changes that named no profile, so far
+	}
+	svc *Service // the pools, given by New
 }
 
 // NewGate returns a gate for an engine that owns its store: it guards no
@@ -36,12 +46,51 @@ func NewGate() *Gate {
 	return &Gate{guarded: guarded{m: map[string]time.Time{}}}
 }
 
-// NewSharedGate returns a gate for replicas sharing the store: another
-// replica's activation is not told here, so each command firing an event
-// reads the profile's policies from policies (one indexed read) and is
-// gated at once after an activation commits anywhere.
-func NewSharedGate(policies privicore.PolicyStore) *Gate {
-	return &Gate{guarded: guarded{m: map[string]time.Time{}}, policies: policies}
+// NewSharedGate returns a gate for replicas sharing the store, which hears
+// of every replica's policy changes through peers; while it cannot trust
+// what it heard, each command firing an event reads the profile's
+// policies from policies (one indexed read).
+func NewSharedGate(policies privicore.PolicyStore, peers *coherence.Peers) *Gate {
+	g := &Gate{guarded: guarded{m: map[string]time.Time{}}, policies: policies, peers: peers}
+	peers.Handle(coherence.Policies, func(profileID string) {
+		if profileID == "" { // which profile is not known: read until the next load
+			g.trust.Lock()
+			g.trust.stale++
+			g.trust.loaded = 0
+			g.trust.Unlock()
+			return
+		}
+		g.guarded.add(profileID)
+	})
+	return g
+}
+
+// current reports whether the guarded set answers for every profile.
+func (g *Gate) current() bool {
+	if g.policies == nil {
+		return true
+	}
+	g.trust.Lock()
+	loaded := g.trust.loaded
+	g.trust.Unlock()
+	return g.peers.Valid() && loaded == g.peers.Epoch()+1
+}
+
+// loading returns what a load of the guarded set begins with; loaded
+// trusts the set it loaded unless a flush or a change naming no profile
+// came meanwhile.
+func (g *Gate) loading() (epoch, stale uint64) {
+	g.trust.Lock()
+	defer g.trust.Unlock()
+	return g.peers.Epoch(), g.trust.stale
+}
+
+func (g *Gate) loadedSet(epoch, stale uint64) {
+	g.trust.Lock()
+	if g.trust.stale == stale {
+		g.trust.loaded = epoch + 1
+	}
+	g.trust.Unlock()
 }
 
 // Gated implements command.Gate: an ad-hoc vote always; another event when
@@ -50,7 +99,7 @@ func (g *Gate) Gated(ctx context.Context, c *privicore.Command, event string) bo
 	if event == EventVote {
 		return true
 	}
-	if g.policies != nil {
+	if !g.current() {
 		return g.covered(ctx, c.ProfileID, event)
 	}
 	return g.guarded.has(c.ProfileID)
@@ -190,16 +239,14 @@ func (g *guarded) reload(ids []string) {
 	g.mu.Unlock()
 }
 
-// reloadGuarded reloads the gate's guarded set from the database (a
-// shared gate has no use for it).
+// reloadGuarded reloads the gate's guarded set from the database.
 func (s *Service) reloadGuarded(ctx context.Context) error {
-	if s.gate.policies != nil {
-		return nil
-	}
+	epoch, stale := s.gate.loading()
 	ids, err := s.store.ActivePolicyProfiles(ctx)
 	if err != nil {
 		return err
 	}
 	s.gate.guarded.reload(ids)
+	s.gate.loadedSet(epoch, stale)
 	return nil
 }
