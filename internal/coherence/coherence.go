@@ -55,6 +55,10 @@ const (
 	Profile  = "profile"  // a profile changed (password, key); Key: its id
 	Devices  = "devices"  // a profile's devices changed; Key: the profile ("": any profile)
 	Policies = "policies" // a profile's policies changed; Key: the profile ("": any profile)
+	// DataToken is a data_tokens row another replica wrote; Key: its id. A
+	// replica's own writes reach its token cache as the rows written
+	// (sqlstore), so it is published elsewhere only (PublishWith).
+	DataToken = "data-token"
 )
 
 // Change names what a committed write made stale. The zero Change is
@@ -235,12 +239,21 @@ type message struct {
 // those that did not within AckWait, once they have been evicted and their
 // caches have expired (TTL).
 func (p *Peers) Publish(ctx context.Context, changes []Change) {
-	if p == nil || len(changes) == 0 {
+	p.PublishWith(ctx, changes, nil)
+}
+
+// PublishWith is Publish of changes, and of elsewhere to the other
+// replicas only (what this engine's caches already reflect).
+func (p *Peers) PublishWith(ctx context.Context, changes, elsewhere []Change) {
+	if p == nil || len(changes)+len(elsewhere) == 0 {
 		return
 	}
 	p.apply(changes)
 	if p.store == nil || !p.live.Load() {
 		return
+	}
+	if len(elsewhere) > 0 {
+		changes = append(changes[:len(changes):len(changes)], elsewhere...)
 	}
 	members := p.others(ctx)
 	if len(members) == 0 {

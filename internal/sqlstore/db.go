@@ -99,12 +99,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		d.db.SetMaxIdleConns(8)
 	}
 	d.cache = &stmtCache{db: d.db, m: map[string]*sql.Stmt{}}
-	if d.dialect == sqlite {
-		// PostgreSQL may be shared by replicas, whose writes this cache
-		// would never hear of: there every read goes to the database
-		// (tokenCache).
-		d.tokens = newTokenCache()
-	}
+	// On PostgreSQL, shared by replicas, the cache is used once SetPeers
+	// gives it peers that tell it of the others' writes (tokenCache).
+	d.tokens = newTokenCache(d.dialect == postgres)
 	d.queries = queries{q: d.db, d: d.dialect, cache: d.cache, tokens: d.tokens}
 	if err := d.db.PingContext(ctx); err != nil {
 		d.db.Close()

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/coherence"
@@ -99,12 +100,15 @@ func (r *tokenRow) bytes() int {
 // every commit empties each reading connection's page cache, so each read
 // fetched its pages again.
 //
-// It exists on SQLite only, whose file one engine owns: it is then the
-// only writer, and the cache hears of every write. A PostgreSQL database
-// may be shared by replicas (cluster mode), whose writes this cache would
-// never hear of, so there DB has no token cache and every read goes to the
-// database (docs/decisions.md, "Caches in cluster mode"). Within the one
-// engine, every write of data_tokens goes
+// On SQLite, whose file one engine owns, that engine is the only writer
+// and the cache hears of every write. A PostgreSQL database may be shared
+// by replicas (cluster mode): there the cache is used only while the
+// peers are Valid (DB.SetPeers; never before), every commit publishes the
+// ids of the rows it wrote to the other replicas, whose caches drop them
+// before the commit's outcome is told (coherence.DataToken), and a commit
+// during which another replica's drop arrived drops its rows instead of
+// installing them (the row it started from may predate that write). Within
+// one engine, every write of data_tokens goes
 // through DB.Write and this package's data token methods, which log the
 // rows they wrote in their transaction's tokenLog: an insert's row is what
 // it inserted; an update's is the row before it (as this transaction last
@@ -123,8 +127,13 @@ func (r *tokenRow) bytes() int {
 // Reads inside a write transaction never use the cache: they must see the
 // transaction's own writes.
 type tokenCache struct {
-	mu  sync.Mutex
-	gen uint64 // bumped by every install and drop
+	// shared: other replicas write the table too; the cache is then used
+	// only while peers (set by DB.SetPeers) are Valid.
+	shared bool
+	peers  atomic.Pointer[coherence.Peers]
+	mu     sync.Mutex
+	gen    uint64 // bumped by every install and drop
+	remote uint64 // bumped by every drop another replica's write caused
 	// committing counts the commits under way (beginCommit until apply or
 	// invalidate): while one is, no read from the database is kept, since
 	// it may predate a commit other readers already see.
@@ -134,8 +143,8 @@ type tokenCache struct {
 	bytes      int                             // of the rows kept (tokenRow.bytes)
 }
 
-func newTokenCache() *tokenCache {
-	c := &tokenCache{rows: map[string]*tokenRow{}}
+func newTokenCache(shared bool) *tokenCache {
+	c := &tokenCache{shared: shared, rows: map[string]*tokenRow{}}
 	for k := byTempToken; k < tokenKeys; k++ {
 		c.idx[k] = map[string]*tokenRow{}
 	}
@@ -145,6 +154,9 @@ func newTokenCache() *tokenCache {
 // get returns the cached row whose key k is v, or nil and the generation a
 // read from the database must be stored with (put).
 func (c *tokenCache) get(k tokenKey, v string) (*tokenRow, uint64) {
+	if !c.valid() {
+		return nil, 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var r *tokenRow
@@ -162,11 +174,51 @@ func (c *tokenCache) get(k tokenKey, v string) (*tokenRow, uint64) {
 // put keeps r, read from the database when the cache was at generation gen,
 // unless an invalidation happened since.
 func (c *tokenCache) put(r *tokenRow, gen uint64) {
+	if !c.valid() {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen == gen && c.committing == 0 {
 		c.set(r)
 	}
+}
+
+// valid reports whether the cache may be used: always alone on SQLite;
+// while the peers are Valid when shared.
+func (c *tokenCache) valid() bool {
+	return !c.shared || c.peers.Load().Valid()
+}
+
+// listen makes the cache hear of the other replicas' writes through peers.
+func (c *tokenCache) listen(peers *coherence.Peers) {
+	peers.Handle(coherence.DataToken, func(id string) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.remote++
+		if id == "" {
+			c.gen++
+			c.dropAll()
+			return
+		}
+		c.invalidateLocked([]string{id})
+	})
+	peers.OnFlush(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.remote++
+		c.gen++
+		c.dropAll()
+	})
+	c.peers.Store(peers)
+}
+
+// remoteDrops is the count of drops other replicas' writes caused so far:
+// a transaction takes it when it begins (tokenLog.remote).
+func (c *tokenCache) remoteDrops() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.remote
 }
 
 // beginCommit drops the rows of ids, which a transaction is committing:
@@ -220,11 +272,14 @@ func (c *tokenCache) apply(l *tokenLog) {
 	defer c.mu.Unlock()
 	c.gen++
 	c.committing--
+	// Another replica's write dropped rows since the transaction began: a
+	// row it built on what the cache held may miss that write.
+	stale := c.shared && c.remote != l.remote
 	for i, id := range l.ids {
 		switch r := l.rows[i]; {
 		case id == "":
 			c.dropAll()
-		case r != nil:
+		case r != nil && !stale:
 			c.set(r)
 		default:
 			c.drop(id)
@@ -275,9 +330,10 @@ func (c *tokenCache) drop(id string) {
 // or is not known; an empty id where the transaction ran a raw statement,
 // rawStatement), and the changes other caches must hear of (note).
 type tokenLog struct {
-	ids   []string
-	rows  []*tokenRow
-	notes []coherence.Change
+	ids    []string
+	rows   []*tokenRow
+	notes  []coherence.Change
+	remote uint64 // the cache's remoteDrops when the transaction began
 }
 
 func (l *tokenLog) add(id string, r *tokenRow) {

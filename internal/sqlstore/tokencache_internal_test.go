@@ -12,7 +12,7 @@ import (
 )
 
 func TestTokenCacheStaysBoundedAndIndexed(t *testing.T) {
-	c := newTokenCache()
+	c := newTokenCache(false)
 	row := func(i, version int) *tokenRow {
 		return &tokenRow{id: fmt.Sprint("d", i), tempToken: fmt.Sprint("tmp-", i), token: fmt.Sprint("dtk-", i, "-", version),
 			reservationID: fmt.Sprint("r", i), blobID: fmt.Sprint("b", i, "-", version)}
@@ -93,7 +93,7 @@ func TestWritesFillTheTokenCache(t *testing.T) {
 			}
 		}
 		r, _ := db.tokens.get(byID, tok.ID)
-		uncached := queries{q: db.db, d: db.dialect, cache: db.cache, tokens: newTokenCache()}
+		uncached := queries{q: db.db, d: db.dialect, cache: db.cache, tokens: newTokenCache(false)}
 		read, err := uncached.FindDataToken(ctx, tok.ProfileID, tok.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -186,7 +186,7 @@ func TestWritesFillTheTokenCache(t *testing.T) {
 // not then find the row from before it in the cache. Once applied, the
 // cache holds the committed row.
 func TestReadsDuringACommitAreNotKept(t *testing.T) {
-	c := newTokenCache()
+	c := newTokenCache(false)
 	old := &tokenRow{id: "t1", state: "reserved"}
 	c.set(old)
 	c.beginCommit([]string{"t1"})

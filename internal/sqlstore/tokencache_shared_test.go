@@ -2,30 +2,47 @@ package sqlstore_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
+	"github.com/privicore/privicore/internal/commandtest"
+	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/pgtest"
 	"github.com/privicore/privicore/internal/sqlstore"
 )
 
 // TestReplicaReadsSeeAnotherReplicasTokenWrites opens one PostgreSQL
-// database twice, as two replicas do: a data token read (and so, if
-// cached, kept) by one is then updated and deleted by the other, and each
-// read by the first sees the write at once. PostgreSQL has no token cache
-// (tokenCache); with one, the first replica would keep serving the row it
-// read.
+// database twice, as two replicas do, each with its peers on one NATS
+// server: a data token read (and so cached) by one is then updated and
+// deleted by the other, and each read by the first sees the write at once,
+// since the writer's commit has made the reader drop the row before it
+// returns (coherence.DataToken).
 func TestReplicaReadsSeeAnotherReplicasTokenWrites(t *testing.T) {
-	if os.Getenv("PRIVICORE_TEST_DATABASE") != "postgres" {
-		t.Skip("PostgreSQL only (PRIVICORE_TEST_DATABASE=postgres)")
-	}
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	a, b := open(t, dsn), open(t, dsn)
 	defer a.Close()
 	defer b.Close()
+	url := enginetest.NATSServer(t, &server.Options{}).ClientURL()
+	for i, db := range []*sqlstore.DB{a, b} {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		peers := coherence.New(string(rune('a'+i)), db, nc, coherence.Options{Subject: "test.coherence", Renew: 100 * time.Millisecond,
+			TTL: 2 * time.Second, WarmUp: 300 * time.Millisecond})
+		if err := peers.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer peers.Close()
+		db.SetPeers(peers)
+		commandtest.EventuallyWithin(t, "the replica trusts its caches", 10*time.Second, peers.Valid)
+	}
 	if err := a.Write(ctx, func(q privicore.Queries) error { return q.CreateProfile(ctx, profile("p", "replicas")) }); err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +67,14 @@ func TestReplicaReadsSeeAnotherReplicasTokenWrites(t *testing.T) {
 	}
 	if got, err := b.FindDataTokenByReservation(ctx, "p", "r1"); err != nil || got.Context != "before" {
 		t.Fatalf("replica b reads by reservation: %+v, %v", got, err)
+	}
+	// b serves the row from its cache: a change behind every replica's back
+	// (no commit through a DB) is not seen.
+	if _, err := a.SQL().ExecContext(ctx, `UPDATE data_tokens SET context = 'behind' WHERE id = 'd1'`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := read("d1"); err != nil || got.Context != "before" {
+		t.Fatalf("replica b does not cache the row: it reads %+v, %v", got, err)
 	}
 
 	changed := *tok

@@ -197,7 +197,7 @@ func (d *DB) commitIsolated(batch []*writeReq) {
 
 // txQueries returns the queries of a write transaction.
 func (d *DB) txQueries(tx *sql.Tx) queries {
-	return queries{q: tx, d: d.dialect, tx: tx, cache: d.cache, tokens: d.tokens, log: &tokenLog{}}
+	return queries{q: tx, d: d.dialect, tx: tx, cache: d.cache, tokens: d.tokens, log: &tokenLog{remote: d.tokens.remoteDrops()}}
 }
 
 // commitTx commits a write transaction and brings the caches up to date
@@ -206,11 +206,11 @@ func (d *DB) txQueries(tx *sql.Tx) queries {
 // failed, see tokenCache); the changes other caches must hear of, here
 // and on every other replica, are published (coherence.Peers.Publish).
 func (d *DB) commitTx(tx *sql.Tx, log *tokenLog) error {
-	if len(log.ids) == 0 || d.tokens == nil {
+	if len(log.ids) == 0 {
 		if err := tx.Commit(); err != nil {
 			return err
 		}
-		d.publish(log.notes)
+		d.publish(log.notes, nil)
 		return nil
 	}
 	// While the commit is under way, the rows it writes are read from the
@@ -223,24 +223,39 @@ func (d *DB) commitTx(tx *sql.Tx, log *tokenLog) error {
 		return err
 	}
 	d.tokens.apply(log)
-	d.publish(log.notes)
+	var rows []coherence.Change // the rows written, for the other replicas' token caches
+	if d.dialect == postgres {
+		rows = make([]coherence.Change, 0, len(log.ids))
+		for _, id := range log.ids {
+			if id != "" { // a raw statement is among the notes: a flush
+				rows = append(rows, coherence.Change{Kind: coherence.DataToken, Key: id})
+			}
+		}
+	}
+	d.publish(log.notes, rows)
 	return nil
 }
 
-// publish hands committed changes to the replicas' caches (SetPeers).
-func (d *DB) publish(notes []coherence.Change) {
-	if len(notes) == 0 {
+// publish hands committed changes to the replicas' caches (SetPeers):
+// notes to every replica's, rows to the others'.
+func (d *DB) publish(notes, rows []coherence.Change) {
+	if len(notes)+len(rows) == 0 {
 		return
 	}
 	if p := d.peers.Load(); p != nil {
-		p.Publish(context.Background(), notes)
+		p.PublishWith(context.Background(), notes, rows)
 	}
 }
 
 // SetPeers gives the DB the caches that must hear of what it commits:
 // every change a write transaction notes is published to them once it
-// commits, before the writer's callers learn of the outcome.
-func (d *DB) SetPeers(p *coherence.Peers) { d.peers.Store(p) }
+// commits, before the writer's callers learn of the outcome. On
+// PostgreSQL the token cache is used from then on, while p is Valid, and
+// the rows each commit wrote are published to the other replicas.
+func (d *DB) SetPeers(p *coherence.Peers) {
+	d.peers.Store(p)
+	d.tokens.listen(p)
+}
 
 // runFn calls fn, turning a panic into an error so one bad write cannot take
 // the writer down.
