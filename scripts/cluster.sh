@@ -15,7 +15,8 @@
 # NATS_PORT (first node's client port, default 4222), DEVICES (default 3;
 # 0 for none), LOG_LEVEL (default warn), REPLICAS (engines and NATS
 # nodes, default 3), PG_PORT (default 55432), SERVE_FLAGS (more flags for
-# every engine, e.g. "--pprof-addr …" with one replica).
+# every engine), PPROF_PORT (replica i profiles on PPROF_PORT+i-1; none by
+# default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=$(mkdir -p "${DIR:-./privicore-cluster}" && cd "${DIR:-./privicore-cluster}" && pwd)
@@ -124,7 +125,8 @@ for i in $(seq 0 $((REPLICAS - 1))); do
   "$P" serve --addr 127.0.0.1:$((API_PORT + i)) --ws-addr - --data-dir "$DIR/engine$((i + 1))" \
     --database "$DATABASE" --kek-file "$KEYS/kek" \
     --nats-url "$URLS" --nats-system-url "$SYS_URLS" --nats-callout-key "$KEYS/callout.seed" --nats-account PRIVICORE \
-    --log-level "$LOG_LEVEL" ${SERVE_FLAGS:-} >"$DIR/logs/engine$((i + 1)).log" 2>&1 &
+    --log-level "$LOG_LEVEL" ${PPROF_PORT:+--pprof-addr 127.0.0.1:$((PPROF_PORT + i))} ${SERVE_FLAGS:-} \
+    >"$DIR/logs/engine$((i + 1)).log" 2>&1 &
   PIDS+=($!)
   # The first replica creates the keys and the schema; the others follow it.
   [ "$i" = 0 ] && wait_for "engine 1" curl -fs http://127.0.0.1:$API_PORT/health

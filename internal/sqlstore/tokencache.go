@@ -106,8 +106,9 @@ func (r *tokenRow) bytes() int {
 // peers are Valid (DB.SetPeers; never before), every commit publishes the
 // ids of the rows it wrote to the other replicas, whose caches drop them
 // before the commit's outcome is told (coherence.DataToken), and a commit
-// during which another replica's drop arrived drops its rows instead of
-// installing them (the row it started from may predate that write). Within
+// that wrote a row another replica's drop named while it ran drops the row
+// instead of installing it (the row it started from may predate that
+// write). Within
 // one engine, every write of data_tokens goes
 // through DB.Write and this package's data token methods, which log the
 // rows they wrote in their transaction's tokenLog: an insert's row is what
@@ -134,6 +135,12 @@ type tokenCache struct {
 	mu     sync.Mutex
 	gen    uint64 // bumped by every install and drop
 	remote uint64 // bumped by every drop another replica's write caused
+	// remoteAt is remote as of the last drop of a row by another
+	// replica's write (bounded: past remoteAtMax it is cleared and
+	// remoteFloor raised, so every transaction begun before counts as
+	// having seen a drop of every row).
+	remoteAt    map[string]uint64
+	remoteFloor uint64
 	// committing counts the commits under way (beginCommit until apply or
 	// invalidate): while one is, no read from the database is kept, since
 	// it may predate a commit other readers already see.
@@ -144,7 +151,7 @@ type tokenCache struct {
 }
 
 func newTokenCache(shared bool) *tokenCache {
-	c := &tokenCache{shared: shared, rows: map[string]*tokenRow{}}
+	c := &tokenCache{shared: shared, rows: map[string]*tokenRow{}, remoteAt: map[string]uint64{}}
 	for k := byTempToken; k < tokenKeys; k++ {
 		c.idx[k] = map[string]*tokenRow{}
 	}
@@ -197,20 +204,41 @@ func (c *tokenCache) listen(peers *coherence.Peers) {
 		defer c.mu.Unlock()
 		c.remote++
 		if id == "" {
-			c.gen++
-			c.dropAll()
+			c.remoteDropAll()
 			return
 		}
+		if len(c.remoteAt) >= remoteAtMax {
+			clear(c.remoteAt)
+			c.remoteFloor = c.remote
+		}
+		c.remoteAt[id] = c.remote
 		c.invalidateLocked([]string{id})
 	})
 	peers.OnFlush(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.remote++
-		c.gen++
-		c.dropAll()
+		c.remoteDropAll()
 	})
 	c.peers.Store(peers)
+}
+
+// remoteAtMax bounds tokenCache.remoteAt.
+const remoteAtMax = 65536
+
+// remoteDropAll drops every row for another replica's sake: a transaction
+// under way installs none of its rows. Callers hold mu.
+func (c *tokenCache) remoteDropAll() {
+	clear(c.remoteAt)
+	c.remoteFloor = c.remote
+	c.gen++
+	c.dropAll()
+}
+
+// droppedElsewhere reports whether another replica's write dropped row id
+// since remote was seen (a transaction began). Callers hold mu.
+func (c *tokenCache) droppedElsewhere(id string, remote uint64) bool {
+	return remote < c.remoteFloor || c.remoteAt[id] > remote
 }
 
 // remoteDrops is the count of drops other replicas' writes caused so far:
@@ -272,14 +300,13 @@ func (c *tokenCache) apply(l *tokenLog) {
 	defer c.mu.Unlock()
 	c.gen++
 	c.committing--
-	// Another replica's write dropped rows since the transaction began: a
-	// row it built on what the cache held may miss that write.
-	stale := c.shared && c.remote != l.remote
 	for i, id := range l.ids {
 		switch r := l.rows[i]; {
 		case id == "":
 			c.dropAll()
-		case r != nil && !stale:
+		case r != nil && !c.droppedElsewhere(id, l.remote):
+			// (A row another replica's write dropped since the transaction
+			// began may have been built on what the cache held before it.)
 			c.set(r)
 		default:
 			c.drop(id)

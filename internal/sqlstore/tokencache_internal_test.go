@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 )
 
 func TestTokenCacheStaysBoundedAndIndexed(t *testing.T) {
@@ -210,5 +211,27 @@ func TestReadsDuringACommitAreNotKept(t *testing.T) {
 	c.put(&tokenRow{id: "t2"}, gen)
 	if r, _ := c.get(byID, "t2"); r == nil {
 		t.Fatal("a read with no commit under way was not kept")
+	}
+}
+
+// In cluster mode, a commit installs the rows it wrote unless another
+// replica's write of the same row was heard of while it ran (the row it
+// built on the cached one may miss that write): that row is dropped, the
+// others are installed.
+func TestACommitDoesNotInstallARowAnotherReplicaWroteMeanwhile(t *testing.T) {
+	c := newTokenCache(true)
+	peers := coherence.Local()
+	c.listen(peers)
+	l := &tokenLog{remote: c.remoteDrops()} // the transaction begins
+	l.add("t1", &tokenRow{id: "t1", state: "stored"})
+	l.add("t2", &tokenRow{id: "t2", state: "stored"})
+	c.beginCommit(l.ids)
+	peers.Publish(context.Background(), []coherence.Change{{Kind: coherence.DataToken, Key: "t1"}}) // another replica wrote t1
+	c.apply(l)
+	if r, _ := c.get(byID, "t1"); r != nil {
+		t.Fatalf("installed %+v, which another replica wrote during the commit", r)
+	}
+	if r, _ := c.get(byID, "t2"); r == nil {
+		t.Fatal("a row no other replica wrote was not installed")
 	}
 }
