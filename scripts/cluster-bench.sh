@@ -5,6 +5,9 @@
 #   pg×1     one replica on PostgreSQL and a one-node NATS (scripts/cluster.sh, REPLICAS=1)
 #   pg×3     three replicas on PostgreSQL and a three-node NATS cluster, the clients
 #            round-robin over the replicas, each socket joined to the next one
+#   pg×3→1   the same three replicas, every client and socket on replica 1 (what
+#            the three-replica deployment costs apart from spreading the load
+#            over three busy processes on this machine)
 # each with three storage devices, and the engines' CPU per operation (their
 # CPU time during the run, all replicas together, divided by the operations
 # done). The three deployments run side by side; the rounds alternate
@@ -98,7 +101,7 @@ run() {
   ops=$(echo "$out" | sed -n 's/.*ok \([0-9]*\),.*/\1/p')
   rate=$(echo "$out" | sed -n 's/.*, \([0-9]*\)\/s$/\1/p')
   p99=$(echo "$out" | sed -n 's/.*p99 \([^,]*\),.*/\1/p')
-  printf '%-7s %-8s %8s/s  p99 %-9s engine CPU %6d µs/op\n' "$name" "$kind" "$rate" "$p99" \
+  printf '%-8s %-8s %8s/s  p99 %-9s engine CPU %6d µs/op\n' "$name" "$kind" "$rate" "$p99" \
     $(((after - before) * 1000000 / TCK / (ops > 0 ? ops : 1)))
 }
 
@@ -111,5 +114,7 @@ for r in $(seq "$ROUNDS"); do
     run 'pg×1' "$kind" "$(servers pg1 1 18409)" "$WORK/pg1/cli" "$(cat "$WORK/pg1/demo-password")" $(engines pg1)
     # shellcheck disable=SC2046
     run 'pg×3' "$kind" "$(servers pg3 3 18509)" "$WORK/pg3/cli" "$(cat "$WORK/pg3/demo-password")" $(engines pg3)
+    # shellcheck disable=SC2046
+    run 'pg×3→1' "$kind" "$(servers pg3 1 18509)" "$WORK/pg3/cli" "$(cat "$WORK/pg3/demo-password")" $(engines pg3)
   done
 done
