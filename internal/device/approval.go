@@ -34,7 +34,7 @@ func (s *Service) handleApprove(ctx context.Context, q privicore.Queries, c *pri
 	}
 	s.approve(d)
 	d.UpdatedAt = s.now()
-	return command.Result{After: s.changed}, q.UpdateDevice(ctx, d)
+	return command.Result{}, q.UpdateDevice(ctx, d)
 }
 
 func (s *Service) handleReject(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -58,5 +58,5 @@ func (s *Service) handleRemove(ctx context.Context, q privicore.Queries, c *priv
 	}
 	// Once the removal is committed, its credentials no longer authenticate;
 	// close the connection it already has.
-	return command.Result{After: func() { s.bus.Disconnect(d.ClientID); s.changed() }}, nil
+	return command.Result{After: func() { s.bus.Disconnect(d.ClientID) }}, nil
 }

@@ -2,6 +2,7 @@ package device_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
+	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/device"
@@ -26,6 +28,9 @@ type rig struct {
 	store *sqlstore.DB
 	svc   *device.Service
 	bus   *bus.Bus
+	// noted counts the device changes the store published for the
+	// device lists (coherence.Devices).
+	noted atomic.Int64
 }
 
 func newRig(t *testing.T) *rig {
@@ -46,6 +51,9 @@ func newRig(t *testing.T) *rig {
 	}
 	t.Cleanup(cmds.Stop)
 	r := &rig{t: t, ctx: ctx, store: store, svc: svc, bus: b}
+	peers := coherence.Local()
+	peers.Handle(coherence.Devices, func(string) { r.noted.Add(1) })
+	store.SetPeers(peers)
 	for _, p := range []string{"alice", "bob"} {
 		now := time.Now().UTC()
 		if err := store.Write(ctx, func(q privicore.Queries) error {
@@ -127,7 +135,7 @@ func (r *rig) dialWatched(b *privicore.Bundle) <-chan struct{} {
 // A device goes request → approve → key → role. Approved before its key
 // is registered it is not active: its bundle can be downloaded, but the bus
 // refuses it and it cannot take a role. Each committed change that fanout's
-// device lists depend on moves DeviceGeneration.
+// device lists depend on is published to them (coherence.Devices).
 func TestDeviceLifecycle(t *testing.T) {
 	r := newRig(t)
 	id, reqID := r.request("alice", nil)
@@ -142,10 +150,10 @@ func TestDeviceLifecycle(t *testing.T) {
 	}
 	r.reject(device.ReasonNotApproved)(r.do("alice", device.CmdAssignRole, id, privicore.RoleStorage))
 
-	gen := r.svc.DeviceGeneration()
+	gen := r.noted.Load()
 	r.succeed(r.do("alice", device.CmdApprove, id, ""))
-	if r.svc.DeviceGeneration() == gen {
-		t.Fatal("an approval does not move DeviceGeneration")
+	if r.noted.Load() == gen {
+		t.Fatal("an approval is not published to the device lists")
 	}
 	r.reject(device.ReasonAlreadyApproved)(r.do("alice", device.CmdApprove, id, ""))
 	r.reject(device.ReasonAlreadyApproved)(r.do("alice", device.CmdReject, id, ""))
@@ -177,13 +185,13 @@ func TestDeviceLifecycle(t *testing.T) {
 		t.Fatalf("the bus refused an active device: %v", err)
 	}
 	nc.Close()
-	gen = r.svc.DeviceGeneration()
+	gen = r.noted.Load()
 	r.succeed(r.do("alice", device.CmdAssignRole, id, privicore.RoleStorage))
 	if d := r.find("alice", id); d.Role != privicore.RoleStorage {
 		t.Fatalf("role %q after assigning storage", d.Role)
 	}
-	if r.svc.DeviceGeneration() == gen {
-		t.Fatal("a role does not move DeviceGeneration")
+	if r.noted.Load() == gen {
+		t.Fatal("a role is not published to the device lists")
 	}
 	r.reject(device.ReasonRoleTaken)(r.do("alice", device.CmdAssignRole, id, privicore.RoleAuthenticator))
 	r.reject(device.ReasonRoleNotHeld)(r.do("alice", device.CmdDropRole, id, privicore.RoleAuthenticator))
@@ -193,13 +201,13 @@ func TestDeviceLifecycle(t *testing.T) {
 	}
 
 	// Removal: gone, and its credentials no longer authenticate.
-	gen = r.svc.DeviceGeneration()
+	gen = r.noted.Load()
 	r.succeed(r.do("alice", device.CmdRemove, id, ""))
 	if _, err := r.svc.Find(r.ctx, "alice", id); privicore.ErrorCode(err) != privicore.ENOTFOUND {
 		t.Fatalf("removed device: %v, want ENOTFOUND", err)
 	}
-	if r.svc.DeviceGeneration() == gen {
-		t.Fatal("a removal does not move DeviceGeneration")
+	if r.noted.Load() == gen {
+		t.Fatal("a removal is not published to the device lists")
 	}
 	if nc, err := connect(bundle); err == nil {
 		nc.Close()

@@ -24,7 +24,7 @@ func (s *Service) handleAssignRole(ctx context.Context, q privicore.Queries, c *
 	}
 	d.Role = p.Role
 	d.UpdatedAt = s.now()
-	return command.Result{After: s.changed}, q.UpdateDevice(ctx, d)
+	return command.Result{}, q.UpdateDevice(ctx, d)
 }
 
 func (s *Service) handleDropRole(ctx context.Context, q privicore.Queries, c *privicore.Command) (command.Result, error) {
@@ -37,5 +37,5 @@ func (s *Service) handleDropRole(ctx context.Context, q privicore.Queries, c *pr
 	}
 	d.Role = privicore.RoleNone
 	d.UpdatedAt = s.now()
-	return command.Result{After: s.changed}, q.UpdateDevice(ctx, d)
+	return command.Result{}, q.UpdateDevice(ctx, d)
 }

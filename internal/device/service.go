@@ -8,7 +8,6 @@ package device
 import (
 	"context"
 	"encoding/json"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,7 +56,6 @@ type Service struct {
 	bus       Bus
 	engineKey string
 	now       func() time.Time
-	gen       atomic.Uint64 // committed device changes (DeviceGeneration)
 }
 
 // New returns the service and registers its command handlers. bus is where
@@ -85,17 +83,6 @@ func New(store privicore.Store, cmds *command.Processor, bus Bus, engineKey stri
 	cmds.Event(CmdDropRole, roleEvent(privicore.EventStorageRemove, privicore.EventAuthenticatorRemove))
 	return s
 }
-
-// DeviceChanged implements profile.DeviceKeys.
-func (s *Service) DeviceChanged() { s.changed() }
-
-// changed is the After hook of a committed device change.
-func (s *Service) changed() { s.gen.Add(1) }
-
-// DeviceGeneration counts the committed device changes (approval, removal,
-// a role, a key): a list of devices read while it is unchanged is current
-// (it implements fanout.DeviceChanges).
-func (s *Service) DeviceGeneration() uint64 { return s.gen.Load() }
 
 // CheckID validates a deviceIdentifier's shape (EINVALID on field).
 func CheckID(field, id string) error {

@@ -165,7 +165,6 @@ func TestOutboxOfARemovedDeviceIsDropped(t *testing.T) {
 	r.queue(removed.ID, b.id, fanout.OpStore)
 	r.queue(removed.ID, "BLOBGONE", fanout.OpDelete)
 	r.write(func(q privicore.Queries) error { return q.DeleteDevice(r.ctx, removed.ID) })
-	r.devices.DeviceChanged()
 
 	r.fan.Kick(removed.ID)
 	eventually(t, "the removed device's outbox is dropped", func() bool { return len(r.queued(removed.ID)) == 0 })

@@ -112,7 +112,7 @@ type storageDevice struct {
 }
 
 // addDevice enrolls a device of profileID with role (an active device) and
-// tells the device service its devices changed.
+// (the store notes the change for the device lists).
 func (r *rig) addDevice(profileID, role string) *storageDevice {
 	r.t.Helper()
 	r.n++
@@ -124,7 +124,6 @@ func (r *rig) addDevice(profileID, role string) *storageDevice {
 			Tags: []string{}, Meta: map[string]any{}, Role: role, State: privicore.DeviceApproved, PublicKey: keys.SignedPublic(priv),
 			ClientID: protocol.ClientID(id), CreatedAt: now, UpdatedAt: now})
 	})
-	r.devices.DeviceChanged()
 	return &storageDevice{r: r, ID: id, dir: r.t.TempDir()}
 }
 

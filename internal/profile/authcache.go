@@ -35,8 +35,12 @@ const (
 	authCacheMax = 10000
 )
 
-// newAuthCache returns a cache that hears of changes through peers.
+// newAuthCache returns a cache that hears of changes through peers, or
+// none (nil, whose methods keep nothing) without peers.
 func newAuthCache(peers *coherence.Peers) *authCache {
+	if peers == nil {
+		return nil
+	}
 	c := &authCache{peers: peers, m: map[string]authEntry{}}
 	peers.Handle(coherence.Token, c.dropToken)
 	peers.Handle(coherence.Profile, c.dropProfile)
@@ -118,11 +122,3 @@ func (c *authCache) dropProfile(profileID string) {
 }
 
 func (c *authCache) dropAll() { c.dropProfile("") }
-
-// peers are the configured Peers, or Local ones.
-func (c *Config) peers() *coherence.Peers {
-	if c.Peers == nil {
-		c.Peers = coherence.Local()
-	}
-	return c.Peers
-}

@@ -74,10 +74,10 @@ func (s *Service) authorize(ctx context.Context, secret string) (*Auth, error) {
 	return &Auth{Profile: p, Token: t}, nil
 }
 
-// Forget drops cached authorizations of a profile and closes the sockets
-// joined with tokens revoked outside this service (OAuth revocations).
+// Forget closes the sockets joined with tokens revoked outside this
+// service (OAuth revocations); the store's notes of the revocations have
+// dropped them from every auth cache.
 func (s *Service) Forget(profileID string, tokenIDs []string) {
-	s.auths.dropProfile(profileID)
 	for _, id := range tokenIDs {
 		s.onRevoke(id)
 	}
@@ -101,7 +101,6 @@ func (s *Service) Revoke(ctx context.Context, a *Auth) error {
 	if err := s.store.Write(ctx, func(q privicore.Queries) error { return q.RevokeToken(ctx, a.Token.ID, s.now()) }); err != nil {
 		return err
 	}
-	s.auths.dropToken(a.Token.ID)
 	s.onRevoke(a.Token.ID)
 	return nil
 }

@@ -84,5 +84,5 @@ func (s *Service) handleChangePassword(ctx context.Context, q privicore.Queries,
 	}
 	p.PasswordHash = pl.NewHash
 	p.UpdatedAt = s.now()
-	return command.Result{After: func() { s.auths.dropProfile(p.ID) }}, q.UpdateProfile(ctx, p)
+	return command.Result{}, q.UpdateProfile(ctx, p) // the store notes the change: every auth cache drops the profile
 }

@@ -22,8 +22,6 @@ type publicKeyPayload struct {
 // service implements it.
 type DeviceKeys interface {
 	RegisterKey(ctx context.Context, q privicore.Queries, profileID, deviceID, qrTokenID, publicKey string) error
-	// DeviceChanged is called once such a registration is committed.
-	DeviceChanged()
 }
 
 // RegisterPublicKey validates a signed public key (EINVALID on publicKey
@@ -57,7 +55,7 @@ func (s *Service) handleRegisterPublicKey(ctx context.Context, q privicore.Queri
 		if s.devices == nil {
 			return command.Result{}, privicore.Reject(ReasonDeviceNotFound, "device not found")
 		}
-		return command.Result{After: s.devices.DeviceChanged}, s.devices.RegisterKey(ctx, q, c.ProfileID, pl.DeviceIdentifier, pl.QRTokenID, pl.PublicKey)
+		return command.Result{}, s.devices.RegisterKey(ctx, q, c.ProfileID, pl.DeviceIdentifier, pl.QRTokenID, pl.PublicKey)
 	}
 	p, err := q.FindProfileByID(ctx, c.ProfileID)
 	if err != nil {
@@ -65,7 +63,7 @@ func (s *Service) handleRegisterPublicKey(ctx context.Context, q privicore.Queri
 	}
 	p.PublicKey = pl.PublicKey
 	p.UpdatedAt = s.now()
-	return command.Result{After: func() { s.auths.dropProfile(p.ID) }}, q.UpdateProfile(ctx, p)
+	return command.Result{}, q.UpdateProfile(ctx, p) // the store notes the change: every auth cache drops the profile
 }
 
 // PublicKey returns the caller's registered key (ENOTFOUND if none). With a

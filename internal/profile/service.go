@@ -70,9 +70,10 @@ type Config struct {
 	Counters privicore.RateStore
 	Logger   *slog.Logger
 	// Peers tell the auth cache (authcache.go) of revocations and profile
-	// changes, this engine's and, in cluster mode, every replica's; give
-	// the store the same peers (sqlstore.DB.SetPeers). nil: coherence.Local
-	// (only this service's own changes are heard of).
+	// changes, this engine's and, in cluster mode, every replica's: they
+	// must be the store's (sqlstore.DB.SetPeers), whose commits are what
+	// the cache hears of. nil: no auth cache (every request reads its
+	// token).
 	Peers *coherence.Peers
 }
 
@@ -110,7 +111,7 @@ func New(store privicore.Store, cmds *command.Processor, cfg Config, devices Dev
 	s := &Service{store: store, cmds: cmds, cfg: cfg, devices: devices, onRevoke: onRevoke, log: cfg.Logger, tokens: NewTokens(store),
 		failures: cfg.failureGuard(), registers: cfg.registerLimiter(),
 		hasher: password.NewHasher(cfg.HashConcurrency, cfg.PasswordParams),
-		auths:  newAuthCache(cfg.peers()),
+		auths:  newAuthCache(cfg.Peers),
 		now:    func() time.Time { return time.Now().UTC() }}
 	cmds.Handle(CmdRegister, s.handleRegister)
 	cmds.Handle(CmdChangePassword, s.handleChangePassword)
