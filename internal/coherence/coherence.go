@@ -54,7 +54,7 @@ const (
 	Token    = "token"    // a token was revoked or used; Key: its id
 	Profile  = "profile"  // a profile changed (password, key); Key: its id
 	Devices  = "devices"  // a profile's devices changed; Key: the profile ("": any profile)
-	Policies = "policies" // a profile's policies changed; Key: the profile ("": any profile)
+	Policies = "policies" // a profile's policy was activated; Key: the profile
 	// DataToken is a data_tokens row another replica wrote; Key: its id. A
 	// replica's own writes reach its token cache as the rows written
 	// (sqlstore), so it is published elsewhere only (PublishWith).
@@ -118,14 +118,13 @@ type Peers struct {
 	membersAt time.Time // when members was read
 	epoch     atomic.Uint64
 
-	inbox   string
-	calls   sync.Map // call id → chan string (the members that acknowledged)
-	seq     atomic.Uint64
-	subs    []*nats.Subscription
-	stop    chan struct{}
-	done    chan struct{}
-	started bool
-	live    atomic.Bool // between Start and Close: Publish reaches the others
+	inbox string
+	calls sync.Map // call id → chan string (the members that acknowledged)
+	seq   atomic.Uint64
+	subs  []*nats.Subscription
+	stop  chan struct{}
+	done  chan struct{}
+	live  atomic.Bool // between Start and Close: Publish reaches the others
 }
 
 // Local returns peers for an engine alone on its database: Publish applies

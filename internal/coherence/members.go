@@ -17,7 +17,7 @@ const sweepAfter = time.Minute
 // membership and keeps renewing it until Close. Local peers have nothing
 // to start.
 func (p *Peers) Start(ctx context.Context) error {
-	if p.store == nil || p.started {
+	if p.store == nil || p.live.Load() {
 		return nil
 	}
 	p.inbox = p.nc.NewRespInbox()
@@ -41,7 +41,6 @@ func (p *Peers) Start(ctx context.Context) error {
 		p.unsubscribe()
 		return err
 	}
-	p.started = true
 	p.live.Store(true)
 	go p.renewer()
 	return nil
@@ -50,7 +49,6 @@ func (p *Peers) Start(ctx context.Context) error {
 // join (re)starts the membership: the caches begin empty and are trusted
 // after the warm-up.
 func (p *Peers) join(ctx context.Context) error {
-	p.flush()
 	start := time.Now()
 	if err := p.store.JoinReplica(ctx, p.id, start.Add(p.opts.TTL)); err != nil {
 		return fmt.Errorf("coherence: join: %w", err)
@@ -63,7 +61,7 @@ func (p *Peers) join(ctx context.Context) error {
 	p.joined, p.joinedAt, p.renewedAt = true, start, start
 	p.members, p.membersAt = without(others, p.id), start
 	p.state.Unlock()
-	p.flush() // what was read while joining is not kept
+	p.flush() // what was cached before, or read while joining, is not kept
 	return nil
 }
 
@@ -141,11 +139,9 @@ func (p *Peers) others(ctx context.Context) []string {
 // Close ends the membership (the others no longer wait for this replica)
 // and the subscriptions.
 func (p *Peers) Close() {
-	if p == nil || !p.started {
+	if p == nil || !p.live.Swap(false) {
 		return
 	}
-	p.started = false
-	p.live.Store(false)
 	close(p.stop)
 	<-p.done
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -154,9 +154,6 @@ func (q queries) current(id string) *tokenRow {
 			return nil // after a raw statement (DB.Exec) the cache is no guide
 		}
 	}
-	if q.tokens == nil {
-		return nil
-	}
 	r, _ := q.tokens.get(byID, id)
 	return r
 }
@@ -190,7 +187,7 @@ func (q queries) findToken(ctx context.Context, owner profileScope, k tokenKey, 
 		}
 		return scanTokenRow(q.row(ctx, `SELECT `+dataTokenReadCols+` FROM data_tokens WHERE `+col+` = ? AND profile_id = ?`, v, owner.id))
 	}
-	if q.tx != nil || q.tokens == nil {
+	if q.tx != nil {
 		r, err := read()
 		if err != nil {
 			return nil, err

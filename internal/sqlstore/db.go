@@ -30,7 +30,6 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver
 
 	"github.com/privicore/privicore"
-	"github.com/privicore/privicore/internal/coherence"
 )
 
 //go:embed migrations/*.sql
@@ -49,9 +48,8 @@ type DB struct {
 	db      *sql.DB
 	dialect dialect
 	cache   *stmtCache
-	tokens  *tokenCache                     // nil on PostgreSQL (shared by replicas)
-	queries                                 // reads outside a transaction
-	peers   atomic.Pointer[coherence.Peers] // the caches told of every commit (SetPeers)
+	tokens  *tokenCache // also holds the peers told of every commit (SetPeers)
+	queries             // reads outside a transaction
 
 	writes   chan *writeReq
 	stop     chan struct{}

@@ -129,7 +129,8 @@ func (r *tokenRow) bytes() int {
 // transaction's own writes.
 type tokenCache struct {
 	// shared: other replicas write the table too; the cache is then used
-	// only while peers (set by DB.SetPeers) are Valid.
+	// only while peers are Valid. peers (set by DB.SetPeers) are also the
+	// ones the DB publishes every commit's changes to.
 	shared bool
 	peers  atomic.Pointer[coherence.Peers]
 	mu     sync.Mutex
@@ -199,41 +200,32 @@ func (c *tokenCache) valid() bool {
 
 // listen makes the cache hear of the other replicas' writes through peers.
 func (c *tokenCache) listen(peers *coherence.Peers) {
-	peers.Handle(coherence.DataToken, func(id string) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.remote++
-		if id == "" {
-			c.remoteDropAll()
-			return
-		}
-		if len(c.remoteAt) >= remoteAtMax {
-			clear(c.remoteAt)
-			c.remoteFloor = c.remote
-		}
-		c.remoteAt[id] = c.remote
-		c.invalidateLocked([]string{id})
-	})
-	peers.OnFlush(func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.remote++
-		c.remoteDropAll()
-	})
+	peers.Handle(coherence.DataToken, c.droppedByAnother)
+	peers.OnFlush(func() { c.droppedByAnother("") })
 	c.peers.Store(peers)
+}
+
+// droppedByAnother drops row id ("": every row) for another replica's
+// write of it, or a flush.
+func (c *tokenCache) droppedByAnother(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.remote++
+	if id == "" || len(c.remoteAt) >= remoteAtMax {
+		clear(c.remoteAt)
+		c.remoteFloor = c.remote // every transaction under way has seen a drop of every row
+	}
+	if id == "" {
+		c.gen++
+		c.dropAll()
+		return
+	}
+	c.remoteAt[id] = c.remote
+	c.invalidateLocked([]string{id})
 }
 
 // remoteAtMax bounds tokenCache.remoteAt.
 const remoteAtMax = 65536
-
-// remoteDropAll drops every row for another replica's sake: a transaction
-// under way installs none of its rows. Callers hold mu.
-func (c *tokenCache) remoteDropAll() {
-	clear(c.remoteAt)
-	c.remoteFloor = c.remote
-	c.gen++
-	c.dropAll()
-}
 
 // droppedElsewhere reports whether another replica's write dropped row id
 // since remote was seen (a transaction began). Callers hold mu.

@@ -242,7 +242,7 @@ func (d *DB) publish(notes, rows []coherence.Change) {
 	if len(notes)+len(rows) == 0 {
 		return
 	}
-	if p := d.peers.Load(); p != nil {
+	if p := d.tokens.peers.Load(); p != nil {
 		p.PublishWith(context.Background(), notes, rows)
 	}
 }
@@ -252,10 +252,7 @@ func (d *DB) publish(notes, rows []coherence.Change) {
 // commits, before the writer's callers learn of the outcome. On
 // PostgreSQL the token cache is used from then on, while p is Valid, and
 // the rows each commit wrote are published to the other replicas.
-func (d *DB) SetPeers(p *coherence.Peers) {
-	d.peers.Store(p)
-	d.tokens.listen(p)
-}
+func (d *DB) SetPeers(p *coherence.Peers) { d.tokens.listen(p) }
 
 // runFn calls fn, turning a panic into an error so one bad write cannot take
 // the writer down.

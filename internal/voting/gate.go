@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/privicore/privicore"
@@ -31,12 +32,10 @@ type Gate struct {
 	// guarded set cannot be trusted (nil: the guarded set always answers).
 	policies privicore.PolicyStore
 	peers    *coherence.Peers
-	trust    struct {
-		sync.Mutex
-		loaded uint64 // the peers' Epoch()+1 when the set was last loaded; 0: untrusted
-		stale  uint64 // changes that named no profile, so far
-	}
-	svc *Service // the pools, given by New
+	// loaded is the peers' Epoch()+1 as of the start of the last load of
+	// the guarded set (0: never loaded).
+	loaded atomic.Uint64
+	svc    *Service // the pools, given by New
 }
 
 // NewGate returns a gate for an engine that owns its store: it guards no
@@ -52,16 +51,7 @@ func NewGate() *Gate {
 // policies from policies (one indexed read).
 func NewSharedGate(policies privicore.PolicyStore, peers *coherence.Peers) *Gate {
 	g := &Gate{guarded: guarded{m: map[string]time.Time{}}, policies: policies, peers: peers}
-	peers.Handle(coherence.Policies, func(profileID string) {
-		if profileID == "" { // which profile is not known: read until the next load
-			g.trust.Lock()
-			g.trust.stale++
-			g.trust.loaded = 0
-			g.trust.Unlock()
-			return
-		}
-		g.guarded.add(profileID)
-	})
+	peers.Handle(coherence.Policies, g.guarded.add)
 	return g
 }
 
@@ -70,28 +60,12 @@ func (g *Gate) current() bool {
 	if g.policies == nil {
 		return true
 	}
-	g.trust.Lock()
-	loaded := g.trust.loaded
-	g.trust.Unlock()
-	return g.peers.Valid() && loaded == g.peers.Epoch()+1
+	return g.peers.Valid() && g.loaded.Load() == g.peers.Epoch()+1
 }
 
-// loading returns what a load of the guarded set begins with; loaded
-// trusts the set it loaded unless a flush or a change naming no profile
-// came meanwhile.
-func (g *Gate) loading() (epoch, stale uint64) {
-	g.trust.Lock()
-	defer g.trust.Unlock()
-	return g.peers.Epoch(), g.trust.stale
-}
-
-func (g *Gate) loadedSet(epoch, stale uint64) {
-	g.trust.Lock()
-	if g.trust.stale == stale {
-		g.trust.loaded = epoch + 1
-	}
-	g.trust.Unlock()
-}
+// loadedSet records a load of the guarded set that began at the peers'
+// epoch: the set is trusted until their next flush.
+func (g *Gate) loadedSet(epoch uint64) { g.loaded.Store(epoch + 1) }
 
 // Gated implements command.Gate: an ad-hoc vote always; another event when
 // the profile may have an active policy covering it (Check reads them).
@@ -241,12 +215,12 @@ func (g *guarded) reload(ids []string) {
 
 // reloadGuarded reloads the gate's guarded set from the database.
 func (s *Service) reloadGuarded(ctx context.Context) error {
-	epoch, stale := s.gate.loading()
+	epoch := s.gate.peers.Epoch() // before the read: a flush meanwhile leaves the set untrusted
 	ids, err := s.store.ActivePolicyProfiles(ctx)
 	if err != nil {
 		return err
 	}
 	s.gate.guarded.reload(ids)
-	s.gate.loadedSet(epoch, stale)
+	s.gate.loadedSet(epoch)
 	return nil
 }

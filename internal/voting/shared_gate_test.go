@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
-	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/commandtest"
 )
 
@@ -19,25 +18,18 @@ import (
 // store, which says the deactivated policy covers nothing.
 func TestSharedGateSeesAnotherReplicasActivation(t *testing.T) {
 	ctx := context.Background()
-	store := commandtest.Open(t)
-	peers := coherence.Local()
-	store.SetPeers(peers)
+	store, peers := commandtest.OpenWithPeers(t)
 	g := NewSharedGate(store, peers)
-	epoch, stale := g.loading()
+	epoch := peers.Epoch()
 	g.guarded.reload(nil) // as a reload that found no active policy
-	g.loadedSet(epoch, stale)
+	g.loadedSet(epoch)
 	if !g.current() {
 		t.Fatal("a gate just loaded does not trust its guarded set")
 	}
 	now := time.Now().UTC()
 	pol := &privicore.Policy{ID: "pol1", ProfileID: "p1", Name: "guard", TemplateID: "data-protection", EventIDs: []string{"dt-delete"},
 		Events: []string{"data-token.delete"}, ConfigurationID: "c1", Configuration: map[string]any{}, CreatedAt: now, UpdatedAt: now}
-	write := func(fn func(q privicore.Queries) error) {
-		t.Helper()
-		if err := store.Write(ctx, fn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(fn func(q privicore.Queries) error) { t.Helper(); commandtest.Write(t, store, fn) }
 	write(func(q privicore.Queries) error {
 		if err := q.CreateProfile(ctx, &privicore.Profile{ID: "p1", Username: "gate", PasswordHash: "h", CreatedAt: now, UpdatedAt: now}); err != nil {
 			return err
