@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/pgtest"
 	"github.com/privicore/privicore/internal/sqlstore"
 )
@@ -29,6 +30,25 @@ func Open(t testing.TB) *sqlstore.DB {
 	}
 	t.Cleanup(func() { store.Close() })
 	return store
+}
+
+// OpenWithPeers opens a store as Open does and gives it Local peers, as
+// an engine alone on its database has: every change it commits reaches
+// the caches registered with the peers.
+func OpenWithPeers(t testing.TB) (*sqlstore.DB, *coherence.Peers) {
+	t.Helper()
+	store := Open(t)
+	peers := coherence.Local()
+	store.SetPeers(peers)
+	return store, peers
+}
+
+// Write runs fn as one write of store, failing t if it fails.
+func Write(t testing.TB, store privicore.Store, fn func(q privicore.Queries) error) {
+	t.Helper()
+	if err := store.Write(context.Background(), fn); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // OnEachDialect runs fn on n handles of one fresh database, each with its

@@ -37,7 +37,7 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	store := commandtest.Open(t)
+	store, peers := commandtest.OpenWithPeers(t)
 	cmds := command.New(store, commandtest.Nowhere{}, command.Options{})
 	enginePriv, _ := keys.Generate()
 	b, err := bus.Start(bus.Config{Addr: "127.0.0.1:0", DataDir: dir}, device.NewAuthenticator(store))
@@ -51,9 +51,7 @@ func newRig(t *testing.T) *rig {
 	}
 	t.Cleanup(cmds.Stop)
 	r := &rig{t: t, ctx: ctx, store: store, svc: svc, bus: b}
-	peers := coherence.Local()
 	peers.Handle(coherence.Devices, func(string) { r.noted.Add(1) })
-	store.SetPeers(peers)
 	for _, p := range []string{"alice", "bob"} {
 		now := time.Now().UTC()
 		if err := store.Write(ctx, func(q privicore.Queries) error {

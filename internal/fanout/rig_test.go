@@ -14,7 +14,6 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
-	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/daemon/storagedevice"
@@ -56,7 +55,7 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	store := commandtest.Open(t)
+	store, peers := commandtest.OpenWithPeers(t)
 	log := logger()
 	cmds := command.New(store, commandtest.Nowhere{}, command.Options{Logger: log})
 	enginePriv, _ := keys.Generate()
@@ -70,8 +69,6 @@ func newRig(t *testing.T) *rig {
 	rand.Read(master)
 	sealer := layer2.New(master)
 	valid := layer2.NewValidator(sealer, store)
-	peers := coherence.Local()
-	store.SetPeers(peers)
 	fan := fanout.New(store, b, fanout.PeerDeviceChanges(peers), valid, log)
 	fan.Handle(cmds)
 	if err := cmds.Start(ctx); err != nil {

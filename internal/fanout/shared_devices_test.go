@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
-	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/fanout"
 )
@@ -18,17 +17,10 @@ import (
 // cached, it a moment before.
 func TestDeviceListHearsOfChangesItDoesNotMake(t *testing.T) {
 	ctx := context.Background()
-	store := commandtest.Open(t)
-	peers := coherence.Local()
-	store.SetPeers(peers)
+	store, peers := commandtest.OpenWithPeers(t)
 	fan := fanout.New(store, nil, fanout.PeerDeviceChanges(peers), nil, nil)
 	now := time.Now().UTC()
-	write := func(fn func(q privicore.Queries) error) {
-		t.Helper()
-		if err := store.Write(ctx, fn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(fn func(q privicore.Queries) error) { t.Helper(); commandtest.Write(t, store, fn) }
 	write(func(q privicore.Queries) error {
 		if err := q.CreateProfile(ctx, &privicore.Profile{ID: "p1", Username: "devices", PasswordHash: "h", CreatedAt: now, UpdatedAt: now}); err != nil {
 			return err

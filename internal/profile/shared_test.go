@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
-	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/profile"
@@ -18,9 +17,7 @@ import (
 // though this service resolved it, and cached it, a moment before.
 func TestRevocationWrittenElsewhereIsRefusedAtOnce(t *testing.T) {
 	ctx := context.Background()
-	store := commandtest.Open(t)
-	peers := coherence.Local()
-	store.SetPeers(peers)
+	store, peers := commandtest.OpenWithPeers(t)
 	s := profile.New(store, command.New(store, commandtest.Nowhere{}, command.Options{}), profile.Config{Peers: peers}, nil, nil)
 	now := time.Now().UTC()
 	const secret = "auth-shared-secret"

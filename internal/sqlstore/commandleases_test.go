@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/privicore/privicore"
+	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/sqlstore"
 )
 
@@ -21,12 +22,7 @@ func TestCommandLeases(t *testing.T) {
 		mk := func(id, key string) *privicore.Command {
 			return &privicore.Command{ID: id, ProfileID: "p", Type: "t", Payload: []byte(`{}`), Status: privicore.CommandPending, CreatedAt: t0, UpdatedAt: t0, Key: key}
 		}
-		write := func(fn func(q privicore.Queries) error) {
-			t.Helper()
-			if err := db.Write(ctx, fn); err != nil {
-				t.Fatal(err)
-			}
-		}
+		write := func(fn func(q privicore.Queries) error) { t.Helper(); commandtest.Write(t, db, fn) }
 		claim := func(owner string, now time.Time) []string {
 			t.Helper()
 			var ids []string

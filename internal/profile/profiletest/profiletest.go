@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/privicore/privicore"
-	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/profile"
@@ -38,9 +37,8 @@ type Rig struct {
 // registered the handlers of further services on r.Commands.
 func New(t testing.TB, more func(r *Rig)) *Rig {
 	t.Helper()
-	r := &Rig{Store: commandtest.Open(t)}
-	peers := coherence.Local() // the store tells the auth cache of revocations, as in the engine
-	r.Store.SetPeers(peers)
+	store, peers := commandtest.OpenWithPeers(t) // the store tells the auth cache of revocations, as in the engine
+	r := &Rig{Store: store}
 	r.Commands = command.New(r.Store, commandtest.Nowhere{}, command.Options{})
 	r.Profiles = profile.New(r.Store, r.Commands, profile.Config{UserAddrFailures: ratelimit.NoLimit, UserFailures: ratelimit.NoLimit,
 		AddrFailures: ratelimit.NoLimit, RegisterPerAddr: ratelimit.NoLimit, Peers: peers}, nil, func(id string) {
