@@ -34,8 +34,10 @@ func TestReplicaReadsSeeAnotherReplicasTokenWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nc.Close()
+		// A long TTL: b must keep trusting its cache however late a renewal
+		// comes on a loaded machine (the test is that b caches, then drops).
 		peers := coherence.New(string(rune('a'+i)), db, nc, coherence.Options{Subject: "test.coherence", Renew: 100 * time.Millisecond,
-			TTL: 2 * time.Second, WarmUp: 300 * time.Millisecond})
+			TTL: time.Minute, AckWait: time.Minute, WarmUp: 300 * time.Millisecond})
 		if err := peers.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
