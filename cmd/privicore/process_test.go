@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/keys"
 	"github.com/privicore/privicore/internal/pgtest"
 	"github.com/privicore/privicore/internal/sqlstore"
@@ -43,7 +44,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv(asMainEnv, "1")
-	pgtest.Main(m) // runs the tests, then stops the PostgreSQL the cluster test started
+	enginetest.OverlapWaits(4) // the process tests mostly wait on their processes
+	pgtest.Main(m)             // runs the tests, then stops the PostgreSQL the cluster test started
 }
 
 // freeAddr returns a loopback address nobody listens on.

@@ -96,6 +96,8 @@ func newServeCmd(e *env) *cobra.Command {
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration(e, &envErrs, "PRIVICORE_TOKEN_TTL", engine.DefaultTokenTTL), "authorization token lifetime (env PRIVICORE_TOKEN_TTL)")
 	f.DurationVar(&cfg.CommandRetention, "command-retention", envDuration(e, &envErrs, "PRIVICORE_COMMAND_RETENTION", engine.DefaultCommandRetention),
 		"how long finished commands are kept (status polling, ballots); older ones are pruned hourly, the statistics keep their counts; 0 keeps them forever (env PRIVICORE_COMMAND_RETENTION)")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", envDuration(e, &envErrs, "PRIVICORE_LEASE_TTL", engine.DefaultLeaseTTL),
+		"how long a replica's leases on commands and periodic jobs outlive it: after a crash another replica resumes its work within about this long; at least "+minLeaseTTL.String()+", renewed every third of it (env PRIVICORE_LEASE_TTL)")
 	addAuthFlags(cmd, e, &envErrs, &cfg)
 	f.DurationVar(&cfg.WSJoinTimeout, "ws-join-timeout", envDuration(e, &envErrs, "PRIVICORE_WS_JOIN_TIMEOUT", wsproxy.DefaultJoinTimeout),
 		"close a WebSocket that has not joined a channel for this long; 0: never (env PRIVICORE_WS_JOIN_TIMEOUT)")

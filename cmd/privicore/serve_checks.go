@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -24,6 +25,10 @@ func addLimitFlags(f *pflag.FlagSet, e *env, envErrs *[]error, l *engine.Limits)
 
 // checkServeConfig refuses flag combinations serve would otherwise ignore
 // or run badly with; calloutKey is the --nats-callout-key file.
+// minLeaseTTL is the shortest --lease-ttl: its renewals, a third of it
+// apart, must outlast a slow database round trip.
+const minLeaseTTL = 3 * time.Second
+
 func checkServeConfig(cfg engine.Config, calloutKey string) error {
 	errs := []error{checkAuthFlags(&cfg)}
 	if cfg.NATSURL == "" {
@@ -37,6 +42,9 @@ func checkServeConfig(cfg engine.Config, calloutKey string) error {
 	}
 	if cfg.MinAcks < 1 {
 		errs = append(errs, fmt.Errorf("--min-acks must be at least 1 (got %d): an exchange needs a device that wrote it", cfg.MinAcks))
+	}
+	if cfg.LeaseTTL < minLeaseTTL {
+		errs = append(errs, fmt.Errorf("--lease-ttl must be at least %v (got %v): a lease is renewed every third of it, and a replica that misses two renewals loses its work to another", minLeaseTTL, cfg.LeaseTTL))
 	}
 	if cfg.Limits.Body.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--body-timeout must be positive (got %v)", cfg.Limits.Body.Timeout))

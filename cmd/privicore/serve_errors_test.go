@@ -40,6 +40,8 @@ func TestServeRefusesFlagsItWouldIgnore(t *testing.T) {
 		{nil, []string{"--min-acks", "0"}, "--min-acks must be at least 1 (got 0)"},
 		{nil, []string{"--min-acks", "-2"}, "--min-acks must be at least 1 (got -2)"},
 		{map[string]string{"PRIVICORE_MIN_ACKS": "0"}, nil, "--min-acks must be at least 1"},
+		{nil, []string{"--lease-ttl", "1s"}, "--lease-ttl must be at least 3s (got 1s)"},
+		{map[string]string{"PRIVICORE_LEASE_TTL": "0s"}, nil, "--lease-ttl must be at least 3s (got 0s)"},
 		{nil, []string{"--body-min-rate", "0"}, "--body-min-rate must be at least 1"},
 		{nil, []string{"--body-timeout", "0s"}, "--body-timeout must be positive"},
 		{nil, []string{"--max-conns-per-addr", "-5"}, "--max-conns-per-addr"},

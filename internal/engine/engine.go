@@ -5,8 +5,6 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
@@ -14,9 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
@@ -32,147 +28,11 @@ import (
 	"github.com/privicore/privicore/internal/layer2"
 	"github.com/privicore/privicore/internal/lease"
 	"github.com/privicore/privicore/internal/oauth"
-	"github.com/privicore/privicore/internal/password"
 	"github.com/privicore/privicore/internal/profile"
-	"github.com/privicore/privicore/internal/ratelimit"
 	"github.com/privicore/privicore/internal/sqlstore"
 	"github.com/privicore/privicore/internal/voting"
 	"github.com/privicore/privicore/internal/wsproxy"
 )
-
-// The engine's defaults: what Config's zero values stand for, and the
-// defaults of `privicore serve`'s flags.
-const (
-	DefaultAddr            = "127.0.0.1:8009"   // API listener
-	DefaultWSAddr          = "127.0.0.1:8083"   // WebSocket proxy listener
-	DefaultDataDir         = "./privicore-data" // database and key files
-	DefaultBusAddr         = "127.0.0.1:4222"   // device listener of the embedded NATS server
-	DefaultTokenTTL        = 8 * time.Hour      // authorization token lifetime
-	DefaultMinAcks         = 1                  // storage devices that must write an exchange durably
-	DefaultShutdownTimeout = 10 * time.Second   // graceful shutdown bound
-	// DefaultCommandRetention is serve's --command-retention. Config's zero
-	// CommandRetention keeps finished commands forever.
-	DefaultCommandRetention = 30 * 24 * time.Hour
-)
-
-// Config is the engine's configuration.
-type Config struct {
-	Addr     string // API listener; default DefaultAddr
-	WSAddr   string // separate WebSocket proxy listener; default DefaultWSAddr; "-" for none (it is also at /ws on Addr)
-	DataDir  string // database and key files; default DefaultDataDir
-	Database string // database DSN; default the SQLite file privicore.db in DataDir
-	// KEK is the key-encryption key (keyring.KEKSize bytes, from
-	// keyring.ReadKEKFile): with it, the engine key and the master key live
-	// in the database, sealed under it, and every replica on that database
-	// must have the same KEK. Without it they are files in DataDir. It is
-	// required with PostgreSQL (ErrNeedKEK), optional with SQLite.
-	KEK []byte
-	// ReplicaID names this engine among the replicas on one database: the
-	// owner of the leases it takes (commands, periodic jobs) and the
-	// source of what it publishes on the bus. Default: the host name and
-	// a random suffix, new at every start (a restarted replica is a new
-	// owner; the leases of the old one expire).
-	ReplicaID string
-
-	TokenTTL time.Duration // authorization token lifetime; default DefaultTokenTTL
-	// CommandRetention is how long finished commands are kept; older ones
-	// are pruned hourly, their counts kept for the statistics. 0 keeps them
-	// forever (serve's default is DefaultCommandRetention).
-	CommandRetention time.Duration
-	// Password-check limits (profile.Config): failed checks allowed per
-	// (username, client address), per username and per client address;
-	// registrations per client address; argon2id runs at once. Zero values
-	// are the defaults; ratelimit.NoLimit turns a limit off.
-	AuthUserAddrFailures ratelimit.Quota
-	AuthUserFailures     ratelimit.Quota
-	AuthAddrFailures     ratelimit.Quota
-	RegisterPerAddr      ratelimit.Quota
-	HashConcurrency      int
-	// PasswordParams are argon2id's costs for new password hashes; zero:
-	// password.DefaultParams. Only tests lower them (serve has no flag).
-	PasswordParams password.Params
-
-	BusAddr string // device listener of the embedded NATS server; default DefaultBusAddr
-	NATSURL string // connect to this NATS instead of embedding one
-	// NATSCalloutSeed, with NATSURL, makes the engine the server's auth
-	// callout for devices (an account seed "SA…"); NATSAccount is the
-	// account devices are placed in (default "$G").
-	NATSCalloutSeed string
-	NATSAccount     string
-	// NATSSystemURL, with NATSURL, connects to the server's system account
-	// so that a removed device's connections are closed at once.
-	NATSSystemURL string
-	// DeviceBusURL is the bus URL devices are given in their bundles
-	// (bus.Config.DeviceURL); default: NATSURL without credentials, or the
-	// embedded server's address.
-	DeviceBusURL string
-
-	MinAcks   int    // storage devices that must write an exchange durably; default DefaultMinAcks
-	PublicURL string // base of the URLs the engine hands out; default http://<Addr>
-
-	ChannelBufferTTL time.Duration // how long events wait for a socket; default 60s
-	PingInterval     time.Duration // WebSocket keepalive; default 25s
-	VoteCheckEvery   time.Duration // how often overdue voting pools are resolved; default 200ms
-	ShutdownTimeout  time.Duration // graceful shutdown bound; default DefaultShutdownTimeout
-	Logger           *slog.Logger  // default: discard
-
-	// WSJoinTimeout closes a WebSocket not joined to a channel for that
-	// long; default wsproxy.DefaultJoinTimeout (10s), negative: never.
-	WSJoinTimeout time.Duration
-	// WSMaxConnsPerAddr bounds open WebSockets per client address; default
-	// wsproxy.DefaultMaxConnsPerAddr (256), negative: no limit.
-	WSMaxConnsPerAddr int
-	// Limits bound slow and idle clients and connections (limits.go).
-	Limits Limits
-	// TrustedProxies are the load balancers (addresses or CIDR prefixes)
-	// whose X-Forwarded-For names the client for the per-address limits;
-	// their own connections are not capped per address. None by default.
-	TrustedProxies []string
-}
-
-func (c *Config) defaults() {
-	if c.Addr == "" {
-		c.Addr = DefaultAddr
-	}
-	if c.WSAddr == "" {
-		c.WSAddr = DefaultWSAddr
-	}
-	if c.DataDir == "" {
-		c.DataDir = DefaultDataDir
-	}
-	if c.Database == "" {
-		c.Database = filepath.Join(c.DataDir, "privicore.db")
-	}
-	if c.BusAddr == "" {
-		c.BusAddr = DefaultBusAddr
-	}
-	if c.TokenTTL <= 0 {
-		c.TokenTTL = DefaultTokenTTL
-	}
-	if c.MinAcks <= 0 {
-		c.MinAcks = DefaultMinAcks
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.ReplicaID == "" {
-		c.ReplicaID = newReplicaID()
-	}
-}
-
-// newReplicaID is a default Config.ReplicaID: host-xxxxxxxx.
-func newReplicaID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "engine"
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return host + "-" + hex.EncodeToString(b[:])
-}
 
 // ReplicaID is the engine's Config.ReplicaID (or its default).
 func (e *Engine) ReplicaID() string { return e.cfg.ReplicaID }
@@ -238,55 +98,58 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	// undo closes, newest first, what was started when a later part fails.
+	undo := []func(){func() { store.Close() }}
+	fail := func(err error) (*Engine, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return nil, err
+	}
 	secrets, err := keyring.Open(ctx, store, cfg.KEK, cfg.DataDir, cfg.Logger)
 	if err != nil {
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
 	priv := secrets.Engine
 	cfg.Logger.Info("engine keys opened", "in_database", cfg.KEK != nil, "master_key_id", secrets.MasterID(), "replica", cfg.ReplicaID)
 	e := &Engine{cfg: cfg, log: cfg.Logger, Store: store, EngineKey: keys.SignedPublic(priv), addrs: addrs, stopBg: make(chan struct{})}
-	e.Jobs = lease.NewSet(store, cfg.ReplicaID, lease.Options{Sole: !e.Shared(), Logger: cfg.Logger})
+	e.Jobs = lease.NewSet(store, cfg.ReplicaID, lease.Options{TTL: cfg.LeaseTTL, Sole: !e.Shared(), Logger: cfg.Logger})
+	undo = append(undo, e.Jobs.Close)
 
 	e.Bus, err = bus.Start(bus.Config{Addr: cfg.BusAddr, DataDir: cfg.DataDir, NATSURL: cfg.NATSURL, CalloutSeed: cfg.NATSCalloutSeed,
 		CalloutAccount: cfg.NATSAccount, SystemURL: cfg.NATSSystemURL, DeviceURL: cfg.DeviceBusURL, Logger: cfg.Logger}, device.NewAuthenticator(store))
 	if err != nil {
-		e.Jobs.Close()
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
+	undo = append(undo, e.Bus.Close)
 	// The caches hear of every committed change through the peers: this
 	// engine's own and, in cluster mode, every replica's (coherence).
 	e.peers = coherence.Local()
 	if e.Shared() {
-		e.peers = coherence.New(cfg.ReplicaID, store, e.Bus.Conn(), coherence.Options{Subject: e.Bus.Prefix() + ".coherence", Logger: cfg.Logger})
+		e.peers = coherence.New(cfg.ReplicaID, store, e.Bus.Conn(), coherence.Options{Subject: e.Bus.Prefix() + ".coherence", Renew: cfg.CacheRenew, Logger: cfg.Logger})
 		if err := e.peers.Start(ctx); err != nil {
-			e.Bus.Close()
-			e.Jobs.Close()
-			store.Close()
-			return nil, err
+			return fail(err)
 		}
+		undo = append(undo, e.peers.Close)
 	}
 	store.SetPeers(e.peers)
 	var relay wsproxy.Relay // shared mode: the sockets' events go through the bus (events.go)
 	if e.Shared() {
 		if e.events, err = e.newEvents(); err != nil {
-			e.peers.Close()
-			e.Bus.Close()
-			e.Jobs.Close()
-			store.Close()
-			return nil, err
+			return fail(err)
 		}
+		undo = append(undo, e.events.Close)
 		relay = e.events
 	}
 	e.Hub = wsproxy.NewHub(wsproxy.Options{Verifier: channelVerifier{profile.NewTokens(store)}, Logger: cfg.Logger, BufferTTL: cfg.ChannelBufferTTL, PingInterval: cfg.PingInterval,
 		JoinTimeout: cfg.WSJoinTimeout, MaxConnsPerAddr: cfg.WSMaxConnsPerAddr, Relay: relay, Addresses: addrs})
+	undo = append(undo, e.Hub.Close)
 	gate := voting.NewGate() // which commands wait for a vote; the voting service below opens the pools
 	if e.Shared() {
 		gate = voting.NewSharedGate(store, e.peers) // another replica's activation is heard of through the peers
 	}
 	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate,
-		PruneLease: e.Jobs.Lease(LeaseCommandPrune), Replica: cfg.ReplicaID, Shared: e.Shared()})
+		PruneLease: e.Jobs.Lease(LeaseCommandPrune), Lease: cfg.LeaseTTL, Replica: cfg.ReplicaID, Shared: e.Shared()})
 	e.Devices = device.New(store, e.Commands, e.Bus, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,
@@ -308,31 +171,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.handler = api.Handler()
 
 	if err := e.Storage.Start(e.Jobs.Lease(LeaseOutbox)); err != nil {
-		e.Hub.Close()
-		e.Jobs.Close()
-		e.peers.Close()
-		e.Bus.Close()
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
+	undo = append(undo, e.Storage.Stop)
 	if err := e.Voting.Start(ctx); err != nil {
-		e.Storage.Stop()
-		e.Hub.Close()
-		e.Jobs.Close()
-		e.peers.Close()
-		e.Bus.Close()
-		store.Close()
-		return nil, fmt.Errorf("voting: %w", err)
+		return fail(fmt.Errorf("voting: %w", err))
 	}
+	undo = append(undo, e.Voting.Stop)
 	if err := e.Commands.Start(ctx); err != nil {
-		e.Voting.Stop()
-		e.Storage.Stop()
-		e.Hub.Close()
-		e.Jobs.Close()
-		e.peers.Close()
-		e.Bus.Close()
-		store.Close()
-		return nil, fmt.Errorf("resume commands: %w", err)
+		return fail(fmt.Errorf("resume commands: %w", err))
 	}
 	e.wg.Add(1)
 	go e.janitor()

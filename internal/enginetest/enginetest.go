@@ -12,6 +12,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/privicore/privicore/internal/engine"
 	"github.com/privicore/privicore/internal/keyring"
@@ -56,6 +57,11 @@ func Large() bool { return os.Getenv(LargeEnv) == "1" }
 // TestPasswordParams are the argon2id costs of an engine under test that
 // sets none: the cheapest argon2id allows.
 var TestPasswordParams = password.Params{Memory: 8, Time: 1, Threads: 1, KeyLen: 32}
+
+// TestCacheRenew is how often a replica under test renews its membership of
+// cache coherence (engine.Config.CacheRenew): its caches are trusted after
+// 2×TestCacheRenew + 500 ms instead of 2.5 s.
+const TestCacheRenew = 200 * time.Millisecond
 
 var (
 	pgMu    sync.Mutex
@@ -120,6 +126,11 @@ func StartWith(t testing.TB, cfg engine.Config) *Engine {
 	// internal/engine checks the production ones).
 	if cfg.PasswordParams == (password.Params{}) {
 		cfg.PasswordParams = TestPasswordParams
+	}
+	// A replica trusts its caches only after a warm-up of two membership
+	// renewals: tests renew often, so that a cluster is ready sooner.
+	if cfg.CacheRenew == 0 {
+		cfg.CacheRenew = TestCacheRenew
 	}
 	if cfg.Logger == nil {
 		var w io.Writer = io.Discard

@@ -66,6 +66,7 @@ func (h *coherence) storage(name string) string {
 // TestReplicaReadsADataUpdateAtOnce: after update-data (a new payload) is
 // acknowledged on A, a retrieval on B returns the new payload.
 func TestReplicaReadsADataUpdateAtOnce(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	h := newCoherence(t, "update-data")
 	old, _ := ciphertext(t, 64)
 	dtk := h.a.store(h.u, "ctx", old)
@@ -83,6 +84,7 @@ func TestReplicaReadsADataUpdateAtOnce(t *testing.T) {
 // context and file name) is acknowledged on A, a retrieval on B carries
 // the new context, and B lists the new file name.
 func TestReplicaReadsAMetaUpdateAtOnce(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	h := newCoherence(t, "update-meta")
 	wire, _ := ciphertext(t, 64)
 	dtk := h.a.store(h.u, "before", wire)
@@ -106,6 +108,7 @@ func TestReplicaReadsAMetaUpdateAtOnce(t *testing.T) {
 // A, request-data on B is refused at once with the single engine's answer
 // (404), not accepted and then failed on the devices.
 func TestReplicaRefusesADeletedTokenAtOnce(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	h := newCoherence(t, "delete")
 	wire, _ := ciphertext(t, 64)
 	dtk := h.a.store(h.u, "doomed", wire)
@@ -120,6 +123,7 @@ func TestReplicaRefusesADeletedTokenAtOnce(t *testing.T) {
 // TestReplicaRefusesARevokedTokenAtOnce: a token B has just accepted, once
 // revoked on A, is refused on B (401) at the very next request.
 func TestReplicaRefusesARevokedTokenAtOnce(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 2)
 	a, b := newAPI(t, c.Engines[0]), newAPI(t, c.Engines[1])
 	u := a.activeUser("revoke")
@@ -137,6 +141,7 @@ func TestReplicaRefusesARevokedTokenAtOnce(t *testing.T) {
 // waits for the vote (the only voter says no, so the delete is rejected
 // and the token stays readable); without the gate it would run at once.
 func TestReplicaGatesTheCommandAfterAnActivation(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	h := newCoherence(t, "gate")
 	no := h.a.voter(h.u, "no", authenticator.No)
 	h.a.votingConfig(h.u, "deny", "unanimous", 0, no.ID)
@@ -160,6 +165,7 @@ func TestReplicaGatesTheCommandAfterAnActivation(t *testing.T) {
 // is acknowledged on A, B no longer lists it among the storage devices
 // (the list its store fan-out writes to), and the bus no longer lets it in.
 func TestReplicaForgetsARemovedDeviceAtOnce(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	h := newCoherence(t, "removal")
 	listed := func(on *api) map[string]bool {
 		t.Helper()

@@ -13,6 +13,7 @@ import (
 // public key the profile ends with is the last one registered, read on
 // either replica.
 func TestReplicasRunOneProfilesCommandsOnceInOrder(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 2)
 	apis := []*api{newAPI(t, c.Engines[0]), newAPI(t, c.Engines[1])}
 	u := apis[0].activeUser("ordered")

@@ -22,6 +22,7 @@ import (
 // TestClusterAcksReachSocketsOnEveryReplica: the acks of commands
 // submitted on A reach the profile's sockets joined on B and C (and A).
 func TestClusterAcksReachSocketsOnEveryReplica(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 3)
 	a := newAPI(t, c.Engines[0])
 	u := a.activeUser("cluster-acks")
@@ -43,6 +44,7 @@ func TestClusterAcksReachSocketsOnEveryReplica(t *testing.T) {
 // submitted on A (X-DPT-CAB-REQUEST-ID) reaches the requester's socket on
 // B, with the stored bytes.
 func TestClusterDataEventReachesAnotherReplica(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 3)
 	a := newAPI(t, c.Engines[0])
 	u := a.activeUser("cluster-data")
@@ -60,6 +62,7 @@ func TestClusterDataEventReachesAnotherReplica(t *testing.T) {
 // for a vote announces its pool (POOL-OPENED, POOL-RESOLVED) and its ack to
 // the socket on B.
 func TestClusterPoolEventsReachAnotherReplica(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 3)
 	a := newAPI(t, c.Engines[0])
 	u := a.activeUser("cluster-pool")
@@ -88,6 +91,7 @@ func TestClusterPoolEventsReachAnotherReplica(t *testing.T) {
 // while no socket of the profile is joined anywhere is delivered on the
 // next join, on B, and not again on a later join on C.
 func TestClusterEventWithNoSocketIsKeptForTheNextJoin(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 3)
 	a := newAPI(t, c.Engines[0])
 	u := a.activeUser("cluster-kept")
@@ -124,6 +128,7 @@ func TestClusterEventWithNoSocketIsKeptForTheNextJoin(t *testing.T) {
 // socket is joined for is kept for the profile's next socket (on C), and
 // one another socket heard is not.
 func TestClusterOAuthSocketHearsOnlyItsOwn(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 3)
 	a := newAPI(t, c.Engines[0])
 	u := a.activeUser("cluster-oauth")
@@ -160,6 +165,7 @@ func TestClusterOAuthSocketHearsOnlyItsOwn(t *testing.T) {
 // TestClusterRevokeClosesSocketsOnEveryReplica: a revoke on A closes the
 // token's sockets on B and C; the profile's other token's socket stays.
 func TestClusterRevokeClosesSocketsOnEveryReplica(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 3)
 	a := newAPI(t, c.Engines[0])
 	u := a.activeUser("cluster-revoke")
@@ -180,6 +186,7 @@ func TestClusterRevokeClosesSocketsOnEveryReplica(t *testing.T) {
 // nobody. Kept so (published straight into the buffer, no notice), it
 // still reaches the joined socket: the hub drains once more after a join.
 func TestClusterEventKeptDuringAJoinIsDelivered(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 2)
 	a := newAPI(t, c.Engines[0])
 	u := a.activeUser("cluster-spread")

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/engine"
@@ -13,6 +14,7 @@ import (
 // job's lease runs it (the voting deadline check, every 200 ms, and the
 // outbox delivery, every 2 s); when it stops, the other takes the job over.
 func TestPeriodicJobsRunOnOneReplica(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 2)
 	for _, name := range []string{engine.LeaseVotingDeadlines, engine.LeaseOutbox} {
 		holder := -1
@@ -56,6 +58,7 @@ func TestPeriodicJobsRunOnOneReplica(t *testing.T) {
 // (username, address), two wrong passwords on replica A and two on B spend
 // it: the right password is then refused on either, with the limit's 429.
 func TestFailureLimitsHoldAcrossReplicas(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 2, func(_ int, cfg *engine.Config) {
 		cfg.AuthUserAddrFailures, cfg.AuthUserFailures, cfg.AuthAddrFailures = hourly(4), hourly(100), hourly(100)
 	})
@@ -73,6 +76,7 @@ func TestFailureLimitsHoldAcrossReplicas(t *testing.T) {
 // TestRegistrationLimitHoldsAcrossReplicas: a quota of 3 registrations per
 // address, spent by two on A and one on B, refuses the fourth on either.
 func TestRegistrationLimitHoldsAcrossReplicas(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 2, func(_ int, cfg *engine.Config) { cfg.RegisterPerAddr = hourly(3) })
 	a, b := newFrom(t, c.Engines[0], "127.0.0.9"), newFrom(t, c.Engines[1], "127.0.0.9")
 	reg := func(f *from) *response {
@@ -84,4 +88,33 @@ func TestRegistrationLimitHoldsAcrossReplicas(t *testing.T) {
 	limited(t, reg(a))
 	limited(t, reg(b))
 	accepted(t, reg(newFrom(t, c.Engines[1], "127.0.0.10")))
+}
+
+// TestLeasesLastTheReplicasLeaseTTL: a replica's job leases expire
+// LeaseTTL (serve's --lease-ttl) after their last renewal, 3 s here and
+// lease.DefaultTTL when unset; a crashed replica's work resumes elsewhere
+// within about that long.
+func TestLeasesLastTheReplicasLeaseTTL(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
+	for _, ttl := range []time.Duration{3 * time.Second, 0} {
+		c := enginetest.StartCluster(t, 1, func(_ int, cfg *engine.Config) { cfg.LeaseTTL = ttl })
+		want := ttl
+		if want == 0 {
+			want = engine.DefaultLeaseTTL
+		}
+		before := time.Now()
+		var latest int64
+		if err := c.Engines[0].Store.SQL().QueryRowContext(context.Background(),
+			`SELECT MAX(expires_at) FROM leases WHERE owner = $1`, c.Engines[0].ReplicaID()).Scan(&latest); err != nil {
+			t.Fatal(err)
+		}
+		after := time.Now()
+		// Renewed every want/3, last before the read ended: the latest expiry
+		// is at most want after the read, and less than want/3 (and a
+		// second's slack) short of want after it began.
+		expires := time.Unix(0, latest)
+		if expires.Sub(after) > want || expires.Sub(before) < want-want/3-time.Second {
+			t.Fatalf("LeaseTTL %v: the job leases expire %v from now, want about %v", ttl, expires.Sub(before), want)
+		}
+	}
 }

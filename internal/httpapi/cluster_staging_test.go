@@ -73,6 +73,7 @@ func heldExchangeOnStoppedReplica(t *testing.T, c *enginetest.Cluster, wire []by
 // the (only now started) authenticator approves, with the push A made: the
 // token reads back byte-exact through B.
 func TestHeldExchangeSurvivesItsReplica(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 2)
 	wire, _ := ciphertext(t, 3000)
 	b, u, tmp, ex, voter, priv, _ := heldExchangeOnStoppedReplica(t, c, wire)
@@ -96,6 +97,7 @@ func TestHeldExchangeSurvivesItsReplica(t *testing.T) {
 // removal from the device that wrote it (offline by then, so that the
 // removal stays queued); the reservation stays empty.
 func TestRejectedHeldExchangeRemovesItsPush(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 2)
 	wire, _ := ciphertext(t, 100)
 	b, u, tmp, ex, voter, priv, dev := heldExchangeOnStoppedReplica(t, c, wire)
@@ -126,6 +128,7 @@ func TestRejectedHeldExchangeRemovesItsPush(t *testing.T) {
 // by replica B once the authenticator approves: the token reads the new
 // payload through B.
 func TestHeldUpdateSurvivesItsReplica(t *testing.T) {
+	t.Parallel() // a database and a bus of its own; it mostly waits: let it overlap the others
 	c := enginetest.StartCluster(t, 2)
 	a, b := newAPI(t, c.Engines[0]), newAPI(t, c.Engines[1])
 	u := a.activeUser("staged-update")

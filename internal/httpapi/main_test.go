@@ -3,9 +3,13 @@ package httpapi_test
 import (
 	"testing"
 
+	"github.com/privicore/privicore/internal/enginetest"
 	"github.com/privicore/privicore/internal/pgtest"
 )
 
-// TestMain stops the test PostgreSQL (started only with
-// PRIVICORE_TEST_DATABASE=postgres) after the tests.
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain overlaps the waiting tests (the cluster tests and those marked
+// parallel) four at a time, and stops the test PostgreSQL after the tests.
+func TestMain(m *testing.M) {
+	enginetest.OverlapWaits(4)
+	pgtest.Main(m)
+}

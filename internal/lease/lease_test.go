@@ -104,7 +104,9 @@ func TestTwoOwnersOneHolder(t *testing.T) {
 // lease past its time; the other takes it once it expired, never while the
 // first still believes it holds it.
 func TestTakeoverAtExpiry(t *testing.T) {
+	t.Parallel() // it waits for leases to expire: let it overlap the others
 	onBothDialects(t, func(t *testing.T, db *sqlstore.DB) {
+		t.Parallel() // each dialect too
 		ttl := 1500 * time.Millisecond
 		sa := &cuttable{LeaseStore: db}
 		a := NewSet(sa, "a", Options{TTL: ttl})
