@@ -23,12 +23,12 @@ func addLimitFlags(f *pflag.FlagSet, e *env, envErrs *[]error, l *engine.Limits)
 		fmt.Sprintf("bytes per second a request body must keep up, averaged over %v, streamed uploads too; a slower body is cut off with 408 (env PRIVICORE_BODY_MIN_RATE)", httpapi.DefaultBodyRateWindow))
 }
 
-// checkServeConfig refuses flag combinations serve would otherwise ignore
-// or run badly with; calloutKey is the --nats-callout-key file.
 // minLeaseTTL is the shortest --lease-ttl: its renewals, a third of it
 // apart, must outlast a slow database round trip.
 const minLeaseTTL = 3 * time.Second
 
+// checkServeConfig refuses flag combinations serve would otherwise ignore
+// or run badly with; calloutKey is the --nats-callout-key file.
 func checkServeConfig(cfg engine.Config, calloutKey string) error {
 	errs := []error{checkAuthFlags(&cfg)}
 	if cfg.NATSURL == "" {

@@ -153,7 +153,7 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 		opts.Sweep = 2 * time.Second
 	}
 	if opts.Lease <= 0 {
-		opts.Lease = 15 * time.Second
+		opts.Lease = lease.DefaultTTL
 	}
 	if opts.Replica == "" {
 		opts.Replica = "replica-" + NewID()
