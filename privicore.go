@@ -125,6 +125,10 @@ type Command struct {
 	// replica ends it uses that instead of running Prepare again; empty
 	// if none.
 	Staged json.RawMessage
+	// Announcer is the replica that recorded the command's outcome and
+	// publishes its ack, in shared mode ("" otherwise, and while pending):
+	// another publishes it if that replica dies first (AnnouncerStore).
+	Announcer string
 }
 
 // ProfileStore persists profiles.
@@ -183,10 +187,11 @@ type CommandStore interface {
 	// when the command is another profile's).
 	FindProfileCommand(ctx context.Context, profileID, id string) (*Command, error)
 	// FinishCommand moves a pending command leased to owner to status with
-	// body. It returns ECONFLICT if the command is no longer pending (it
-	// already finished) or is leased to another replica (this one's lease
-	// expired), so a command takes effect at most once.
-	FinishCommand(ctx context.Context, id, owner string, status CommandStatus, body string, at time.Time) error
+	// body, updated at at and announced by announcer. It returns ECONFLICT
+	// if the command is no longer pending (it already finished) or is
+	// leased to another replica (this one's lease expired), so a command
+	// takes effect at most once.
+	FinishCommand(ctx context.Context, id, owner string, status CommandStatus, body string, at time.Time, announcer string) error
 	// MarkCommandAttempt records one failed attempt of a pending command
 	// leased to owner and ends the lease; no replica claims it before
 	// retryAt (its key waits meanwhile).

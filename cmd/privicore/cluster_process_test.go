@@ -68,9 +68,11 @@ func startCluster(t *testing.T) *cluster {
 		dir := t.TempDir()
 		os.Chmod(dir, 0o700)
 		addr := freeAddr(t)
+		// --lease-ttl 3s, the least allowed: after the kill, the survivors
+		// take over the victim's commands (and announce its acks) 3 s on.
 		p := runEngine(t, addr, "serve", "--addr", addr, "--ws-addr", "-", "--data-dir", dir, "--database", c.dsn, "--kek-file", kek,
 			"--nats-url", strings.Join(urls, ","), "--nats-system-url", strings.Join(sys, ","), "--nats-callout-key", seed,
-			"--auth-register-per-addr", "-1", "--max-conns-per-addr", "-1")
+			"--auth-register-per-addr", "-1", "--max-conns-per-addr", "-1", "--lease-ttl", "3s")
 		c.replicas = append(c.replicas, p)
 		c.urls = append(c.urls, p.url)
 	}
@@ -224,7 +226,8 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 	defer vcancel()
 	got, err = c.session(1, 2, nil).Retrieve(vctx, key, dtk, client.OnVote(func(client.PoolEvent) { votes.Add(1) }))
 	if err != nil || !bytes.Equal(got, value) || votes.Load() == 0 {
-		t.Fatalf("a read gated by a policy activated on another replica: %q, %v, %d pool events", got, err, votes.Load())
+		t.Fatalf("a read gated by a policy activated on another replica: %q, %v, %d pool events\nreplica 2:\n%s\nreplica 3:\n%s",
+			got, err, votes.Load(), tail(c.replicas[1].output(), 60), tail(c.replicas[2].output(), 60))
 	}
 	must("policy", "deactivate", "--server="+c.urls[2], "reads")
 	votes.Store(0)

@@ -75,8 +75,15 @@ type Events struct {
 	mu      sync.Mutex
 	seq     uint64
 	pending map[uint64]pendingEvent // published, "no responders" possible still
+	flushes []flushWait             // Flush calls waiting for their marker
 	stop    chan struct{}
 	wg      sync.WaitGroup
+}
+
+// flushWait is a Flush waiting for the marker of the events up to seq.
+type flushWait struct {
+	seq  uint64
+	done chan struct{}
 }
 
 type pendingEvent struct {
@@ -211,6 +218,15 @@ func (e *Events) answer(m *nats.Msg) {
 				delete(e.pending, seq)
 			}
 		}
+		waiting := e.flushes[:0]
+		for _, f := range e.flushes {
+			if f.seq <= upTo {
+				close(f.done)
+			} else {
+				waiting = append(waiting, f)
+			}
+		}
+		e.flushes = waiting
 		e.mu.Unlock()
 		return
 	}
@@ -249,6 +265,41 @@ func (e *Events) marker() {
 			if n > 0 {
 				_ = e.nc.Publish(e.inbox+".m", []byte(strconv.FormatUint(seq, 10)))
 			}
+		}
+	}
+}
+
+// Flush returns once every event Publish was given before it has reached
+// the subscriptions of its subject or, with none, been kept (Buffer): a
+// marker sent after them has come back, so their answers have come and
+// been handled. It fails if that takes longer than timeout.
+func (e *Events) Flush(timeout time.Duration) error {
+	e.mu.Lock()
+	f := flushWait{seq: e.seq, done: make(chan struct{})}
+	e.flushes = append(e.flushes, f)
+	e.mu.Unlock()
+	if err := e.nc.Publish(e.inbox+".m", []byte(strconv.FormatUint(f.seq, 10))); err != nil {
+		e.dropFlush(f)
+		return fmt.Errorf("bus: flushing events: %w", err)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-f.done:
+		return nil
+	case <-t.C:
+		e.dropFlush(f)
+		return fmt.Errorf("bus: flushing events: no answer within %v", timeout)
+	}
+}
+
+func (e *Events) dropFlush(f flushWait) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, w := range e.flushes {
+		if w.done == f.done {
+			e.flushes = append(e.flushes[:i], e.flushes[i+1:]...)
+			return
 		}
 	}
 }

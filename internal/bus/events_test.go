@@ -290,3 +290,28 @@ func TestAudienceTokens(t *testing.T) {
 		t.Fatal("audiences collide or are mangled")
 	}
 }
+
+// TestFlushReturnsOnceEventsAreHeardOrKept: when Flush returns, every event
+// published before it has reached a listener or been kept: a drain right
+// after it has all the kept ones, with no waiting.
+func TestFlushReturnsOnceEventsAreHeardOrKept(t *testing.T) {
+	rs := replicas(t, 2, true)
+	heard := listen(t, rs[1], "p1", bus.Audience("own"))
+	for i := range 8 { // the buffer's size per profile
+		rs[0].Publish("p1", bus.Audience("own"), bus.Event{Type: "T", Data: []byte(fmt.Sprintf("h%d", i))})
+		rs[0].Publish("p2", bus.Audience("own"), bus.Event{Type: "T", Data: []byte(fmt.Sprintf("k%d", i))})
+	}
+	if err := rs[0].Flush(guard); err != nil {
+		t.Fatal(err)
+	}
+	if n := rs[0].Pending(); n != 0 {
+		t.Fatalf("%d events still awaiting their answer when Flush returned", n)
+	}
+	if got := drained(t, rs[1], "p2", all); len(got) != 8 {
+		t.Fatalf("kept when Flush returned: %d of 8 (%v)", len(got), got)
+	}
+	commandtest.Eventually(t, "the heard events delivered", func() bool { return len(heard.data()) == 8 })
+	if err := rs[0].Flush(guard); err != nil { // nothing published since: at once
+		t.Fatal(err)
+	}
+}

@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/privicore/privicore"
 )
@@ -59,6 +60,15 @@ func (p *Processor) keyFree(ctx context.Context, q privicore.Queries, c *privico
 // recorded leaves a queued command pending for the sweeper (logged), and
 // is the error of a fresh one.
 func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, prepared any, herr error, fresh bool) error {
+	// The outcome's time and announcer; it is tracked until its ack is
+	// handed to the publisher (announce.go), or nothing was recorded.
+	at, announcer := p.beginOutcome(c.ID)
+	announced := false
+	defer func() {
+		if !announced {
+			p.endOutcome(c.ID)
+		}
+	}()
 	if herr == nil {
 		var res Result
 		var aerr error
@@ -74,14 +84,15 @@ func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, p
 			if res.Body == "" {
 				res.Body = BodySucceeded
 			}
-			return p.record(ctx, q, c, privicore.CommandSucceeded, res.Body, fresh)
+			return p.record(ctx, q, c, privicore.CommandSucceeded, res.Body, fresh, at, announcer)
 		})
 		switch {
 		case err == nil:
 			if fresh {
-				c.Status, c.Body = privicore.CommandSucceeded, res.Body
+				c.Status, c.Body, c.UpdatedAt, c.Announcer = privicore.CommandSucceeded, res.Body, at, announcer
 			}
 			p.forget(c.ID)
+			announced = true
 			p.announce(c, privicore.CommandSucceeded, res)
 			return nil
 		case errors.Is(err, errAlreadyFinished):
@@ -117,7 +128,7 @@ func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, p
 		if err := h.compensateIn(ctx, q, c, prepared); err != nil {
 			return err
 		}
-		return p.record(ctx, q, c, privicore.CommandRejected, reason, fresh)
+		return p.record(ctx, q, c, privicore.CommandRejected, reason, fresh, at, announcer)
 	})
 	switch {
 	case errors.Is(err, errKeyBusy):
@@ -131,9 +142,10 @@ func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, p
 		return nil
 	}
 	if fresh {
-		c.Status, c.Body = privicore.CommandRejected, reason
+		c.Status, c.Body, c.UpdatedAt, c.Announcer = privicore.CommandRejected, reason, at, announcer
 	}
 	p.forget(c.ID)
+	announced = true
 	p.announce(c, privicore.CommandRejected, Result{Body: reason})
 	return nil
 }
@@ -141,13 +153,13 @@ func (p *Processor) finish(ctx context.Context, c *privicore.Command, h steps, p
 // record writes c's outcome inside q: a fresh command is created with it;
 // a recorded one finishes only while it is pending (errAlreadyFinished if
 // not, so that whatever the write did rolls back).
-func (p *Processor) record(ctx context.Context, q privicore.Queries, c *privicore.Command, status privicore.CommandStatus, body string, fresh bool) error {
+func (p *Processor) record(ctx context.Context, q privicore.Queries, c *privicore.Command, status privicore.CommandStatus, body string, fresh bool, at time.Time, announcer string) error {
 	if fresh {
 		done := *c
-		done.Status, done.Body = status, body
+		done.Status, done.Body, done.UpdatedAt, done.Announcer = status, body, at, announcer
 		return q.CreateCommand(ctx, &done)
 	}
-	err := q.FinishCommand(ctx, c.ID, p.opts.Replica, status, body, p.now())
+	err := q.FinishCommand(ctx, c.ID, p.opts.Replica, status, body, at, announcer)
 	if privicore.ErrorCode(err) == privicore.ECONFLICT {
 		return errAlreadyFinished
 	}
@@ -180,13 +192,21 @@ func reasonOf(err error) string {
 	return "command.rejected"
 }
 
+// publish hands c's ack to the publisher (after its 202, Later), and then
+// stops tracking its outcome (endOutcome).
 func (p *Processor) publish(c *privicore.Command, status privicore.CommandStatus, body, notify string) {
 	if p.pub == nil {
+		p.endOutcome(c.ID)
 		return
 	}
 	ev := Event{Type: EventCommand, ID: c.ID, CommandStatus: status, Body: body, Actor: c.Actor}
-	p.Publish(c.ID, c.ProfileID, ev)
-	if notify != "" && notify != c.ProfileID {
-		p.Publish(c.ID, notify, ev)
-	}
+	p.Later(c.ID, func() {
+		if c.ProfileID != "" {
+			p.pub.Publish(c.ProfileID, ev)
+		}
+		if notify != "" && notify != c.ProfileID {
+			p.pub.Publish(notify, ev)
+		}
+		p.endOutcome(c.ID)
+	})
 }

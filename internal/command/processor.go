@@ -106,6 +106,17 @@ type Options struct {
 	// replica at a time (nil: always here).
 	PruneLease *lease.Lease
 	Logger     *slog.Logger
+	// Announcers, if set (shared mode), keeps this replica's announcer, so
+	// that the acks of outcomes it recorded are published by another
+	// replica if it dies before publishing them (announce.go).
+	Announcers privicore.AnnouncerStore
+	// AnnounceEvery is how often the announcer is renewed; default
+	// DefaultAnnounceEvery.
+	AnnounceEvery time.Duration
+	// AnnounceLease, if set, is the lease under which a replica announces
+	// what lapsed announcers may not have: one replica at a time (nil:
+	// always here).
+	AnnounceLease *lease.Lease
 	// Gate, if set, is asked about every command that fires an event
 	// (Event); without one no command is held.
 	Gate Gate
@@ -130,6 +141,8 @@ type Processor struct {
 
 	holdMu sync.Mutex
 	held   map[string]*Hold // commands whose 202 has not left yet, by id (hold.go)
+
+	outcomes outcomes // outcomes whose ack is not yet handed to the publisher (announce.go)
 
 	mu      sync.Mutex
 	keys    map[string]int    // ordering key → inline executions, and (single engine) pending commands (track)
@@ -164,8 +177,12 @@ func New(store privicore.Store, pub Publisher, opts Options) *Processor {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.AnnounceEvery <= 0 {
+		opts.AnnounceEvery = DefaultAnnounceEvery
+	}
 	p := &Processor{store: store, pub: pub, log: opts.Logger, opts: opts, gate: opts.Gate, handlers: map[string]steps{}, events: map[string]func(*privicore.Command) string{}, inputs: map[string]any{}, held: map[string]*Hold{},
 		now: func() time.Time { return time.Now().UTC() }, keys: map[string]int{}, pending: map[string]string{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	p.outcomes = outcomes{open: map[string]time.Time{}, active: opts.Announcers != nil}
 	return p
 }
 

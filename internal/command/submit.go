@@ -121,6 +121,7 @@ func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any,
 		}
 	}
 	p.hold(ctx, c.ID)
+	c.UpdatedAt, c.Announcer = p.beginOutcome(c.ID) // tracked until its ack is handed over (announce.go)
 	var res Result
 	err = p.store.Write(ctx, func(q privicore.Queries) error {
 		var err error
@@ -134,6 +135,7 @@ func (p *Processor) Run(ctx context.Context, profileID, typ string, payload any,
 		return q.CreateCommand(ctx, c)
 	})
 	if err != nil {
+		p.endOutcome(c.ID)
 		return nil, err
 	}
 	// Under a Hold (the HTTP layer's), published once the 202 has left.

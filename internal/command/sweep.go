@@ -8,7 +8,8 @@ import (
 )
 
 // Start resumes pending commands and starts the dispatcher and the lease
-// renewer. A single engine (not Options.Shared) first ends every lease
+// renewer (and, with Options.Announcers, records and renews this replica's
+// announcer). A single engine (not Options.Shared) first ends every lease
 // and Origin reservation in the store: they were its own, from before a
 // restart.
 func (p *Processor) Start(ctx context.Context) error {
@@ -20,12 +21,21 @@ func (p *Processor) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if p.opts.Announcers != nil {
+		if err := p.keepAnnouncer(ctx, time.Time{}); err != nil {
+			return err
+		}
+	}
 	p.mu.Lock()
 	p.started = true
 	p.mu.Unlock()
 	p.wg.Add(2)
 	go p.dispatcher()
 	go p.renewer()
+	if p.opts.Announcers != nil {
+		p.wg.Add(1)
+		go p.announcer()
+	}
 	if p.opts.Retention > 0 {
 		p.wg.Add(1)
 		go p.pruner()
@@ -69,6 +79,9 @@ func (p *Processor) Stop() {
 	defer cancel()
 	if err := p.store.Write(ctx, func(q privicore.Queries) error { return q.ReleaseCommandLeases(ctx, p.opts.Replica) }); err != nil {
 		p.log.Warn("releasing the command leases failed; they expire", "err", err)
+	}
+	if p.opts.Announcers != nil {
+		p.endAnnouncer(ctx)
 	}
 }
 

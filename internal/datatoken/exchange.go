@@ -209,13 +209,16 @@ func (s *Service) record(ctx context.Context, q privicore.Queries, p *pushed) er
 	return nil
 }
 
-// compensatePush queues the removal of a blob that was written to devices
-// by a command that was then rejected.
+// compensatePush queues the removal of a blob that was pushed to devices
+// by a command that was then rejected: from the devices that acknowledged
+// it and from those that missed it, since a device that timed out may
+// still have written it (a removal of a blob a device never held is a
+// no-op there).
 func (s *Service) compensatePush(ctx context.Context, q privicore.Queries, _ *privicore.Command, p *pushed) error {
 	if p == nil {
 		return nil
 	}
-	for _, id := range p.Acked {
+	for _, id := range append(append([]string(nil), p.Acked...), p.Missed...) {
 		if err := q.AddOutbox(ctx, id, p.BlobID, fanout.OpDelete, s.now()); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -116,6 +117,21 @@ func (o *owner) waitOnline(id string) {
 		}
 	}
 	o.w.t.Fatalf("device %s never came online", id)
+}
+
+// waitOffline waits until the engine no longer sees device id on the bus.
+func (o *owner) waitOffline(id string) {
+	o.w.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		ds, err := o.c.Devices(ctx)
+		if err != nil {
+			o.w.t.Fatal(err)
+		}
+		if !slices.ContainsFunc(ds, func(d client.Device) bool { return d.DeviceIdentifier == id && d.Online }) {
+			return
+		}
+	}
+	o.w.t.Fatalf("device %s never went offline", id)
 }
 
 // succeed settles a command and fails the test unless it succeeded.

@@ -93,6 +93,33 @@ func TestExchangeNeedsMinAcksAndCompensates(t *testing.T) {
 	}
 }
 
+// A rejected exchange also queues the blob's removal on the devices that
+// missed the push: one that timed out may have written it all the same (an
+// offline device stands in for it here), and a removal of a blob a device
+// never held is harmless.
+func TestRejectedExchangeRemovesItsBlobFromMissedDevices(t *testing.T) {
+	w := newWorld(t, func(c *engine.Config) { c.MinAcks = 2 })
+	u := w.owner("u")
+	_, id1, _ := u.device("s1")
+	d2, id2, _ := u.device("s2")
+	d2.Close()
+	u.waitOffline(id2)
+
+	_, tmp := w.reserve(u, 0)
+	c, err := w.e.DataTokens.Exchange(ctx, u.ID, tmp, b64(wire(t, 40)))
+	w.rejected(fanout.ReasonWriteFailed)(c, err)
+	blob := blobOf(t, c)
+	for _, id := range []string{id1, id2} { // the one that wrote it, the one that missed it
+		queued, err := w.e.Store.Outbox(ctx, id, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(queued, func(e privicore.OutboxEntry) bool { return e.BlobID == blob && e.Op == fanout.OpDelete }) {
+			t.Fatalf("outbox of device %s: %+v, want the blob's removal", id, queued)
+		}
+	}
+}
+
 // Another profile's token behaves as a missing one for every operation:
 // request, update, meta, risk, delete, file meta, the reservation's
 // temporary token and the exchange into it.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/command"
+	"github.com/privicore/privicore/internal/fanout"
 	"github.com/privicore/privicore/internal/keys"
 )
 
@@ -143,9 +144,9 @@ func (s *Service) Upload(ctx context.Context, secret string, body io.Reader) (*p
 }
 
 // compensateStream queues the removal of a partial upload.
-func (s *Service) compensateStream(ctx context.Context, st interface{ Acked() []string }, blobID string) {
+func (s *Service) compensateStream(ctx context.Context, st *fanout.Stream, blobID string) {
 	s.store.Write(ctx, func(q privicore.Queries) error {
-		return s.compensatePush(ctx, q, nil, &pushed{BlobID: blobID, Acked: st.Acked()})
+		return s.compensatePush(ctx, q, nil, &pushed{BlobID: blobID, Acked: st.Acked(), Missed: st.Missed})
 	})
 }
 

@@ -148,8 +148,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.Shared() {
 		gate = voting.NewSharedGate(store, e.peers) // another replica's activation is heard of through the peers
 	}
-	e.Commands = command.New(store, e.Hub, command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate,
-		PruneLease: e.Jobs.Lease(LeaseCommandPrune), Lease: cfg.LeaseTTL, Replica: cfg.ReplicaID, Shared: e.Shared()})
+	copts := command.Options{Logger: cfg.Logger, Retention: cfg.CommandRetention, Gate: gate,
+		PruneLease: e.Jobs.Lease(LeaseCommandPrune), Lease: cfg.LeaseTTL, Replica: cfg.ReplicaID, Shared: e.Shared()}
+	if e.Shared() {
+		// A replica that dies between recording outcomes and publishing their
+		// acks has them published by another (command/announce.go).
+		copts.Announcers, copts.AnnounceLease = store, e.Jobs.Lease(LeaseCommandAnnounce)
+	}
+	e.Commands = command.New(store, e.Hub, copts)
 	e.Devices = device.New(store, e.Commands, e.Bus, e.EngineKey)
 	e.Profiles = profile.New(store, e.Commands, profile.Config{TokenTTL: cfg.TokenTTL, Logger: cfg.Logger,
 		UserAddrFailures: cfg.AuthUserAddrFailures, UserFailures: cfg.AuthUserFailures, AddrFailures: cfg.AuthAddrFailures,

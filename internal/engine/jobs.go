@@ -14,6 +14,7 @@ const (
 	LeaseVotingDeadlines = "voting.deadlines" // overdue pools resolved
 	LeaseOutbox          = "fanout.outbox"    // outbox deliveries to storage devices
 	LeaseCommandPrune    = "command.prune"    // finished commands pruned
+	LeaseCommandAnnounce = "command.announce" // the acks of replicas that died before sending them
 )
 
 // janitor removes expired reservations every 30 s and long-expired tokens

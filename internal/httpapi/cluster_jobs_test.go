@@ -36,7 +36,7 @@ func TestPeriodicJobsRunOnOneReplica(t *testing.T) {
 		first = 1
 	}
 	other := 1 - first
-	commandtest.Eventually(t, "the holder checks the voting deadlines 10 times", func() bool { return runs(first) >= 10 })
+	commandtest.Eventually(t, "the holder checks the voting deadlines 3 times", func() bool { return runs(first) >= 3 })
 	if n := runs(other); n != 0 {
 		t.Fatalf("the replica without the lease checked the deadlines %d times", n)
 	}
@@ -47,7 +47,7 @@ func TestPeriodicJobsRunOnOneReplica(t *testing.T) {
 	}
 	stopped := runs(first)
 	c.Engines[first].Stop()
-	commandtest.Eventually(t, "the other replica takes the deadlines over", func() bool { return runs(other) >= 10 })
+	commandtest.Eventually(t, "the other replica takes the deadlines over", func() bool { return runs(other) >= 3 })
 	if runs(first) != stopped {
 		t.Fatal("the stopped replica went on checking the deadlines")
 	}

@@ -8,8 +8,8 @@ import (
 )
 
 // TestMain overlaps the waiting tests (the cluster tests and those marked
-// parallel) four at a time, and stops the test PostgreSQL after the tests.
+// parallel) eight at a time, and stops the test PostgreSQL after the tests.
 func TestMain(m *testing.M) {
-	enginetest.OverlapWaits(4)
+	enginetest.OverlapWaits(8)
 	pgtest.Main(m)
 }

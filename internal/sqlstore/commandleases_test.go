@@ -60,7 +60,7 @@ func TestCommandLeases(t *testing.T) {
 			t.Fatalf("after the leases expired r2 claimed %v, want [a1 b1]", got)
 		}
 		err := db.Write(ctx, func(q privicore.Queries) error {
-			return q.FinishCommand(ctx, "a1", "r1", privicore.CommandSucceeded, "", later)
+			return q.FinishCommand(ctx, "a1", "r1", privicore.CommandSucceeded, "", later, "")
 		})
 		if privicore.ErrorCode(err) != privicore.ECONFLICT {
 			t.Fatalf("finish by the replica whose lease expired: %v, want ECONFLICT", err)
@@ -78,16 +78,16 @@ func TestCommandLeases(t *testing.T) {
 		}
 		write(func(q privicore.Queries) error { return q.ResumeCommand(ctx, "a1") })
 		write(func(q privicore.Queries) error {
-			return q.FinishCommand(ctx, "a2", "r2", privicore.CommandSucceeded, "", later)
+			return q.FinishCommand(ctx, "a2", "r2", privicore.CommandSucceeded, "", later, "")
 		})
 		write(func(q privicore.Queries) error {
-			return q.FinishCommand(ctx, "b1", "r2", privicore.CommandSucceeded, "", later)
+			return q.FinishCommand(ctx, "b1", "r2", privicore.CommandSucceeded, "", later, "")
 		})
 		if got := claim("r1", later); len(got) != 1 || got[0] != "a1" {
 			t.Fatalf("after a2 finished r1 claimed %v, want the resumed [a1]", got)
 		}
 		write(func(q privicore.Queries) error {
-			return q.FinishCommand(ctx, "a1", "r1", privicore.CommandSucceeded, "", later)
+			return q.FinishCommand(ctx, "a1", "r1", privicore.CommandSucceeded, "", later, "")
 		})
 		// Origin: r3's command is left to it until its reservation lapses.
 		c := mk("c1", "c")

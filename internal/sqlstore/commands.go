@@ -9,7 +9,7 @@ import (
 
 // commandCols are the columns CreateCommand writes, in scanCommand's
 // order (a command is created with nothing staged).
-const commandCols = `id, profile_id, type, payload, status, body, attempts, created_at, updated_at, actor, order_key, held, origin, origin_until`
+const commandCols = `id, profile_id, type, payload, status, body, attempts, created_at, updated_at, actor, order_key, held, origin, origin_until, announcer`
 
 // commandReadCols are the columns scanCommand reads, in its order.
 const commandReadCols = commandCols + `, staged`
@@ -21,7 +21,7 @@ func scanCommand(row interface{ Scan(...any) error }) (*privicore.Command, error
 	var held int
 	var staged string
 	if err := row.Scan(&c.ID, &c.ProfileID, &c.Type, &payload, &c.Status, &c.Body, &c.Attempts, &created, &updated, &c.Actor,
-		&c.Key, &held, &c.Origin, &originUntil, &staged); err != nil {
+		&c.Key, &held, &c.Origin, &originUntil, &c.Announcer, &staged); err != nil {
 		if isNoRows(err) {
 			return nil, notFound("command")
 		}
@@ -46,9 +46,9 @@ func (q queries) CreateCommand(ctx context.Context, c *privicore.Command) error 
 	if c.Held {
 		held = heldByVote
 	}
-	_, err := q.exec(ctx, `INSERT INTO commands (`+commandCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO commands (`+commandCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.ProfileID, c.Type, payload, int(c.Status), c.Body, c.Attempts, nanos(c.CreatedAt), nanos(c.UpdatedAt), c.Actor,
-		c.Key, held, c.Origin, nanos(c.OriginUntil))
+		c.Key, held, c.Origin, nanos(c.OriginUntil), c.Announcer)
 	if isUniqueViolation(err) {
 		return privicore.Errorf(privicore.ECONFLICT, "command %s exists", c.ID)
 	}
@@ -66,9 +66,9 @@ func (q queries) FindProfileCommand(ctx context.Context, profileID, id string) (
 }
 
 // FinishCommand implements privicore.CommandStore.
-func (q queries) FinishCommand(ctx context.Context, id, owner string, status privicore.CommandStatus, body string, at time.Time) error {
-	n, err := affected(q.exec(ctx, `UPDATE commands SET status = ?, body = ?, updated_at = ?, lease_owner = '', lease_until = 0 WHERE id = ? AND status = ? AND lease_owner = ?`,
-		int(status), body, nanos(at), id, int(privicore.CommandPending), owner))
+func (q queries) FinishCommand(ctx context.Context, id, owner string, status privicore.CommandStatus, body string, at time.Time, announcer string) error {
+	n, err := affected(q.exec(ctx, `UPDATE commands SET status = ?, body = ?, updated_at = ?, announcer = ?, lease_owner = '', lease_until = 0 WHERE id = ? AND status = ? AND lease_owner = ?`,
+		int(status), body, nanos(at), announcer, id, int(privicore.CommandPending), owner))
 	if err == nil && n == 0 {
 		return privicore.Errorf(privicore.ECONFLICT, "command %s is not pending or not leased to %q", id, owner)
 	}

@@ -58,7 +58,7 @@ func TestStageCommand(t *testing.T) {
 			t.Fatalf("r2 claimed %v (%v), want s1 with its record", claimed, err)
 		}
 		if err := db.Write(ctx, func(q privicore.Queries) error {
-			return q.FinishCommand(ctx, "s1", "r2", privicore.CommandSucceeded, "ok", t0)
+			return q.FinishCommand(ctx, "s1", "r2", privicore.CommandSucceeded, "ok", t0, "")
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -103,7 +103,7 @@ func TestCommandFinishesOnceAndSurvivesReopen(t *testing.T) {
 	}
 	finish := func() error {
 		return db.Write(ctx, func(q privicore.Queries) error {
-			return q.FinishCommand(ctx, "c1", "", privicore.CommandSucceeded, "ok", now)
+			return q.FinishCommand(ctx, "c1", "", privicore.CommandSucceeded, "ok", now, "")
 		})
 	}
 	if err := finish(); err != nil {

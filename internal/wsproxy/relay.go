@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/bus"
@@ -33,6 +34,9 @@ type Relay interface {
 	// Drain takes, once cluster-wide and in order, the kept events of
 	// profileID that wants accepts.
 	Drain(profileID string, wants func(bus.Event) bool) ([]bus.Event, error)
+	// Flush returns once every event Publish was given before it has
+	// reached the bus's listeners or been kept, or fails after timeout.
+	Flush(timeout time.Duration) error
 	// CloseToken has the other replicas close the sockets of tokenID.
 	CloseToken(tokenID string) error
 	// OnCloseToken calls closeToken for each other replica's CloseToken.
