@@ -354,7 +354,8 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 			got, err := reader.Retrieve(rctx, key, tok)
 			cancel()
 			if err != nil || !bytes.Equal(got, v) {
-				t.Fatalf("token %s through replica 2: %v (%d bytes, want %d)", tok, err, len(got), len(v))
+				t.Fatalf("token %s through replica 2: %v (%d bytes, want %d); in the database: %s\nreplica 2:\n%s",
+					tok, err, len(got), len(v), c.describeToken(tok), tail(c.replicas[1].output(), 80))
 			}
 		}
 		wk.mu.Unlock()
@@ -372,6 +373,34 @@ func TestClusterOfThreeReplicas(t *testing.T) {
 		t.Fatalf("%d reservations applied more than once, %d commands pending", dupReservations, pending)
 	}
 	t.Logf("%d commands accepted (%d through the killed replica), %d tokens read back", accepted, throughVictim, tokens)
+}
+
+// describeToken is what the database holds about data token tok: its
+// row's blob and state, the devices recorded as holding the blob, and what
+// is queued for them.
+func (c *cluster) describeToken(tok string) string {
+	db, err := sql.Open("pgx", c.dsn)
+	if err != nil {
+		return err.Error()
+	}
+	defer db.Close()
+	var blob, state string
+	if err := db.QueryRow(`SELECT blob_id, state FROM data_tokens WHERE token = $1`, tok).Scan(&blob, &state); err != nil {
+		return "the token's row: " + err.Error()
+	}
+	out := fmt.Sprintf("blob %s, state %s; holders:", blob, state)
+	rows, err := db.Query(`SELECT device_id FROM device_blobs WHERE blob_id = $1`, blob)
+	if err == nil {
+		for rows.Next() {
+			var d string
+			rows.Scan(&d)
+			out += " " + d
+		}
+		rows.Close()
+	}
+	var queued int
+	db.QueryRow(`SELECT COUNT(*) FROM device_outbox WHERE blob_id = $1`, blob).Scan(&queued)
+	return out + fmt.Sprintf("; %d outbox entries", queued)
 }
 
 // tail is the last n lines of s.

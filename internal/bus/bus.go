@@ -99,13 +99,13 @@ func Start(cfg Config, auth DeviceAuthenticator) (*Bus, error) {
 	}
 	b := &Bus{cfg: cfg, log: cfg.Logger, auth: auth}
 	if cfg.NATSURL != "" {
-		nc, err := nats.Connect(cfg.NATSURL, nats.Name("privicore-engine"), nats.MaxReconnects(-1))
+		nc, err := nats.Connect(cfg.NATSURL, nats.Name("privicore-engine"), nats.MaxReconnects(-1), nats.Timeout(connectTimeout))
 		if err != nil {
 			return nil, fmt.Errorf("bus: connect %s: %w", cfg.NATSURL, err)
 		}
 		b.nc, b.url = nc, deviceURL(cfg.NATSURL)
 		if cfg.SystemURL != "" {
-			if b.sys, err = nats.Connect(cfg.SystemURL, nats.Name("privicore-engine-system"), nats.MaxReconnects(-1)); err != nil {
+			if b.sys, err = nats.Connect(cfg.SystemURL, nats.Name("privicore-engine-system"), nats.MaxReconnects(-1), nats.Timeout(connectTimeout)); err != nil {
 				nc.Close()
 				return nil, fmt.Errorf("bus: connect to the system account: %w", err)
 			}
@@ -308,6 +308,13 @@ func (b *Bus) Close() {
 	}
 }
 
+// connectTimeout bounds a connection's handshake with the NATS server
+// (nats.go's default is 2 s). A device's handshake waits for the auth
+// callout, i.e. for an engine, which a busy machine may keep longer: a
+// handshake cut short is a disconnection and a retry, and the device is
+// offline meanwhile.
+const connectTimeout = 10 * time.Second
+
 // Dial connects a device with its bundle: its credentials, its inbox
 // prefix, reconnecting by itself forever. hello runs on every (re)connect
 // with the connection (the caller announces itself there).
@@ -316,7 +323,7 @@ func Dial(b *privicore.Bundle, name string, log *slog.Logger, hello func(*nats.C
 		nats.UserInfo(b.ClientID, b.ClientSecret),
 		nats.CustomInboxPrefix(protocol.InboxPrefix(b.DeviceIdentifier)),
 		nats.Name(name+"-"+b.DeviceIdentifier),
-		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true), nats.Timeout(connectTimeout),
 		nats.ReconnectHandler(hello),
 		nats.ConnectHandler(hello),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

@@ -275,3 +275,38 @@ func TestOnlineReportsPresence(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeCountsABusyDeviceOnline: on an external NATS the engine probes
+// a device; one subscribed but slower to answer than the probe's second
+// (a busy machine) is online, one with no subscription offline.
+func TestProbeCountsABusyDeviceOnline(t *testing.T) {
+	srv := natsServer(t, false)
+	b, err := bus.Start(bus.Config{NATSURL: srv.ClientURL()}, approved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	dev, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dev.Close)
+	answered := make(chan struct{})
+	sub, err := dev.Subscribe(protocol.To(protocol.DeviceSubject(b.Prefix(), "busy"), protocol.OpPing), func(m *nats.Msg) {
+		time.Sleep(1500 * time.Millisecond) // past the probe's wait
+		m.Respond(nil)
+		close(answered)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	dev.Flush()
+	if !b.Online(protocol.ClientID("busy")) {
+		t.Fatal("a subscribed device slow to answer the probe is offline")
+	}
+	<-answered
+	if b.Online(protocol.ClientID("away")) {
+		t.Fatal("a device with no subscription is online")
+	}
+}

@@ -4,9 +4,12 @@ package bus
 // connections (Disconnect).
 
 import (
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
 	"github.com/privicore/privicore/internal/protocol"
 )
 
@@ -46,8 +49,9 @@ func (b *Bus) Disconnect(clientID string) {
 // by Disconnect, is seen at once).
 //
 // With an external NATS the engine cannot list connections: it probes the
-// device instead (a request on <root>.to.ping: any answer means online, "no
-// responders" offline), at most once per onlineTTL per device.
+// device instead (a request on <root>.to.ping: "no responders" means
+// offline; any answer, or none within a second from a device that is
+// subscribed but busy, online), at most once per onlineTTL per device.
 func (b *Bus) Online(clientID string) bool {
 	if clientID == "" {
 		return false
@@ -83,7 +87,10 @@ func (b *Bus) probe(clientID string) bool {
 	b.onlineMu.Unlock()
 	id := protocol.ClientDevice(clientID)
 	_, err := b.nc.Request(protocol.To(protocol.DeviceSubject(b.cfg.Prefix, id), protocol.OpPing), nil, time.Second)
-	on := err == nil
+	// Only "no responders" says the device is away: one that is subscribed
+	// but slow to answer (a busy machine) is online, and what is sent to it
+	// has its own, longer deadline.
+	on := !errors.Is(err, nats.ErrNoResponders)
 	b.onlineMu.Lock()
 	if len(b.probed) > 100000 {
 		b.online, b.probed = map[string]bool{}, map[string]time.Time{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"strings"
+	"sync"
 
 	"github.com/oklog/ulid/v2"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/privicore/privicore/internal/command"
 	"github.com/privicore/privicore/internal/fanout"
 	"github.com/privicore/privicore/internal/keys"
+	"github.com/privicore/privicore/internal/layer2"
 )
 
 // The way of an exchanged payload, from the HTTP handler to the devices:
@@ -31,7 +33,9 @@ import (
 //
 // A push too slow for the caller's 202 takes the queued path (the command
 // recorded pending first), where Prepare pushes the same blob again with
-// the devices' full time. If the engine restarts before then, the payload
+// the devices' full time: the same sealed bytes under the same key
+// (payloadIn), so the copies the first push left agree with what is
+// recorded. If the engine restarts before then, the payload
 // is gone: the exchange is rejected with storage.write_failed.
 //
 // When a policy on exchanges is active (the gate may hold the command for
@@ -82,7 +86,7 @@ func (s *Service) Exchange(ctx context.Context, profileID, temporaryToken, data 
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	return s.exchange.Submit(ctx, profileID, exchangePayload{TempToken: temporaryToken, Size: len(payload), BlobID: ulid.Make().String()}, payload)
+	return s.exchange.Submit(ctx, profileID, exchangePayload{TempToken: temporaryToken, Size: len(payload), BlobID: ulid.Make().String()}, newPayloadIn(payload))
 }
 
 // exchangeTask runs an exchange inline (one write instead of two): its
@@ -90,8 +94,8 @@ func (s *Service) Exchange(ctx context.Context, profileID, temporaryToken, data 
 // its layer-2 key, which only the write records. If the engine dies before
 // the write, the caller got no 202 and the blob is dead weight on the
 // devices (as when it dies during a queued exchange's Prepare).
-func (s *Service) exchangeTask() command.Task[[]byte, *pushed] {
-	return command.Task[[]byte, *pushed]{Key: command.ByID, PrepareInline: true, StageBeforeGate: true,
+func (s *Service) exchangeTask() command.Task[*payloadIn, *pushed] {
+	return command.Task[*payloadIn, *pushed]{Key: command.ByID, PrepareInline: true, StageBeforeGate: true,
 		Prepare: s.prepareExchange, Apply: s.applyExchange, Compensate: s.compensatePush}
 }
 
@@ -117,7 +121,7 @@ func decodePayload(data string) ([]byte, error) {
 
 // prepareExchange checks the reservation and pushes payload (has: this
 // process still holds it) to the devices.
-func (s *Service) prepareExchange(ctx context.Context, c *privicore.Command, payload []byte, has bool) (*pushed, error) {
+func (s *Service) prepareExchange(ctx context.Context, c *privicore.Command, payload *payloadIn, has bool) (*pushed, error) {
 	var p exchangePayload
 	if err := decode(c, &p); err != nil {
 		return nil, err
@@ -142,9 +146,43 @@ func (s *Service) prepareExchange(ctx context.Context, c *privicore.Command, pay
 	return pu, err
 }
 
-// push seals payload as blob blobID and fans it out.
-func (s *Service) push(ctx context.Context, profileID, blobID string, payload []byte) (*pushed, error) {
-	blob, wrapped, err := s.sealer.SealBlob(blobID, payload)
+// payloadIn is an exchange's or update's layer-1 payload while this
+// process holds it (the command's in-memory input). It is sealed (layer 2)
+// once, at its first push: every later push of its blob (the queued path
+// after an inline attempt out of time, a retry after a transient failure)
+// sends the same bytes under the same wrapped key. With a fresh key per
+// push, a device that kept an earlier push's copy of the blob would hold
+// what the recorded key cannot open.
+type payloadIn struct {
+	mu            sync.Mutex
+	plain         []byte // until sealed
+	size          int64
+	blob, wrapped []byte
+}
+
+func newPayloadIn(plain []byte) *payloadIn {
+	if plain == nil {
+		return nil
+	}
+	return &payloadIn{plain: plain, size: int64(len(plain))}
+}
+
+// sealed returns in sealed as blob blobID, sealing it at the first call.
+func (in *payloadIn) sealed(s *layer2.Sealer, blobID string) (blob, wrapped []byte, err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.blob == nil {
+		if in.blob, in.wrapped, err = s.SealBlob(blobID, in.plain); err != nil {
+			return nil, nil, err
+		}
+		in.plain = nil
+	}
+	return in.blob, in.wrapped, nil
+}
+
+// push seals in as blob blobID (once) and fans it out.
+func (s *Service) push(ctx context.Context, profileID, blobID string, in *payloadIn) (*pushed, error) {
+	blob, wrapped, err := in.sealed(s.sealer, blobID)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +190,7 @@ func (s *Service) push(ctx context.Context, profileID, blobID string, payload []
 	if err != nil {
 		return nil, err
 	}
-	p := &pushed{BlobID: blobID, Wrapped: wrapped, Size: int64(len(payload)), Acked: acked, Missed: missed}
+	p := &pushed{BlobID: blobID, Wrapped: wrapped, Size: in.size, Acked: acked, Missed: missed}
 	if len(acked) < s.cfg.MinAcks {
 		p.Fail = fanout.ReasonWriteFailed
 	}

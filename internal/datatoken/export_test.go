@@ -21,3 +21,20 @@ func (s *Service) ReadPayload(ctx context.Context, t *privicore.DataToken) ([]by
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// PushAgain pushes plain to profileID's devices as blob blobID through one
+// in-memory input, twice, as an exchange that took the queued path after
+// an inline attempt out of time (or a retried one) does; it returns the
+// wrapped keys of the two pushes.
+func (s *Service) PushAgain(ctx context.Context, profileID, blobID string, plain []byte) (first, second []byte, err error) {
+	in := newPayloadIn(plain)
+	p1, err := s.push(ctx, profileID, blobID, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	p2, err := s.push(ctx, profileID, blobID, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p1.Wrapped, p2.Wrapped, nil
+}

@@ -1,6 +1,7 @@
 package datatoken_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -90,6 +91,28 @@ func TestExchangeNeedsMinAcksAndCompensates(t *testing.T) {
 	w.succeed(c, err)
 	if holders, _ := w.e.Store.BlobHolders(ctx, blobOf(t, c)); len(holders) != 2 {
 		t.Fatalf("holders %v, want both devices", holders)
+	}
+}
+
+// A payload pushed again (the queued path after an inline attempt out of
+// time, a retry) is the same sealed blob under the same wrapped key: the
+// copy a device kept from the first push opens with the key the second
+// one's Apply records.
+func TestPushedAgainIsSealedOnce(t *testing.T) {
+	w := newWorld(t)
+	u := w.owner("u")
+	u.device("s1")
+	plain := wire(t, 40)
+	first, second, err := w.e.DataTokens.PushAgain(ctx, u.ID, "blob-again", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, second) {
+		t.Fatal("the second push of one payload sealed it under another key")
+	}
+	got, err := w.e.DataTokens.ReadPayload(ctx, &privicore.DataToken{ProfileID: u.ID, BlobID: "blob-again", WrappedKey: second, Size: int64(len(plain))})
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("read with the second push's key: %d bytes, %v", len(got), err)
 	}
 }
 

@@ -79,9 +79,9 @@ type Service struct {
 
 	// The command types whose Prepare takes an input that is not in the
 	// payload, by what it takes.
-	exchange *command.Kind[[]byte]               // the layer-1 payload (exchange.go)
+	exchange *command.Kind[*payloadIn]           // the layer-1 payload (exchange.go)
 	stream   *command.Kind[*pushed]              // what an upload wrote (stream.go)
-	update   *command.Kind[[]byte]               // the new payload, if any (update.go)
+	update   *command.Kind[*payloadIn]           // the new payload, if any (update.go)
 	request  *command.Kind[*privicore.DataToken] // the token as read at submit (request.go)
 }
 

@@ -53,7 +53,7 @@ func (s *Service) Update(ctx context.Context, profileID, token, data string, met
 	if payload != nil {
 		p.BlobID = ulid.Make().String()
 	}
-	return s.update.Submit(ctx, profileID, p, payload)
+	return s.update.Submit(ctx, profileID, p, newPayloadIn(payload))
 }
 
 // updateTask pushes a new payload (the command's input) to the devices
@@ -62,11 +62,11 @@ func (s *Service) Update(ctx context.Context, profileID, token, data string, met
 // may hold it, it is staged as an exchange is: the new payload is on the
 // devices (unreadable until Apply records its key) before the vote, so
 // that any replica can finish the update.
-func (s *Service) updateTask() command.Task[[]byte, *pushed] {
-	return command.Task[[]byte, *pushed]{Key: byToken, StageBeforeGate: true, Prepare: s.prepareUpdate, Apply: s.applyUpdate, Compensate: s.compensatePush}
+func (s *Service) updateTask() command.Task[*payloadIn, *pushed] {
+	return command.Task[*payloadIn, *pushed]{Key: byToken, StageBeforeGate: true, Prepare: s.prepareUpdate, Apply: s.applyUpdate, Compensate: s.compensatePush}
 }
 
-func (s *Service) prepareUpdate(ctx context.Context, c *privicore.Command, payload []byte, has bool) (*pushed, error) {
+func (s *Service) prepareUpdate(ctx context.Context, c *privicore.Command, payload *payloadIn, has bool) (*pushed, error) {
 	var p updatePayload
 	if err := decode(c, &p); err != nil {
 		return nil, err

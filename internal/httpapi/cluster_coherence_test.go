@@ -16,10 +16,11 @@ import (
 // Coherent reads at once across replicas (issue #14, point 5): each test
 // warms replica B's caches first, then changes something on replica A and,
 // as soon as A has acknowledged it, reads on B without waiting. The
-// replicas trust their caches (the auth cache, the device lists, the
-// policy gate) before the test begins: A's change must reach B's caches
-// before A acknowledges it (internal/coherence); the data-token cache is
-// off in cluster mode (docs/decisions.md, "Caches in cluster mode").
+// replicas trust their caches (the data-token rows, the auth cache, the
+// device lists, the policy gate) before the test begins: A's change must
+// reach B's caches before A acknowledges it (internal/coherence,
+// docs/decisions.md "Caches in cluster mode"). "Acknowledged" is the ack
+// on A's socket (acked).
 
 // coherence is two replicas on one PostgreSQL and one NATS, a profile with
 // a key and two storage devices, and a socket on B for the data events.
@@ -27,6 +28,7 @@ type coherence struct {
 	a, b   *api
 	c      *enginetest.Cluster
 	u      *user
+	onA    *socket // for the acks of the changes on A
 	onB    *socket
 	s1, s2 string // the storage devices' ids
 }
@@ -36,9 +38,20 @@ func newCoherence(t *testing.T, name string) *coherence {
 	h := &coherence{a: newAPI(t, c.Engines[0]), b: newAPI(t, c.Engines[1]), c: c}
 	h.u = h.a.activeUser(name)
 	h.s1, h.s2 = h.storage("s1"), h.storage("s2")
-	h.onB = join(t, c.Engines[1].WSURL, h.u.Token)
+	h.onA, h.onB = join(t, c.Engines[0].WSURL, h.u.Token), join(t, c.Engines[1].WSURL, h.u.Token)
 	trustingCaches(t, c)
 	return h
+}
+
+// acked waits for the ack of the change id on A's socket (not a poll of its
+// status, which may see the outcome while the replicas' caches are still
+// being told: docs/decisions.md, "Caches in cluster mode") and fails unless
+// it succeeded.
+func (h *coherence) acked(id string) {
+	h.a.t.Helper()
+	if ack := h.onA.awaitAck(id); ack["command_status"] != float64(2) {
+		h.a.t.Fatalf("the change's ack: %v", ack)
+	}
 }
 
 // trustingCaches waits until every replica of c trusts its caches.
@@ -74,7 +87,7 @@ func TestReplicaReadsADataUpdateAtOnce(t *testing.T) {
 		t.Fatal("B's first read")
 	}
 	fresh, _ := ciphertext(t, 80)
-	h.a.succeed(accepted(t, h.a.postJSON("/data-token/update-data", h.u.Token, map[string]any{"dataToken": dtk, "data": base64.StdEncoding.EncodeToString(fresh)})))
+	h.acked(accepted(t, h.a.postJSON("/data-token/update-data", h.u.Token, map[string]any{"dataToken": dtk, "data": base64.StdEncoding.EncodeToString(fresh)})))
 	if got, ev := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, fresh) {
 		t.Fatalf("after update-data on A, B reads %d bytes (want the new %d), event %v", len(got), len(fresh), ev)
 	}
@@ -91,7 +104,7 @@ func TestReplicaReadsAMetaUpdateAtOnce(t *testing.T) {
 	if got, ev := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, wire) || ev["data_context"] != "before" {
 		t.Fatalf("B's first read: %d bytes, event %v", len(got), ev)
 	}
-	h.a.succeed(accepted(t, h.a.postForm("/data-token/update-data-token", h.u.Token, url.Values{"token": {dtk}, "context": {"after"}, "fileName": {"renamed"}})))
+	h.acked(accepted(t, h.a.postForm("/data-token/update-data-token", h.u.Token, url.Values{"token": {dtk}, "context": {"after"}, "fileName": {"renamed"}})))
 	if got, ev := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, wire) || ev["data_context"] != "after" {
 		t.Fatalf("after update-data-token on A, B reads %d bytes with context %v (want %q)", len(got), ev["data_context"], "after")
 	}
@@ -115,7 +128,7 @@ func TestReplicaRefusesADeletedTokenAtOnce(t *testing.T) {
 	if got, _ := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, wire) {
 		t.Fatal("B's first read")
 	}
-	h.a.succeed(accepted(t, h.a.postJSON("/data-token/delete-data", h.u.Token, map[string]string{"token": dtk})))
+	h.acked(accepted(t, h.a.postJSON("/data-token/delete-data", h.u.Token, map[string]string{"token": dtk})))
 	expect(t, h.b.postJSON("/data-token/request-data", h.u.Token, map[string]string{"token": dtk}), 404)
 	expect(t, h.b.postJSON("/data-token/delete-data", h.u.Token, map[string]string{"token": dtk}), 404)
 }
@@ -153,7 +166,7 @@ func TestReplicaGatesTheCommandAfterAnActivation(t *testing.T) {
 	// B runs an ungated delete first (its gate has now answered for the profile).
 	h.b.succeed(accepted(t, h.b.postJSON("/data-token/delete-data", h.u.Token, map[string]string{"token": kept})))
 
-	h.a.succeed(accepted(t, h.a.postJSON("/policy/activate", h.u.Token, map[string]string{"policyId": pol})))
+	h.acked(accepted(t, h.a.postJSON("/policy/activate", h.u.Token, map[string]string{"policyId": pol})))
 	del := accepted(t, h.b.postJSON("/data-token/delete-data", h.u.Token, map[string]string{"token": dtk}))
 	h.b.rejected(del, "voting.rejected")
 	if got, _ := h.b.retrieve(h.onB, h.u.Token, dtk); !bytes.Equal(got, wire) {
@@ -186,7 +199,7 @@ func TestReplicaForgetsARemovedDeviceAtOnce(t *testing.T) {
 	}
 	bundle := h.a.bundle(h.u.Token, h.s2)
 
-	h.a.succeed(accepted(t, h.a.postJSON("/device/remove", h.u.Token, map[string]string{"deviceIdentifier": h.s2})))
+	h.acked(accepted(t, h.a.postJSON("/device/remove", h.u.Token, map[string]string{"deviceIdentifier": h.s2})))
 	if l := listed(h.b); !l[h.s1] || l[h.s2] {
 		t.Fatalf("after the removal on A, B lists %v", l)
 	}

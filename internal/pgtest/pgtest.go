@@ -26,6 +26,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the driver sqlstore uses
+
+	"github.com/privicore/privicore/internal/memtmp"
 )
 
 var (
@@ -73,10 +75,13 @@ func Stop() {
 }
 
 // Main is a TestMain for packages whose tests use the shared server: it
-// runs the tests, stops the server and exits with their status.
+// runs the tests with their temporary files, and the server's, in memory
+// (internal/memtmp), stops the server and exits with their status.
 func Main(m *testing.M) {
+	restore := memtmp.Use() // the server's files and the tests' in memory
 	code := m.Run()
 	Stop()
+	restore()
 	os.Exit(code)
 }
 
@@ -129,23 +134,6 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// scratchDir is where the server's files go: a memory file system
-// (/dev/shm) when the machine has a writable one, else the temp dir. The
-// server creates and removes thousands of files per test binary (initdb,
-// then a database per test), which on a disk file system cost more CPU
-// than the tests themselves; the server runs with fsync off anyway.
-func scratchDir() string {
-	const shm = "/dev/shm"
-	if st, err := os.Stat(shm); err == nil && st.IsDir() {
-		if f, err := os.CreateTemp(shm, "privicore-probe-"); err == nil {
-			f.Close()
-			os.Remove(f.Name())
-			return shm
-		}
-	}
-	return ""
-}
-
 // start runs initdb and postgres and returns the server's base URL.
 func start() (string, error) {
 	initdb, err := bin("initdb")
@@ -156,7 +144,7 @@ func start() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	root, err := os.MkdirTemp(scratchDir(), "privicore-pg-")
+	root, err := os.MkdirTemp("", "privicore-pg-")
 	if err != nil {
 		return "", err
 	}
