@@ -315,17 +315,30 @@ func (b *Bus) Close() {
 // offline meanwhile.
 const connectTimeout = 10 * time.Second
 
+// firstConnectWait is how long Dial waits for a first connection that
+// did not succeed at once (the engine's auth callout busy, the server
+// starting) before returning a connection that keeps trying.
+const firstConnectWait = 10 * time.Second
+
 // Dial connects a device with its bundle: its credentials, its inbox
 // prefix, reconnecting by itself forever. hello runs on every (re)connect
-// with the connection (the caller announces itself there).
+// with the connection (the caller announces itself there). It returns
+// once connected, or after firstConnectWait with the connection still
+// trying in the background (a device may start before its engine).
 func Dial(b *privicore.Bundle, name string, log *slog.Logger, hello func(*nats.Conn)) (*nats.Conn, error) {
+	connected := make(chan struct{})
+	var once sync.Once
+	onConnect := func(nc *nats.Conn) {
+		once.Do(func() { close(connected) })
+		hello(nc)
+	}
 	nc, err := nats.Connect(b.BusURL,
 		nats.UserInfo(b.ClientID, b.ClientSecret),
 		nats.CustomInboxPrefix(protocol.InboxPrefix(b.DeviceIdentifier)),
 		nats.Name(name+"-"+b.DeviceIdentifier),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true), nats.Timeout(connectTimeout),
 		nats.ReconnectHandler(hello),
-		nats.ConnectHandler(hello),
+		nats.ConnectHandler(onConnect),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("bus disconnected", "err", err)
@@ -333,6 +346,15 @@ func Dial(b *privicore.Bundle, name string, log *slog.Logger, hello func(*nats.C
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", b.BusURL, err)
+	}
+	if !nc.IsConnected() {
+		t := time.NewTimer(firstConnectWait)
+		defer t.Stop()
+		select {
+		case <-connected:
+		case <-t.C:
+			log.Warn("not connected to the bus yet; still trying", "url", b.BusURL)
+		}
 	}
 	return nc, nil
 }

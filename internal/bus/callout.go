@@ -100,11 +100,11 @@ func (b *Bus) authorize(request string, kp nkeys.KeyPair, account string, ttl ti
 // kickWait is how long kick collects the servers' answers.
 const kickWait = time.Second
 
-// kick closes every connection of the bus user clientID on an external
-// NATS, through its system account: it asks all servers for the user's
-// connections ($SYS.REQ.SERVER.PING.CONNZ, filtered by user) and has each
-// server close its own ($SYS.REQ.SERVER.<id>.KICK).
-func (b *Bus) kick(clientID string) {
+// kick closes every connection of the bus user clientID made before
+// before on an external NATS, through its system account: it asks all
+// servers for the user's connections ($SYS.REQ.SERVER.PING.CONNZ, filtered
+// by user) and has each server close its own ($SYS.REQ.SERVER.<id>.KICK).
+func (b *Bus) kick(clientID string, before time.Time) {
 	inbox := nats.NewInbox()
 	sub, err := b.sys.SubscribeSync(inbox)
 	if err != nil {
@@ -133,6 +133,13 @@ func (b *Bus) kick(clientID string) {
 			continue
 		}
 		for _, c := range r.Data.Conns {
+			if c.Start.After(before) {
+				// Made after the Disconnect (the kick runs in the
+				// background): with the device's new secret, since the
+				// callout checks it at every connect. Kicking it would
+				// drop a device that just started with its new bundle.
+				continue
+			}
 			body, _ := json.Marshal(server.KickClientReq{CID: c.Cid})
 			if _, err := b.sys.Request("$SYS.REQ.SERVER."+r.Server.ID+".KICK", body, time.Second); err != nil {
 				b.log.Warn("bus: closing a removed device's connection failed", "client", clientID, "server", r.Server.ID, "err", err)

@@ -27,10 +27,11 @@ func (b *Bus) Disconnect(clientID string) {
 	b.setOnline(clientID, false)
 	if b.srv == nil {
 		if b.sys != nil {
+			at := time.Now()
 			b.kicks.Add(1)
 			go func() {
 				defer b.kicks.Done()
-				b.kick(clientID)
+				b.kick(clientID, at)
 			}()
 		}
 		return
@@ -51,7 +52,7 @@ func (b *Bus) Disconnect(clientID string) {
 // With an external NATS the engine cannot list connections: it probes the
 // device instead (a request on <root>.to.ping: "no responders" means
 // offline; any answer, or none within a second from a device that is
-// subscribed but busy, online), at most once per onlineTTL per device.
+// subscribed but busy, online), keeping an online answer for onlineTTL.
 func (b *Bus) Online(clientID string) bool {
 	if clientID == "" {
 		return false
@@ -92,11 +93,18 @@ func (b *Bus) probe(clientID string) bool {
 	// has its own, longer deadline.
 	on := !errors.Is(err, nats.ErrNoResponders)
 	b.onlineMu.Lock()
+	defer b.onlineMu.Unlock()
+	if !on {
+		// Not kept: a device that connects a moment later is seen at its
+		// next probe (an answer of no responders costs one round trip to
+		// the server), not an onlineTTL later.
+		delete(b.probed, clientID)
+		return false
+	}
 	if len(b.probed) > 100000 {
 		b.online, b.probed = map[string]bool{}, map[string]time.Time{}
 	}
 	b.online[clientID], b.probed[clientID] = on, time.Now()
-	b.onlineMu.Unlock()
 	return on
 }
 
