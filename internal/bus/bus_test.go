@@ -278,7 +278,8 @@ func TestOnlineReportsPresence(t *testing.T) {
 
 // TestProbeCountsABusyDeviceOnline: on an external NATS the engine probes
 // a device; one subscribed but slower to answer than the probe's second
-// (a busy machine) is online, one with no subscription offline.
+// (a busy machine) is online, one with no subscription offline until it
+// subscribes.
 func TestProbeCountsABusyDeviceOnline(t *testing.T) {
 	srv := natsServer(t, false)
 	b, err := bus.Start(bus.Config{NATSURL: srv.ClientURL()}, approved)
@@ -308,5 +309,16 @@ func TestProbeCountsABusyDeviceOnline(t *testing.T) {
 	<-answered
 	if b.Online(protocol.ClientID("away")) {
 		t.Fatal("a device with no subscription is online")
+	}
+	// An offline answer is not kept: the device that subscribes right
+	// after is online at the next probe.
+	late, err := dev.Subscribe(protocol.To(protocol.DeviceSubject(b.Prefix(), "away"), protocol.OpPing), func(m *nats.Msg) { m.Respond(nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Unsubscribe()
+	dev.Flush()
+	if !b.Online(protocol.ClientID("away")) {
+		t.Fatal("a device that subscribed just after an offline probe is still offline")
 	}
 }
