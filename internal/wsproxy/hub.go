@@ -210,17 +210,6 @@ func (h *Hub) Publish(profileID string, data any) {
 	}
 }
 
-// Flush returns once every event Publish was given before it has left
-// this replica: with a Relay, once the bus has it (Relay.Flush); without
-// one, at once (the events are in the sockets' queues or buffered here).
-// It fails if the bus does not confirm within timeout.
-func (h *Hub) Flush(timeout time.Duration) error {
-	if h.opts.Relay == nil {
-		return nil
-	}
-	return h.opts.Relay.Flush(timeout)
-}
-
 func (h *Hub) bufferLocked(profileID string, e buffered) {
 	b := h.buffers[profileID]
 	if b == nil {

@@ -43,6 +43,17 @@ type Relay interface {
 	OnCloseToken(closeToken func(tokenID string)) (stop func(), err error)
 }
 
+// Flush returns once every event Publish was given before it has left
+// this replica: with a Relay, once the bus has it (Relay.Flush); without
+// one, at once (the events are in the sockets' queues or buffered here).
+// It fails if the bus does not confirm within timeout.
+func (h *Hub) Flush(timeout time.Duration) error {
+	if h.opts.Relay == nil {
+		return nil
+	}
+	return h.opts.Relay.Flush(timeout)
+}
+
 // routeKey is one subscription of the hub: a profile's audience.
 type routeKey struct{ profileID, audience string }
 
