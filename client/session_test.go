@@ -404,6 +404,9 @@ func TestSessionConcurrentAwaits(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	for i := range 200 {
+		// Pending, as an engine says of a command it accepted: Await polls
+		// once its join is answered, which may come after it starts.
+		f.setStatus(fmt.Sprint("k", i), 1, "")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
