@@ -111,7 +111,7 @@ type Peers struct {
 
 	// Membership (members.go), under state.
 	state     sync.Mutex
-	joinedAt  time.Time // when the current membership began
+	joinedAt  time.Time // when the current membership's join was in the database
 	renewedAt time.Time // when the last successful renewal (or the join) began
 	joined    bool
 	members   []string  // the other members, as of membersAt

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/privicore/privicore"
 	"github.com/privicore/privicore/internal/coherence"
 	"github.com/privicore/privicore/internal/commandtest"
 	"github.com/privicore/privicore/internal/enginetest"
@@ -175,4 +176,40 @@ func TestLocalPeersApplyAtOnce(t *testing.T) {
 	if !h.has("p1") || flushes != 1 || p.Epoch() == epoch || !p.Valid() {
 		t.Fatalf("heard %v, %d flushes, epoch %d→%d, valid %v", h.keys, flushes, epoch, p.Epoch(), p.Valid())
 	}
+}
+
+// slowJoin is the store with its join write held back by delay, as a
+// loaded writer queue holds it.
+type slowJoin struct {
+	privicore.ReplicaStore
+	delay time.Duration
+}
+
+func (s slowJoin) JoinReplica(ctx context.Context, id string, until time.Time) error {
+	time.Sleep(s.delay)
+	return s.ReplicaStore.JoinReplica(ctx, id, until)
+}
+
+// TestWarmUpCountsFromTheJoinsCommit: a replica whose join write is slow
+// (held back past the warm-up) does not trust its caches the moment it has
+// joined, since the other members may not list it yet; it trusts them a
+// warm-up after its join is in the database.
+func TestWarmUpCountsFromTheJoinsCommit(t *testing.T) {
+	r := newRig(t)
+	nc, err := nats.Connect(r.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	opts := fast
+	opts.Subject = "privicore-test.coherence"
+	p := coherence.New("slow-joiner", slowJoin{ReplicaStore: r.store, delay: 2 * fast.WarmUp}, nc, opts)
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.Valid() {
+		t.Fatal("a replica trusts its caches as soon as its slow join is in the database")
+	}
+	commandtest.Eventually(t, "the caches trusted a warm-up after the join", p.Valid)
 }

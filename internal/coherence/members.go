@@ -53,12 +53,16 @@ func (p *Peers) join(ctx context.Context) error {
 	if err := p.store.JoinReplica(ctx, p.id, start.Add(p.opts.TTL)); err != nil {
 		return fmt.Errorf("coherence: join: %w", err)
 	}
+	// The warm-up counts from when the join is in the database (the other
+	// members list this replica from their next reading on), however long
+	// the write took; the TTL, from before it.
+	committed := time.Now()
 	others, err := p.store.Replicas(ctx)
 	if err != nil {
 		return fmt.Errorf("coherence: join: %w", err)
 	}
 	p.state.Lock()
-	p.joined, p.joinedAt, p.renewedAt = true, start, start
+	p.joined, p.joinedAt, p.renewedAt = true, committed, start
 	p.members, p.membersAt = without(others, p.id), start
 	p.state.Unlock()
 	p.flush() // what was cached before, or read while joining, is not kept
