@@ -263,10 +263,16 @@ func (e *Events) marker() {
 			n, seq := len(e.pending), e.seq
 			e.mu.Unlock()
 			if n > 0 {
-				_ = e.nc.Publish(e.inbox+".m", []byte(strconv.FormatUint(seq, 10)))
+				_ = e.mark(seq)
 			}
 		}
 	}
+}
+
+// mark sends a marker for the events published up to upTo to the inbox:
+// when it comes back (answer), every answer to them has come.
+func (e *Events) mark(upTo uint64) error {
+	return e.nc.Publish(e.inbox+".m", []byte(strconv.FormatUint(upTo, 10)))
 }
 
 // Flush returns once every event Publish was given before it has reached
@@ -278,7 +284,7 @@ func (e *Events) Flush(timeout time.Duration) error {
 	f := flushWait{seq: e.seq, done: make(chan struct{})}
 	e.flushes = append(e.flushes, f)
 	e.mu.Unlock()
-	if err := e.nc.Publish(e.inbox+".m", []byte(strconv.FormatUint(f.seq, 10))); err != nil {
+	if err := e.mark(f.seq); err != nil {
 		e.dropFlush(f)
 		return fmt.Errorf("bus: flushing events: %w", err)
 	}

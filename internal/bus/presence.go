@@ -104,8 +104,8 @@ func (b *Bus) probe(clientID string) bool {
 	if len(b.probed) > 100000 {
 		b.online, b.probed = map[string]bool{}, map[string]time.Time{}
 	}
-	b.online[clientID], b.probed[clientID] = on, time.Now()
-	return on
+	b.online[clientID], b.probed[clientID] = true, time.Now()
+	return true
 }
 
 // setOnline updates the cache for one user.

@@ -99,10 +99,8 @@ func (p *Processor) announcedThrough() time.Time {
 // leaves acks to the others).
 func (p *Processor) keepAnnouncer(ctx context.Context, until time.Time) error {
 	through := p.announcedThrough()
-	if f, ok := p.pub.(Flusher); ok {
-		if err := f.Flush(announceFlushWithin); err != nil {
-			return err
-		}
+	if err := p.flushPublisher(); err != nil {
+		return err
 	}
 	if until.IsZero() {
 		until = p.now().Add(p.opts.Lease)
@@ -138,8 +136,7 @@ func (p *Processor) endAnnouncer(ctx context.Context) {
 	p.outcomes.mu.Lock()
 	open := len(p.outcomes.open)
 	p.outcomes.mu.Unlock()
-	f, _ := p.pub.(Flusher)
-	if open == 0 && (f == nil || f.Flush(announceFlushWithin) == nil) {
+	if open == 0 && p.flushPublisher() == nil {
 		if err := p.opts.Announcers.EndAnnouncer(ctx, p.opts.Replica); err == nil {
 			return
 		}
@@ -185,7 +182,7 @@ func (p *Processor) announceFor(ctx context.Context, a privicore.Announcer) (int
 		}
 		for _, c := range cmds {
 			if p.pub != nil && c.ProfileID != "" {
-				p.pub.Publish(c.ProfileID, Event{Type: EventCommand, ID: c.ID, CommandStatus: c.Status, Body: c.Body, Actor: c.Actor})
+				p.pub.Publish(c.ProfileID, ackOf(c, c.Status, c.Body))
 				n++
 			}
 		}
@@ -195,8 +192,17 @@ func (p *Processor) announceFor(ctx context.Context, a privicore.Announcer) (int
 		last := cmds[len(cmds)-1]
 		since, after = last.UpdatedAt, last.ID
 	}
-	if f, ok := p.pub.(Flusher); ok && n > 0 {
-		return n, f.Flush(announceFlushWithin)
+	if n == 0 {
+		return 0, nil
 	}
-	return n, nil
+	return n, p.flushPublisher()
+}
+
+// flushPublisher waits until the publisher has sent on what it was
+// handed, if it can tell (Flusher); nil if it cannot.
+func (p *Processor) flushPublisher() error {
+	if f, ok := p.pub.(Flusher); ok {
+		return f.Flush(announceFlushWithin)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package command_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -35,7 +36,9 @@ func announcerOf(t *testing.T, db *sqlstore.DB, replica string) (privicore.Annou
 func TestAnnouncerWaitsForHeldAcks(t *testing.T) {
 	ctx := context.Background()
 	opts := command.Options{Replica: "r1", AnnounceEvery: 10 * time.Millisecond, Lease: time.Minute}
-	_, rec, db := newProcessor(t, opts)
+	db := openStore(t, filepath.Join(t.TempDir(), "db"))
+	t.Cleanup(func() { db.Close() })
+	rec := newRecorder()
 	opts.Announcers = db
 	p := command.New(db, rec, opts)
 	p.Handle("inline", func(context.Context, privicore.Queries, *privicore.Command) (command.Result, error) {

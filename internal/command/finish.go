@@ -199,7 +199,7 @@ func (p *Processor) publish(c *privicore.Command, status privicore.CommandStatus
 		p.endOutcome(c.ID)
 		return
 	}
-	ev := Event{Type: EventCommand, ID: c.ID, CommandStatus: status, Body: body, Actor: c.Actor}
+	ev := ackOf(c, status, body)
 	p.Later(c.ID, func() {
 		if c.ProfileID != "" {
 			p.pub.Publish(c.ProfileID, ev)
@@ -209,4 +209,10 @@ func (p *Processor) publish(c *privicore.Command, status privicore.CommandStatus
 		}
 		p.endOutcome(c.ID)
 	})
+}
+
+// ackOf is the X-DPT-CAB-ID event of c's outcome (status, body): the one
+// publish sends and a lapsed replica's announcer sends again.
+func ackOf(c *privicore.Command, status privicore.CommandStatus, body string) Event {
+	return Event{Type: EventCommand, ID: c.ID, CommandStatus: status, Body: body, Actor: c.Actor}
 }

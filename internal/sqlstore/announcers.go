@@ -40,7 +40,10 @@ func (d *DB) LapsedAnnouncers(ctx context.Context, before time.Time) ([]privicor
 
 // UnannouncedCommands implements privicore.AnnouncerStore.
 func (d *DB) UnannouncedCommands(ctx context.Context, replica string, since time.Time, afterID string, limit int) ([]*privicore.Command, error) {
-	// (announcer, updated_at, id) is the index's order: a range scan.
+	// (announcer, updated_at, id) is the index's order: a range scan. The
+	// index is partial (announcer <> ''): the condition, redundant for a
+	// replica's id, is spelled out so that PostgreSQL can use it for a
+	// parameter.
 	return collect(ctx, d.queries, scanCommand, `SELECT `+commandReadCols+` FROM commands
 		WHERE announcer = ? AND announcer <> '' AND status <> ? AND (updated_at > ? OR (updated_at = ? AND id > ?))
 		ORDER BY updated_at, id LIMIT ?`,
